@@ -1,0 +1,102 @@
+"""The ``lambdaship`` command line.
+
+Commands live one concept per module in ``lambdaship.commands``; each module has a
+``register(app)`` function and is discovered here, so adding a command touches no shared file.
+This module only turns errors into one line on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+
+from lambdaship import __version__
+from lambdaship import commands as _commands
+from lambdaship.errors import LambdashipError
+
+app = typer.Typer(
+    name="lambdaship",
+    help="Ship Python AWS Lambda functions as container images, without a Docker daemon.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lambdaship {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Ship Python AWS Lambda functions as container images, without a Docker daemon."""
+
+
+def _register_commands() -> None:
+    for info in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{_commands.__name__}.{info.name}")
+        module.register(app)
+
+
+_register_commands()
+
+
+def _translate(exc: BaseException) -> LambdashipError | None:
+    """Turn well-known third-party errors into user-facing ones."""
+    try:
+        from botocore import exceptions as bx
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, bx.NoCredentialsError):
+        return LambdashipError(
+            "no AWS credentials found",
+            "configure a profile (aws configure), set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "or use OIDC in CI",
+        )
+    if isinstance(exc, bx.NoRegionError):
+        return LambdashipError("no AWS region configured", "set AWS_REGION or use --region")
+    if isinstance(exc, bx.EndpointConnectionError):
+        return LambdashipError(
+            f"cannot reach the AWS endpoint {exc.kwargs.get('endpoint_url', '')}",
+            "check AWS_ENDPOINT_URL / your network (for the local stack: lambdaship local up)",
+        )
+    if isinstance(exc, bx.ClientError):
+        err = exc.response.get("Error", {})
+        op = exc.operation_name
+        return LambdashipError(f"AWS {op} failed: {err.get('Code')}: {err.get('Message')}")
+    if isinstance(exc, bx.BotoCoreError):
+        return LambdashipError(f"AWS error: {exc}")
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, prog_name="lambdaship")
+    except LambdashipError as exc:
+        typer.echo(f"error: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        translated = _translate(exc)
+        if translated is None:
+            raise
+        typer.echo(f"error: {translated.one_line()}", err=True)
+        sys.exit(translated.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

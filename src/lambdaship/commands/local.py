@@ -1,0 +1,70 @@
+"""``lambdaship local up|env|status|down``: the embedded local stack."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import typer
+
+from lambdaship.commands._common import JsonOpt, console, emit_json
+from lambdaship.local import stack
+
+StateOpt = typer.Option(
+    None, "--state-dir", help="Where the stack keeps its state (default: ~/.cache/lambdaship/local).",
+    show_default=False,
+)
+
+
+def register(app: typer.Typer) -> None:
+    local = typer.Typer(help="Run moto (AWS) and a distribution registry on 127.0.0.1.", no_args_is_help=True)
+    app.add_typer(local, name="local")
+
+    @local.command("up")
+    def up(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
+        """Start moto server and the registry on free ports and wait until both answer."""
+        state = stack.up(state_dir)
+        if json_:
+            emit_json(state.to_json())
+            return
+        console.print(f"moto server   {state.moto.url}  (pid {state.moto.pid})")
+        console.print(f"registry      {state.registry.url}  (pid {state.registry.pid})")
+        console.print("Use it in this shell with:  eval \"$(lambdaship local env)\"")
+
+    @local.command("env")
+    def env(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
+        """Print `export` lines that point boto3 and lambdaship at the local stack."""
+        state = stack.read_state(state_dir)
+        if state is None:
+            from lambdaship.errors import LambdashipError
+
+            raise LambdashipError("the local stack is not running", "start it with: lambdaship local up")
+        if json_:
+            emit_json(state.env())
+            return
+        for k, v in state.env().items():
+            typer.echo(f"export {k}={shlex.quote(v)}")
+
+    @local.command("status")
+    def status(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
+        """Show whether the stack's processes are alive and answering."""
+        info = stack.status(state_dir)
+        if json_:
+            emit_json(info)
+        elif not info.get("services"):
+            console.print("local stack: not running")
+        else:
+            for name, svc in info["services"].items():
+                state = "up" if svc["answering"] else ("alive, not answering" if svc["alive"] else "down")
+                console.print(f"{name:<10} {svc['url']:<28} pid {svc['pid']:<8} {state}")
+        if not info["running"]:
+            raise typer.Exit(1)
+
+    @local.command("down")
+    def down(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
+        """Stop exactly the processes `local up` started."""
+        stopped = stack.down(state_dir)
+        if json_:
+            emit_json({"stopped": stopped})
+        else:
+            console.print(f"stopped {len(stopped)} process(es)" if stopped else "local stack was not running")

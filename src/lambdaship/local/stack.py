@@ -1,0 +1,294 @@
+"""The embedded local stack: moto server (AWS control plane) + CNCF distribution (registry).
+
+``up`` starts both on 127.0.0.1 with free ports, waits until they answer, enables image
+invocation in moto and records endpoints and PIDs in a state file. ``down`` stops exactly the
+processes recorded there. Nothing in lambdaship special-cases the local stack: it works
+because of ``AWS_ENDPOINT_URL`` and ``LAMBDASHIP_REGISTRY_URL``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from lambdaship.errors import LambdashipError
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def home() -> Path:
+    """lambdaship's cache/state directory (``LAMBDASHIP_HOME``, else ~/.cache/lambdaship)."""
+    env = os.environ.get("LAMBDASHIP_HOME")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "lambdaship"
+
+
+def default_state_dir() -> Path:
+    return home() / "local"
+
+
+@dataclass
+class Service:
+    name: str
+    url: str
+    pid: int
+    log: str
+
+
+@dataclass
+class StackState:
+    moto: Service
+    registry: Service
+    region: str
+    state_dir: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.moto.url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            **TEST_CREDENTIALS,
+            "LAMBDASHIP_REGISTRY_URL": self.registry.url,
+        }
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> StackState:
+        return cls(
+            moto=Service(**data["moto"]),
+            registry=Service(**data["registry"]),
+            region=data["region"],
+            state_dir=data["state_dir"],
+        )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _moto_command(port: int) -> list[str]:
+    exe = shutil.which("moto_server")
+    if exe:
+        return [exe, "-H", "127.0.0.1", "-p", str(port)]
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        raise LambdashipError(
+            "moto server is not installed",
+            "install it with: pip install 'lambdaship[local]'  (or pip install 'moto[server]')",
+        ) from None
+    return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+
+def _registry_command() -> list[str]:
+    exe = shutil.which("docker-registry") or shutil.which("registry")
+    if not exe:
+        raise LambdashipError(
+            "the CNCF distribution registry (docker-registry) is not installed",
+            "install it with: apt-get install -y docker-registry",
+        )
+    return [exe, "serve"]
+
+
+def _registry_config(state_dir: Path, port: int) -> Path:
+    cfg = state_dir / "registry.yml"
+    storage = state_dir / "registry-data"
+    storage.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(
+        "version: 0.1\n"
+        "log:\n  level: info\n  accesslog:\n    disabled: false\n"
+        "storage:\n"
+        f"  filesystem:\n    rootdirectory: {storage}\n"
+        "  delete:\n    enabled: true\n"
+        "  cache:\n    blobdescriptor: inmemory\n"
+        "http:\n"
+        f"  addr: 127.0.0.1:{port}\n"
+        "  headers:\n    X-Content-Type-Options: [nosniff]\n"
+    )
+    return cfg
+
+
+def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    fh = log.open("ab")
+    try:
+        return subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    finally:
+        fh.close()
+
+
+def _wait_for(url: str, proc: subprocess.Popen, name: str, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            raise LambdashipError(
+                f"{name} exited with code {proc.returncode} while starting"
+                + (f": {tail[0][:200]}" if tail else ""),
+                f"see {log}",
+            )
+        try:
+            r = httpx.get(url, timeout=1.0)
+            if r.status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise LambdashipError(f"{name} did not answer at {url} within {timeout:.0f}s", f"see {log}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child counts as gone.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def state_path(state_dir: Path | None = None) -> Path:
+    return (state_dir or default_state_dir()) / "state.json"
+
+
+def read_state(state_dir: Path | None = None) -> StackState | None:
+    path = state_path(state_dir)
+    if not path.is_file():
+        return None
+    try:
+        return StackState.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError):
+        raise LambdashipError(
+            f"the local stack state file {path} is corrupt",
+            f"stop any leftover moto_server/docker-registry processes and delete {path}",
+        ) from None
+
+
+def up(state_dir: Path | None = None, region: str = REGION) -> StackState:
+    """Start the stack (or return the running one)."""
+    state_dir = (state_dir or default_state_dir()).resolve()
+    existing = read_state(state_dir)
+    if existing and _alive(existing.moto.pid) and _alive(existing.registry.pid):
+        return existing
+    if existing:
+        down(state_dir)
+    moto_cmd = _moto_command(port := _free_port())
+    registry_cmd = _registry_command()
+    state_dir.mkdir(parents=True, exist_ok=True)
+
+    moto_log = state_dir / "moto.log"
+    moto_url = f"http://127.0.0.1:{port}"
+    moto = _spawn(moto_cmd, moto_log, {"MOTO_ALLOW_NONEXISTENT_REGION": "true"})
+    started = [moto]
+    try:
+        reg_port = _free_port()
+        reg_log = state_dir / "registry.log"
+        cfg = _registry_config(state_dir, reg_port)
+        registry = _spawn([*registry_cmd, str(cfg)], reg_log)
+        started.append(registry)
+        reg_url = f"http://127.0.0.1:{reg_port}"
+        _wait_for(f"{reg_url}/v2/", registry, "docker-registry", reg_log)
+        _wait_for(f"{moto_url}/moto-api/", moto, "moto server", moto_log)
+        r = httpx.post(f"{moto_url}/moto-api/config", json={"lambda": {"use_docker": False}}, timeout=10)
+        r.raise_for_status()
+    except BaseException:
+        for p in started:
+            _stop_pid(p.pid)
+            p.wait(timeout=5)
+        raise
+    state = StackState(
+        moto=Service("moto", moto_url, moto.pid, str(moto_log)),
+        registry=Service("registry", reg_url, registry.pid, str(reg_log)),
+        region=region,
+        state_dir=str(state_dir),
+    )
+    state_path(state_dir).write_text(json.dumps(state.to_json(), indent=2))
+    return state
+
+
+def _stop_pid(pid: int, timeout: float = 5.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done == pid:
+                    return
+            except ChildProcessError:
+                pass  # not our child: poll liveness instead
+            if not _alive(pid):
+                return
+            time.sleep(0.02)
+
+
+def down(state_dir: Path | None = None) -> list[int]:
+    """Stop the processes recorded in the state file; return the PIDs that were stopped."""
+    state = read_state(state_dir)
+    if state is None:
+        return []
+    stopped = []
+    for svc, marker in ((state.moto, "moto"), (state.registry, "registry")):
+        # Only stop a PID that is still the process we started (PIDs get reused).
+        if _alive(svc.pid) and re.search(marker, _cmdline(svc.pid)):
+            _stop_pid(svc.pid)
+            stopped.append(svc.pid)
+    state_path(state_dir).unlink(missing_ok=True)
+    return stopped
+
+
+def status(state_dir: Path | None = None) -> dict:
+    state = read_state(state_dir)
+    if state is None:
+        return {"running": False}
+    out: dict = {"running": True, "region": state.region, "services": {}}
+    for svc, probe in ((state.moto, "/moto-api/"), (state.registry, "/v2/")):
+        try:
+            ok = httpx.get(svc.url + probe, timeout=2).status_code < 500
+        except httpx.HTTPError:
+            ok = False
+        out["services"][svc.name] = {
+            "url": svc.url, "pid": svc.pid, "alive": _alive(svc.pid), "answering": ok,
+        }
+        out["running"] = out["running"] and ok
+    return out

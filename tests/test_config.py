@@ -1,0 +1,130 @@
+"""Configuration: file discovery, validation errors that name file/key/problem, precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lambdaship.config import load_project
+from lambdaship.errors import ConfigError
+from tests.conftest import EXAMPLES
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_examples_load():
+    fn = load_project(EXAMPLES / "chalice-app").function()
+    assert fn.function_name == "chalice-demo"
+    assert fn.resolved_handler == "app.app"  # Chalice default
+    assert fn.image_base == "public.ecr.aws/lambda/python:3.12"
+    assert fn.smoke is not None and fn.smoke.path == "/health"
+    h = load_project(EXAMPLES / "handler-app").function()
+    assert h.resolved_handler == "handler.handler"
+    assert h.smoke is not None and h.smoke.event == {"bytes": 2048}
+
+
+def test_pyproject_table_and_defaults(tmp_path):
+    write(tmp_path / "pyproject.toml", '[tool.lambdaship]\nfunction_name = "fn-a"\nhandler = "m.h"\n')
+    fn = load_project(tmp_path).function()
+    assert (fn.python, fn.architecture, fn.alias, fn.memory, fn.timeout) == (
+        "3.12", "x86_64", "live", 512, 30,
+    )
+    assert fn.repository_name == "fn-a"
+    assert fn.source == tmp_path.resolve()
+
+
+def test_lambdaship_toml_wins_over_pyproject(tmp_path):
+    write(tmp_path / "pyproject.toml", '[tool.lambdaship]\nfunction_name = "from-pyproject"\n')
+    write(tmp_path / "lambdaship.toml", 'function_name = "from-toml"\nhandler = "m.h"\n')
+    assert load_project(tmp_path).function().function_name == "from-toml"
+
+
+def test_flags_override_config(tmp_path):
+    write(tmp_path / "lambdaship.toml", 'function_name = "f"\nhandler = "m.h"\nmemory = 256\n')
+    fn = load_project(tmp_path, {"memory": 1024, "architecture": "arm64", "timeout": None}).function()
+    assert fn.memory == 1024 and fn.architecture == "arm64"
+    assert fn.timeout == 30  # None flags do not override
+
+
+def test_monorepo_functions_share_defaults(tmp_path):
+    write(tmp_path / "svc" / "a" / "app.py", "")
+    write(tmp_path / "svc" / "b" / "app.py", "")
+    write(
+        tmp_path / "lambdaship.toml",
+        'python = "3.11"\nmemory = 1024\nhandler = "app.handler"\n'
+        '[functions.a]\nsource = "svc/a"\n'
+        '[functions.b]\nsource = "svc/b"\nfunction_name = "bee"\nmemory = 2048\n',
+    )
+    proj = load_project(tmp_path)
+    assert set(proj.functions) == {"a", "b"}
+    a, b = proj.function("a"), proj.function("bee")
+    assert (a.function_name, a.python, a.memory) == ("a", "3.11", 1024)
+    assert (b.function_name, b.python, b.memory) == ("bee", "3.11", 2048)
+    assert b.source == (tmp_path / "svc" / "b").resolve()
+    with pytest.raises(ConfigError, match="defines 2 functions"):
+        proj.function()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('function_name = "f"\nmemory = 64\n', "lambdaship.toml: "
+         r"memory: Input should be greater than or equal to 128"),
+        ('function_name = "f"\nmemory = "lots"\n', "lambdaship.toml: "
+         r"memory: Input should be a valid integer"),
+        ('function_name = "f"\ntimeout = 901\n', "lambdaship.toml: "
+         r"timeout: Input should be less than or equal to 900"),
+        ('function_name = "f"\nmemroy = 256\n', "lambdaship.toml: "
+         r"memroy: unknown key"),
+        ('function_name = "bad name!"\n', "lambdaship.toml: "
+         r"function_name: 'bad name!' is not a valid Lambda function name"),
+        ('function_name = "f"\nrole = "admin"\n', "lambdaship.toml: "
+         r"role: 'admin' is not an IAM role ARN"),
+        ('function_name = "f"\narchitecture = "sparc"\n', "lambdaship.toml: "
+         r"architecture: Input should be 'x86_64' or 'arm64'"),
+        ('function_name = "f"\npython = "2.7"\n', "lambdaship.toml: "
+         r"python: '2.7' is not a Lambda Python runtime"),
+        ('function_name = "f"\nalias = "123"\n', "lambdaship.toml: "
+         r"alias: '123' is not a valid alias name"),
+        ('function_name = "f"\n[environment]\nAWS_REGION = "x"\n', "lambdaship.toml: "
+         r"environment: 'AWS_REGION' is reserved"),
+        ('function_name = "f"\n[smoke]\n', "lambdaship.toml: "
+         r"smoke: give exactly one of 'event' or 'path'"),
+        ('function_name = "f"\n[functions.a]\n', r"function_name: not allowed beside 'functions'"),
+        ('[functions.a]\nmemory = 1\n', "lambdaship.toml: "
+         r"functions.a.memory: Input should be greater"),
+        ('function_name = "f"\nsource = "nowhere"\n', "lambdaship.toml: "
+         r"source: directory .*nowhere does not exist"),
+        ("function_name = \n", "lambdaship.toml: "
+         r"invalid TOML"),
+    ],
+)
+def test_errors_name_file_key_and_problem(tmp_path, text, expected):
+    write(tmp_path / "lambdaship.toml", text)
+    with pytest.raises(ConfigError, match=expected) as info:
+        load_project(tmp_path)
+    assert "\n" not in info.value.one_line()
+
+
+def test_pyproject_errors_use_full_key_path(tmp_path):
+    write(tmp_path / "pyproject.toml", '[tool.lambdaship]\nfunction_name = "f"\nmemory = 1\n')
+    with pytest.raises(ConfigError, match=r"pyproject.toml: tool.lambdaship.memory: "):
+        load_project(tmp_path)
+
+
+def test_missing_config_says_how_to_fix(tmp_path):
+    with pytest.raises(ConfigError, match="no lambdaship configuration") as info:
+        load_project(tmp_path)
+    assert "lambdaship init" in info.value.one_line()
+
+
+def test_handler_required_for_non_chalice(tmp_path):
+    write(tmp_path / "lambdaship.toml", 'function_name = "f"\n')
+    fn = load_project(tmp_path).function()
+    with pytest.raises(ConfigError, match="no handler configured"):
+        _ = fn.resolved_handler
