@@ -66,3 +66,15 @@ def run_cli(
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def base_image_ref(local_stack: stack.StackState, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny Lambda-like base image in the local registry (Docker v2s2, gzip layers, amd64).
+
+    Config: Entrypoint ["/lambda-entrypoint.sh"], Env with LAMBDA_TASK_ROOT=/var/task,
+    WorkingDir /var/task. Returns ``127.0.0.1:PORT/lambda-base/python:3.12``.
+    """
+    from tests.images import push_base
+
+    return push_base(local_stack.registry.url, tmp_path_factory.mktemp("base-image"))

@@ -1,0 +1,176 @@
+"""Test helpers: tiny Lambda-like base images, written as OCI layouts and pushed with skopeo.
+
+The layers are made with lambdaship's own deterministic layer writer; the push uses skopeo
+(a real third-party client), so the registry content does not depend on lambdaship.push.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from lambdaship.image.layer import Entry, layer_bytes
+from lambdaship.image.model import (
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    canonical_json,
+    sha256_digest,
+)
+
+ENTRYPOINT = b"""#!/bin/sh
+# Tiny stand-in for the AWS base image's entrypoint.
+if [ $# -ne 1 ]; then echo "entrypoint requires the handler name" >&2; exit 1; fi
+exec /var/lang/bin/python3 -m awslambdaric "$1"
+"""
+
+BASE_ENV = [
+    "PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+    "LANG=en_US.UTF-8",
+    "TZ=:/etc/localtime",
+    "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+    "LAMBDA_TASK_ROOT=/var/task",
+    "LAMBDA_RUNTIME_DIR=/var/runtime",
+]
+
+GOARCH = {"x86_64": "amd64", "arm64": "arm64", "amd64": "amd64"}
+
+
+def _put(layout: Path, data: bytes) -> str:
+    digest = sha256_digest(data)
+    p = layout / "blobs" / "sha256" / digest.split(":", 1)[1]
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return digest
+
+
+def base_layers(arch: str = "amd64") -> list[list[Entry]]:
+    """Two small layers: a 'system' layer and a 'runtime' layer with the entrypoint."""
+    system = [
+        Entry("etc/os-release", "file", data=b'NAME="Lambda-like test base"\nID=lambdaship-test\n'),
+        Entry("etc/arch", "file", data=arch.encode() + b"\n"),
+        Entry("var/lang/bin", "dir"),
+        Entry("tmp", "dir"),
+    ]
+    runtime = [
+        Entry("lambda-entrypoint.sh", "file", data=ENTRYPOINT, executable=True),
+        Entry("var/runtime/bootstrap.py", "file", data=b"# runtime bootstrap stand-in\n"),
+        Entry("var/task", "dir"),
+    ]
+    return [system, runtime]
+
+
+def write_base_layout(
+    layout: Path,
+    *,
+    arch: str = "amd64",
+    tag: str = "latest",
+    layers: list[list[Entry]] | None = None,
+    env: list[str] | None = None,
+) -> dict:
+    """Write a single-image OCI layout; return {"manifest": digest, "size": n, "platform": …}."""
+    layout.mkdir(parents=True, exist_ok=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    descs, diff_ids = [], []
+    for entries in layers if layers is not None else base_layers(arch):
+        data, blob = layer_bytes(entries, mtime=1_700_000_000)
+        _put(layout, data)
+        descs.append({"mediaType": OCI_LAYER_GZIP, "digest": blob.digest, "size": blob.size})
+        diff_ids.append(blob.diff_id)
+    config = {
+        "architecture": GOARCH[arch],
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {
+            "Entrypoint": ["/lambda-entrypoint.sh"],
+            "Env": list(env if env is not None else BASE_ENV),
+            "WorkingDir": "/var/task",
+            "Cmd": ["app.handler"],
+        },
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"test base layer {i}"}
+                    for i in range(len(diff_ids))],
+    }
+    cfg = canonical_json(config)
+    cfg_digest = _put(layout, cfg)
+    manifest = canonical_json({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest, "size": len(cfg)},
+        "layers": descs,
+    })
+    m_digest = _put(layout, manifest)
+    platform = {"architecture": GOARCH[arch], "os": "linux"}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST, "digest": m_digest, "size": len(manifest),
+            "annotations": {"org.opencontainers.image.ref.name": tag}, "platform": platform,
+        }],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    return {"manifest": m_digest, "size": len(manifest), "platform": platform}
+
+
+def write_index_layout(layout: Path, archs: list[str], tag: str = "latest") -> None:
+    """An OCI layout whose tag names an image index with one image per architecture."""
+    entries = []
+    for arch in archs:
+        sub = layout.parent / f"{layout.name}-{arch}"
+        info = write_base_layout(sub, arch=arch)
+        for blob in (sub / "blobs" / "sha256").iterdir():
+            dest = layout / "blobs" / "sha256" / blob.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(blob, dest)
+        entries.append({"mediaType": OCI_MANIFEST, "digest": info["manifest"], "size": info["size"],
+                        "platform": info["platform"]})
+    idx = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    idx_digest = _put(layout, idx)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_INDEX, "digest": idx_digest, "size": len(idx),
+                       "annotations": {"org.opencontainers.image.ref.name": tag}}],
+    }))
+
+
+def skopeo_push(layout: Path, tag: str, dest: str, *, fmt: str | None = "v2s2", all_images: bool = False) -> None:
+    """``skopeo copy oci:LAYOUT:TAG docker://DEST`` (plain HTTP allowed)."""
+    cmd = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
+    if fmt:
+        cmd += ["--format", fmt]
+    if all_images:
+        cmd.append("--all")
+    cmd += [f"oci:{layout}:{tag}", f"docker://{dest}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"skopeo copy failed: {proc.stderr.strip()}")
+
+
+def registry_host(registry_url: str) -> str:
+    return registry_url.removeprefix("http://").removeprefix("https://").rstrip("/")
+
+
+def push_base(
+    registry_url: str, work: Path, repo: str = "lambda-base/python", tag: str = "3.12", *,
+    arch: str = "amd64", fmt: str = "v2s2", **kw,
+) -> str:
+    """Push a tiny Lambda-like base image; return its reference ``host:port/repo:tag``."""
+    layout = work / f"base-{repo.replace('/', '_')}-{tag}-{arch}"
+    write_base_layout(layout, arch=arch, tag=tag, **kw)
+    ref = f"{registry_host(registry_url)}/{repo}:{tag}"
+    skopeo_push(layout, tag, ref, fmt=fmt)
+    return ref
+
+
+def push_index(registry_url: str, work: Path, repo: str, tag: str, archs: list[str]) -> str:
+    """Push a multi-architecture OCI image index; return its reference."""
+    layout = work / f"index-{repo.replace('/', '_')}-{tag}"
+    write_index_layout(layout, archs, tag=tag)
+    ref = f"{registry_host(registry_url)}/{repo}:{tag}"
+    skopeo_push(layout, tag, ref, fmt=None, all_images=True)
+    return ref
