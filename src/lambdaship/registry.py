@@ -1,0 +1,671 @@
+"""OCI distribution registry client (httpx): references, auth, manifests and blobs.
+
+Every registry call in lambdaship goes through ``RegistryClient``. It speaks the OCI
+distribution API (the CNCF distribution registry, ECR, Docker Hub, GHCR, ...):
+
+* auth: anonymous; HTTP basic (ECR: ``AWS:<token>`` from ``GetAuthorizationToken``, fetched
+  lazily when the registry asks for it); bearer tokens through the ``WWW-Authenticate``
+  challenge flow (Docker Hub, GHCR, ECR Public), cached per repository and access level;
+* retries with backoff and jitter (stamina) for 429 (honouring ``Retry-After``), 5xx,
+  connection resets and timeouts; after the last attempt one ``LambdashipError`` line;
+* ``LAMBDASHIP_REGISTRY_URL`` replaces ECR hosts (``*.dkr.ecr.<region>.amazonaws.com``), so
+  the local stack's registry stands in for ECR without any special case elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lambdaship.errors import LambdashipError
+from lambdaship.image.model import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    sha256_digest,
+)
+
+ALL = (OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST)
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "https://registry-1.docker.io"
+ECR_HOST_RE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+REPO_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+REGISTRY_URL_ENV = "LAMBDASHIP_REGISTRY_URL"
+
+# Upload tuning: blobs up to MONOLITHIC_MAX go in one PUT; bigger ones in CHUNK_SIZE PATCHes.
+MONOLITHIC_MAX = 8 * 1024 * 1024
+CHUNK_SIZE = 16 * 1024 * 1024
+READ_SIZE = 1024 * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# References
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    """An image reference: ``registry/repository[:tag][@digest]``.
+
+    ``registry`` is a host[:port] (``public.ecr.aws``, ``127.0.0.1:5000``, ``docker.io``) or,
+    when the reference was written with a scheme, a base URL (``http://127.0.0.1:5000``).
+    """
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, ref: str) -> Reference:
+        text = ref.strip()
+        if not text:
+            raise LambdashipError("empty image reference", "use registry/repository[:tag][@sha256:...]")
+        scheme = ""
+        m = re.match(r"^(https?)://", text)
+        if m:
+            scheme = m.group(0)
+            text = text[m.end():]
+        digest = None
+        if "@" in text:
+            text, digest = text.split("@", 1)
+            if not DIGEST_RE.match(digest):
+                raise LambdashipError(f"{ref!r} has an invalid digest", "digests look like sha256:<64 hex digits>")
+        first, sep, rest = text.partition("/")
+        if scheme or (sep and ("." in first or ":" in first or first == "localhost")):
+            registry, path = scheme + first, rest
+        else:
+            registry, path = DOCKER_HUB, text
+        tag = None
+        last = path.rsplit("/", 1)[-1]
+        if ":" in last:
+            path, tag = path.rsplit(":", 1)
+        if registry == DOCKER_HUB and "/" not in path:
+            path = "library/" + path
+        if not path or not REPO_RE.match(path):
+            raise LambdashipError(
+                f"{ref!r} is not a valid image reference",
+                "repository names are lowercase letters, digits and . _ - separated by /",
+            )
+        if tag is not None and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", tag):
+            raise LambdashipError(f"{ref!r} has an invalid tag {tag!r}", "tags are up to 128 of A-Z a-z 0-9 _ . -")
+        if tag is None and digest is None:
+            tag = "latest"
+        return cls(registry=registry, repository=path, tag=tag, digest=digest)
+
+    @property
+    def ref(self) -> str:
+        """What to ask the registry for: the digest when known, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    @property
+    def host(self) -> str:
+        return re.sub(r"^https?://", "", self.registry)
+
+    def with_digest(self, digest: str) -> Reference:
+        return Reference(self.registry, self.repository, None, digest)
+
+    def __str__(self) -> str:
+        out = f"{self.registry}/{self.repository}"
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+
+def is_ecr_host(registry: str) -> bool:
+    return ECR_HOST_RE.match(re.sub(r"^https?://", "", registry).rstrip("/")) is not None
+
+
+def _is_local(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url(registry: str) -> str:
+    """The http(s) base URL to talk to for ``registry`` (override and Docker Hub applied)."""
+    registry = registry.rstrip("/")
+    override = os.environ.get(REGISTRY_URL_ENV, "").strip().rstrip("/")
+    if override and is_ecr_host(registry):
+        registry = override
+    if registry.startswith(("http://", "https://")):
+        return registry
+    if registry == DOCKER_HUB:
+        return DOCKER_HUB_API
+    return ("http://" if _is_local(registry) else "https://") + registry
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """Verify TLS against the bundle the environment names (interception proxies), else certifi."""
+    for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        path = os.environ.get(var)
+        if path and os.path.isfile(path):
+            return ssl.create_default_context(cafile=path)
+    try:
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    except ImportError:  # pragma: no cover
+        return ssl.create_default_context()
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors and retries
+# ---------------------------------------------------------------------------------------------
+class RegistryError(LambdashipError):
+    """A registry answered with an error (after retries, where retrying made sense)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, status: int | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.status = status
+        self.code = code
+
+
+class _Transient(Exception):
+    """A response worth retrying (429 / 5xx); carries the server's Retry-After, if any."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"{response.status_code} {response.request.method} {response.request.url.path}")
+        self.response = response
+        self.retry_after = _retry_after(response)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+RETRY_MAX_AFTER = 60.0  # never sleep longer than this for one Retry-After
+
+
+def _retry_hook(exc: Exception) -> bool | float:
+    if isinstance(exc, _Transient):
+        if exc.retry_after is not None:
+            return min(exc.retry_after, RETRY_MAX_AFTER)
+        return True
+    return isinstance(exc, httpx.TransportError | _BrokenBody)
+
+
+class _BrokenBody(Exception):
+    """A body that ended early or did not match its digest (retry the transfer)."""
+
+
+def retry_settings() -> dict[str, Any]:
+    """stamina parameters; ``LAMBDASHIP_RETRY_ATTEMPTS`` / ``LAMBDASHIP_RETRY_WAIT`` tune them."""
+    attempts = int(os.environ.get("LAMBDASHIP_RETRY_ATTEMPTS", "8"))
+    wait = float(os.environ.get("LAMBDASHIP_RETRY_WAIT", "0.2"))
+    return {
+        "attempts": attempts, "timeout": None, "wait_initial": wait, "wait_max": max(wait, 10.0),
+        "wait_jitter": wait, "wait_exp_base": 2,
+    }
+
+
+def retrying() -> Iterator[Any]:
+    import stamina
+
+    return iter(stamina.retry_context(on=_retry_hook, **retry_settings()))
+
+
+def _error_code(response: httpx.Response) -> tuple[str | None, str]:
+    try:
+        errors = response.json().get("errors") or []
+        if errors:
+            e = errors[0]
+            return e.get("code"), str(e.get("message") or "")
+    except (ValueError, AttributeError):
+        pass
+    return None, response.reason_phrase
+
+
+# ---------------------------------------------------------------------------------------------
+# Auth
+# ---------------------------------------------------------------------------------------------
+Credentials = tuple[str, str]
+CredentialsProvider = Callable[[], Credentials | None]
+
+
+def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
+    return scheme.lower(), params
+
+
+def _scope_key(request: httpx.Request) -> tuple[str, str] | None:
+    """(repository, "pull" | "push") for a /v2/<name>/(blobs|manifests|tags)/... request."""
+    m = re.match(r"^/v2/(.+?)/(?:blobs|manifests|tags)/", request.url.path)
+    if not m:
+        return None
+    return m.group(1), "pull" if request.method in ("GET", "HEAD") else "push"
+
+
+def docker_config_credentials(host: str) -> Credentials | None:
+    """Credentials for ``host`` from ``$DOCKER_CONFIG/config.json`` ``auths`` (no helpers)."""
+    path = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+    try:
+        auths = json.loads(path.read_text()).get("auths") or {}
+    except (OSError, ValueError):
+        return None
+    for key, entry in auths.items():
+        k = re.sub(r"^https?://", "", key).split("/", 1)[0]
+        if k == host or (host == DOCKER_HUB and k in ("index.docker.io", "registry-1.docker.io")):
+            raw = entry.get("auth")
+            if raw:
+                user, _, pw = base64.b64decode(raw).decode().partition(":")
+                return user, pw
+    return None
+
+
+class _RegistryAuth(httpx.Auth):
+    """Answers Basic and Bearer challenges; caches bearer tokens per (repository, access)."""
+
+    requires_response_body = False  # never buffer streamed blob bodies; token bodies are read here
+
+    def __init__(self, credentials: CredentialsProvider | None) -> None:
+        self._provider = credentials
+        self._creds: Credentials | None = None
+        self._creds_loaded = False
+        self._basic = False
+        self._tokens: dict[Any, str] = {}
+        self._bearer: dict[str, str] | None = None  # the challenge params (realm, service)
+        self._lock = threading.Lock()
+        self._extra_scopes: dict[str, list[str]] = {}  # repo -> extra scopes (mount: pull from)
+
+    def credentials(self) -> Credentials | None:
+        with self._lock:
+            if not self._creds_loaded:
+                self._creds = self._provider() if self._provider else None
+                self._creds_loaded = True
+            return self._creds
+
+    def _basic_header(self) -> str | None:
+        creds = self.credentials()
+        if not creds:
+            return None
+        return "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+
+    def _apply(self, request: httpx.Request) -> None:
+        if "Authorization" in request.headers:
+            return
+        if self._basic:
+            header = self._basic_header()
+            if header:
+                request.headers["Authorization"] = header
+            return
+        key = _scope_key(request)
+        token = (self._tokens.get(key) or self._tokens.get(None)) if self._bearer else None
+        if token is None and key and key[1] == "pull":
+            token = self._tokens.get((key[0], "push"))
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+
+    def add_scope(self, repo: str, scope: str) -> None:
+        self._extra_scopes.setdefault(repo, [])
+        if scope not in self._extra_scopes[repo]:
+            self._extra_scopes[repo].append(scope)
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        self._apply(request)
+        response = yield request
+        if response.status_code != 401:
+            return
+        header = response.headers.get("WWW-Authenticate", "")
+        scheme, params = _parse_challenge(header)
+        if scheme == "basic":
+            self._basic = True
+            auth = self._basic_header()
+            if not auth:
+                return
+        elif scheme == "bearer":
+            self._bearer = params
+            key = _scope_key(request)
+            scopes = [params["scope"]] if params.get("scope") else []
+            if key:
+                wanted = f"repository:{key[0]}:{'pull' if key[1] == 'pull' else 'pull,push'}"
+                if wanted not in scopes:
+                    scopes.append(wanted)
+                scopes += self._extra_scopes.get(key[0], [])
+            token = yield from self._fetch_token(params, scopes)
+            if token is None:
+                return
+            self._tokens[key] = token
+            auth = f"Bearer {token}"
+        else:
+            return
+        if not _replayable(request):
+            # A streamed body cannot be sent twice; the caller retries with a fresh body, and
+            # the cached credentials are applied up front next time.
+            return
+        request.headers["Authorization"] = auth
+        yield request
+
+    def _fetch_token(self, params: dict[str, str], scopes: list[str]) -> Iterator[httpx.Request]:
+        realm = params.get("realm")
+        if not realm:
+            return None
+        query: list[tuple[str, str]] = []
+        if params.get("service"):
+            query.append(("service", params["service"]))
+        query += [("scope", s) for s in scopes]
+        req = httpx.Request("GET", realm, params=query)
+        basic = self._basic_header()
+        if basic:
+            req.headers["Authorization"] = basic
+        resp = yield req
+        resp.read()
+        if resp.status_code != 200:
+            return None
+        try:
+            data = resp.json()
+        except ValueError:
+            return None
+        return data.get("token") or data.get("access_token")
+
+
+def _replayable(request: httpx.Request) -> bool:
+    stream = request.stream
+    return isinstance(stream, httpx.ByteStream) or request.headers.get("Content-Length") == "0"
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+# ---------------------------------------------------------------------------------------------
+class RegistryClient:
+    """A connection to one registry. Thread-safe for concurrent blob operations."""
+
+    _cache: dict[str, RegistryClient] = {}
+    _cache_lock = threading.Lock()
+
+    def __init__(self, registry: str, *, credentials: CredentialsProvider | None = None,
+                 timeout: float = 60.0) -> None:
+        self.registry = registry.rstrip("/")
+        self.url = base_url(self.registry)
+        self.host = re.sub(r"^https?://", "", self.url).split("/", 1)[0]
+        self._auth = _RegistryAuth(credentials)
+        self._http = httpx.Client(
+            base_url=self.url,
+            auth=self._auth,
+            verify=_ssl_context() if self.url.startswith("https://") else False,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            follow_redirects=True,
+            headers={"User-Agent": "lambdaship"},
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+        )
+
+    @classmethod
+    def for_registry(cls, registry: str) -> RegistryClient:
+        """A (cached) client for ``registry`` with the right credentials.
+
+        ECR hosts: basic auth ``AWS:<token>`` from ``GetAuthorizationToken``, requested only
+        if the registry asks; ``LAMBDASHIP_REGISTRY_URL`` replaces the host. Others: Docker's
+        ``config.json`` credentials when present, else anonymous/bearer.
+        """
+        registry = registry.rstrip("/")
+        key = f"{registry}|{base_url(registry)}"
+        with cls._cache_lock:
+            client = cls._cache.get(key)
+            if client is None:
+                client = cls(registry, credentials=_credentials_for(registry))
+                cls._cache[key] = client
+            return client
+
+    @classmethod
+    def clear_cache(cls) -> None:
+        with cls._cache_lock:
+            for c in cls._cache.values():
+                c.close()
+            cls._cache.clear()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _describe(self, method: str, path: str) -> str:
+        return f"{method} {self.host}{urllib.parse.urlsplit(path).path}"
+
+    def _raise(self, response: httpx.Response, what: str) -> None:
+        code, message = _error_code(response)
+        status = response.status_code
+        hint = None
+        if status in (401, 403):
+            hint = (
+                "check your registry credentials (for ECR: AWS credentials with ecr:* permissions; "
+                "for others: docker login / $DOCKER_CONFIG/config.json)"
+            )
+        elif status == 429 or status >= 500:
+            hint = "the registry is unavailable or rate-limiting; try again later"
+        detail = f"{code}: {message}" if code else message
+        raise RegistryError(f"registry {what} failed: HTTP {status} {detail}".rstrip(), hint, status=status,
+                            code=code)
+
+    def request(self, method: str, path: str, *, ok: Sequence[int] = (200,), allow: Sequence[int] = (),
+                content: bytes | None = None, headers: dict[str, str] | None = None,
+                params: dict[str, str] | None = None, retry: bool = True) -> httpx.Response:
+        """One request with retries. Statuses in ``ok`` or ``allow`` are returned, others raise."""
+        what = self._describe(method, path)
+        attempts = retrying() if retry else iter([contextlib.nullcontext()])
+        try:
+            for attempt in attempts:
+                with attempt:
+                    response = self._http.request(method, path, content=content, headers=headers, params=params)
+                    if response.status_code in ok or response.status_code in allow:
+                        return response
+                    if response.status_code == 429 or response.status_code >= 500:
+                        raise _Transient(response)
+                    self._raise(response, what)
+        except _Transient as exc:
+            self._raise(exc.response, what)
+        except httpx.TransportError as exc:
+            raise RegistryError(
+                f"registry {what} failed: {type(exc).__name__}: {exc}".rstrip(": "),
+                f"cannot reach {self.url}; check the network and the registry address",
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- manifests -------------------------------------------------------------------------
+    def get_manifest(self, repo: str, ref: str, accept: Sequence[str] = ALL) -> tuple[bytes, str, str]:
+        """(raw bytes, media type, digest). A digest ``ref`` is verified against the bytes."""
+        try:
+            r = self.request("GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": ", ".join(accept)})
+        except RegistryError as exc:
+            if exc.status == 404:
+                raise RegistryError(
+                    f"image {self.registry}/{repo}{'@' if ref.startswith('sha256:') else ':'}{ref} not found",
+                    "check the repository, tag or digest", status=404, code=exc.code,
+                ) from None
+            raise
+        data = r.content
+        digest = sha256_digest(data)
+        if ref.startswith("sha256:") and digest != ref:
+            raise RegistryError(f"registry {self.host} returned a manifest for {repo}@{ref} with digest {digest}")
+        media_type = r.headers.get("Content-Type", "").split(";")[0].strip()
+        if not media_type or media_type in ("application/json", "application/octet-stream"):
+            try:
+                media_type = json.loads(data).get("mediaType") or OCI_MANIFEST
+            except ValueError:
+                media_type = OCI_MANIFEST
+        return data, media_type, digest
+
+    def head_manifest(self, repo: str, ref: str) -> str | None:
+        """The manifest's digest, or None if the registry does not have it."""
+        r = self.request("HEAD", f"/v2/{repo}/manifests/{ref}", allow=(404,), headers={"Accept": ", ".join(ALL)})
+        if r.status_code == 404:
+            return None
+        digest = r.headers.get("Docker-Content-Digest")
+        if digest:
+            return digest
+        return self.get_manifest(repo, ref)[2]
+
+    def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
+        """PUT a manifest under a tag or its digest; returns the digest, checked against ours."""
+        ours = sha256_digest(data)
+        if ref.startswith("sha256:") and ref != ours:
+            raise ValueError(f"manifest digest {ours} does not match reference {ref}")
+        r = self.request("PUT", f"/v2/{repo}/manifests/{ref}", ok=(200, 201, 202), content=data,
+                         headers={"Content-Type": media_type})
+        theirs = r.headers.get("Docker-Content-Digest")
+        if theirs and theirs != ours:
+            raise RegistryError(
+                f"registry {self.host} stored the manifest of {repo} as {theirs}, expected {ours}",
+                "the registry rewrote the manifest; push to an OCI-compliant registry",
+            )
+        return ours
+
+    def delete_manifest(self, repo: str, digest: str) -> None:
+        self.request("DELETE", f"/v2/{repo}/manifests/{digest}", ok=(200, 202), allow=(404,))
+
+    def list_tags(self, repo: str) -> list[str]:
+        r = self.request("GET", f"/v2/{repo}/tags/list", allow=(404,))
+        if r.status_code == 404:
+            return []
+        return list(r.json().get("tags") or [])
+
+    # -- blobs (read) ----------------------------------------------------------------------
+    def blob_exists(self, repo: str, digest: str) -> bool:
+        r = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", allow=(404,))
+        return r.status_code == 200
+
+    def get_blob(self, repo: str, digest: str) -> bytes:
+        """A small blob (a config), verified by digest."""
+        for attempt in retrying():
+            with attempt:
+                data = self.request("GET", f"/v2/{repo}/blobs/{digest}").content
+                if sha256_digest(data) != digest:
+                    raise _BrokenBody(f"blob {digest} from {self.host}/{repo} does not match its digest")
+        return data
+
+    @contextlib.contextmanager
+    def stream_blob(self, repo: str, digest: str, *, start: int = 0) -> Iterator[Iterator[bytes]]:
+        """The blob's bytes as an iterator; a connection lost mid-body resumes with a Range request.
+
+        The digest is checked as the last chunk is read (``RegistryError`` if it differs).
+        """
+        state = {"offset": start, "response": None}
+        hasher = hashlib.sha256() if start == 0 else None
+
+        def open_at(offset: int) -> tuple[httpx.Response, int]:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            for attempt in retrying():
+                with attempt:
+                    req = self._http.build_request("GET", f"/v2/{repo}/blobs/{digest}", headers=headers)
+                    resp = self._http.send(req, stream=True)
+                    if resp.status_code in (200, 206):
+                        # A server that ignores Range answers 200 with the whole blob: skip ahead.
+                        return resp, offset if resp.status_code == 200 else 0
+                    resp.read()
+                    resp.close()
+                    if resp.status_code == 429 or resp.status_code >= 500:
+                        raise _Transient(resp)
+                    self._raise(resp, self._describe("GET", f"/v2/{repo}/blobs/{digest}"))
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        def chunks() -> Iterator[bytes]:
+            failures = 0
+            while True:
+                skip = 0
+                if state["response"] is None:
+                    state["response"], skip = open_at(state["offset"])
+                resp = state["response"]
+                try:
+                    for chunk in resp.iter_raw(READ_SIZE):
+                        if skip:
+                            cut = min(skip, len(chunk))
+                            chunk, skip = chunk[cut:], skip - cut
+                            if not chunk:
+                                continue
+                        state["offset"] += len(chunk)
+                        if hasher is not None:
+                            hasher.update(chunk)
+                        yield chunk
+                    resp.close()
+                    state["response"] = None
+                    break
+                except httpx.TransportError:
+                    resp.close()
+                    state["response"] = None
+                    failures += 1
+                    if failures > retry_settings()["attempts"]:
+                        raise RegistryError(
+                            f"registry GET {self.host}/v2/{repo}/blobs/{digest} kept failing mid-body",
+                            "check the network and try again",
+                        ) from None
+                    time.sleep(min(0.1 * 2**failures, 5))
+            if hasher is not None and "sha256:" + hasher.hexdigest() != digest:
+                raise RegistryError(f"blob {digest} from {self.host}/{repo} does not match its digest")
+
+        try:
+            yield chunks()
+        finally:
+            if state["response"] is not None:
+                state["response"].close()
+
+    def download_blob(self, repo: str, digest: str, dest: Path) -> Path:
+        """Download to ``dest`` (atomically), verified by digest; returns ``dest``."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
+        try:
+            for attempt in retrying():
+                with attempt:
+                    hasher = hashlib.sha256()
+                    with tmp.open("wb") as fh, self.stream_blob(repo, digest) as it:
+                        for chunk in it:
+                            hasher.update(chunk)
+                            fh.write(chunk)
+                    if "sha256:" + hasher.hexdigest() != digest:
+                        raise _BrokenBody(digest)
+            os.replace(tmp, dest)
+        except _BrokenBody:
+            raise RegistryError(f"blob {digest} from {self.host}/{repo} does not match its digest") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+
+def _credentials_for(registry: str) -> CredentialsProvider | None:
+    host = re.sub(r"^https?://", "", registry).split("/", 1)[0]
+    if is_ecr_host(host):
+        def ecr_creds() -> Credentials | None:
+            from lambdaship.aws import ecr
+
+            return ecr.registry_credentials(host)
+
+        return ecr_creds
+    return lambda: docker_config_credentials(host)

@@ -1,0 +1,139 @@
+"""The registry client against the real distribution registry of the local stack."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lambdaship.image.model import DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, sha256_digest
+from lambdaship.registry import Reference, RegistryClient, RegistryError, base_url
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def make_layer(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue(), mtime=0)
+
+
+def raw_push(registry_url: str, repo: str, tag: str, blobs: list[bytes]) -> tuple[bytes, str]:
+    """Push blobs + an OCI manifest with plain httpx (independent of the client under test)."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    with httpx.Client(base_url=registry_url) as http:
+        for blob in [config, *blobs]:
+            r = http.post(f"/v2/{repo}/blobs/uploads/")
+            assert r.status_code == 202
+            loc = r.headers["Location"]
+            r = http.put(f"{loc}{'&' if '?' in loc else '?'}digest={_digest(blob)}", content=blob)
+            assert r.status_code == 201, r.text
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": _digest(config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": _digest(b), "size": len(b)} for b in blobs],
+        }).encode()
+        r = http.put(f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
+        assert r.status_code == 201, r.text
+    return manifest, _digest(manifest)
+
+
+@pytest.mark.parametrize(
+    ("text", "registry", "repository", "tag", "digest"),
+    [
+        ("public.ecr.aws/lambda/python:3.12", "public.ecr.aws", "lambda/python", "3.12", None),
+        ("127.0.0.1:5000/base@sha256:" + "a" * 64, "127.0.0.1:5000", "base", None, "sha256:" + "a" * 64),
+        ("http://127.0.0.1:5000/repo:tag", "http://127.0.0.1:5000", "repo", "tag", None),
+        ("python:3.12", "docker.io", "library/python", "3.12", None),
+        ("python", "docker.io", "library/python", "latest", None),
+        ("ghcr.io/org/app", "ghcr.io", "org/app", "latest", None),
+        ("localhost/app:v1@sha256:" + "b" * 64, "localhost", "app", "v1", "sha256:" + "b" * 64),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/fn:abc", "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+         "fn", "abc", None),
+    ],
+)
+def test_reference_parse(text: str, registry: str, repository: str, tag: str | None, digest: str | None) -> None:
+    ref = Reference.parse(text)
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
+    assert Reference.parse(str(ref)) == ref
+
+
+@pytest.mark.parametrize("bad", ["", "UPPER/case:1", "repo@sha256:short", "host:5000/repo:bad tag", "a//b"])
+def test_reference_parse_rejects(bad: str) -> None:
+    with pytest.raises(RegistryError.__mro__[1]):
+        Reference.parse(bad)
+
+
+def test_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAMBDASHIP_REGISTRY_URL", raising=False)
+    assert base_url("127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert base_url("localhost:5000") == "http://localhost:5000"
+    assert base_url("ghcr.io") == "https://ghcr.io"
+    assert base_url("docker.io") == "https://registry-1.docker.io"
+    ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert base_url(ecr) == f"https://{ecr}"
+    monkeypatch.setenv("LAMBDASHIP_REGISTRY_URL", "http://127.0.0.1:9999/")
+    assert base_url(ecr) == "http://127.0.0.1:9999"
+    assert base_url("ghcr.io") == "https://ghcr.io"  # only ECR hosts are replaced
+
+
+def test_read_side(local_stack, tmp_path: Path) -> None:
+    repo = f"read-{uuid.uuid4().hex[:8]}"
+    layer = make_layer({"hello.txt": b"hello\n" * 1000})
+    manifest, mdigest = raw_push(local_stack.registry.url, repo, "v1", [layer])
+    client = RegistryClient.for_registry(local_stack.registry.url)
+
+    data, media_type, digest = client.get_manifest(repo, "v1")
+    assert (data, media_type, digest) == (manifest, OCI_MANIFEST, mdigest)
+    assert client.get_manifest(repo, mdigest)[2] == mdigest
+    assert client.head_manifest(repo, "v1") == mdigest
+    assert client.head_manifest(repo, "nope") is None
+    ldigest = _digest(layer)
+    assert client.blob_exists(repo, ldigest)
+    assert not client.blob_exists(repo, sha256_digest(b"missing"))
+    assert client.get_blob(repo, ldigest) == layer
+    with client.stream_blob(repo, ldigest) as it:
+        assert b"".join(it) == layer
+    out = client.download_blob(repo, ldigest, tmp_path / "blob")
+    assert out.read_bytes() == layer
+    with pytest.raises(RegistryError, match="not found"):
+        client.get_manifest(repo, "missing-tag")
+    with pytest.raises(RegistryError) as exc:
+        client.get_blob(repo, sha256_digest(b"missing"))
+    assert exc.value.status == 404
+
+
+def test_ecr_host_maps_to_local_registry(local_stack) -> None:
+    """An ECR reference reaches LAMBDASHIP_REGISTRY_URL (with ECR basic credentials from moto)."""
+    repo = f"ecrmap-{uuid.uuid4().hex[:8]}"
+    _, mdigest = raw_push(local_stack.registry.url, repo, "v1", [make_layer({"a": b"a"})])
+    ref = Reference.parse(f"123456789012.dkr.ecr.{local_stack.region}.amazonaws.com/{repo}:v1")
+    client = RegistryClient.for_registry(ref.registry)
+    assert client.url == local_stack.registry.url
+    assert client.head_manifest(ref.repository, ref.ref) == mdigest
+
+
+def test_docker_manifest_media_type(local_stack) -> None:
+    repo = f"dm-{uuid.uuid4().hex[:8]}"
+    client = RegistryClient.for_registry(local_stack.registry.url)
+    raw_push(local_stack.registry.url, repo, "v1", [])
+    m = json.loads(client.get_manifest(repo, "v1")[0])
+    m["mediaType"] = DOCKER_MANIFEST
+    m["config"]["mediaType"] = "application/vnd.docker.container.image.v1+json"
+    data = json.dumps(m).encode()
+    assert client.put_manifest(repo, "v2", data, DOCKER_MANIFEST) == _digest(data)
+    assert client.get_manifest(repo, "v2")[1] == DOCKER_MANIFEST
