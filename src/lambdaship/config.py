@@ -92,6 +92,9 @@ class FunctionConfig(_Strict):
     base_image: str | None = None
     repository: str | None = None
     package_type: Literal["image", "zip", "auto"] = "image"
+    zip_bucket: str | None = Field(
+        None, description="S3 bucket for zip packages over 50 MB (zipped); see docs/design-zip.md."
+    )
     memory: int = Field(512, ge=128, le=10240)
     timeout: int = Field(30, ge=1, le=900)
     ephemeral_storage: int = Field(512, ge=512, le=10240)
