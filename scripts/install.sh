@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg_bin in docker-registry:docker-registry skopeo:skopeo umoci:umoci debootstrap:debootstrap; do
+for pkg_bin in docker-registry:docker-registry skopeo:skopeo umoci:umoci debootstrap:debootstrap chromium:chromium; do
   command -v "${pkg_bin#*:}" >/dev/null 2>&1 || need+=("${pkg_bin%%:*}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
