@@ -137,3 +137,83 @@ def test_docker_manifest_media_type(local_stack) -> None:
     data = json.dumps(m).encode()
     assert client.put_manifest(repo, "v2", data, DOCKER_MANIFEST) == _digest(data)
     assert client.get_manifest(repo, "v2")[1] == DOCKER_MANIFEST
+
+
+def _fresh_client(url: str, *, chunk: int = 64 * 1024, mono: int = 100 * 1024) -> RegistryClient:
+    client = RegistryClient(url)
+    client.chunk_size, client.monolithic_max = chunk, mono
+    return client
+
+
+def test_upload_monolithic_and_chunked(local_stack, tmp_path: Path) -> None:
+    import contextlib
+    import os
+
+    repo = f"up-{uuid.uuid4().hex[:8]}"
+    client = _fresh_client(local_stack.registry.url)
+    small = os.urandom(50_000)
+    big = os.urandom(300_000)  # 5 chunks of 64 KiB
+    path = tmp_path / "big"
+    path.write_bytes(big)
+    seen: list[int] = []
+    client.upload_blob(repo, _digest(small), len(small), small, progress=seen.append)
+    assert sum(seen) == len(small)
+    seen.clear()
+    client.upload_blob(repo, _digest(big), len(big), path, progress=seen.append)
+    assert sum(seen) == len(big) and len(seen) >= 5  # chunked: one report per PATCH
+    big2 = os.urandom(200_000)
+    client.upload_blob(repo, _digest(big2), len(big2), (big2[i:i + 7000] for i in range(0, len(big2), 7000)))
+
+    @contextlib.contextmanager
+    def opener():
+        yield iter([big2[:1000], big2[1000:]])
+
+    repo2 = f"up2-{uuid.uuid4().hex[:8]}"
+    client.upload_blob(repo2, _digest(big2), len(big2), opener)
+    for r, blob in ((repo, small), (repo, big), (repo, big2), (repo2, big2)):
+        assert client.get_blob(r, _digest(blob)) == blob
+
+
+def test_upload_wrong_digest_is_refused(local_stack) -> None:
+    repo = f"bad-{uuid.uuid4().hex[:8]}"
+    client = _fresh_client(local_stack.registry.url)
+    data = b"x" * 1000
+    wrong = sha256_digest(b"something else")
+    with pytest.raises(RegistryError, match="does not match"):
+        client.upload_blob(repo, wrong, len(data), data)
+    big = b"y" * 200_000
+    with pytest.raises(RegistryError, match="expected 200000 bytes"):
+        client.upload_blob(repo, wrong, len(big), big)
+    assert not client.blob_exists(repo, wrong)
+
+
+def test_mount_and_manifests(local_stack) -> None:
+    src = f"src-{uuid.uuid4().hex[:8]}"
+    dst = f"dst-{uuid.uuid4().hex[:8]}"
+    layer = make_layer({"base.txt": b"base"})
+    manifest, mdigest = raw_push(local_stack.registry.url, src, "v1", [layer])
+    client = _fresh_client(local_stack.registry.url)
+    assert not client.blob_exists(dst, _digest(layer))
+    assert client.mount_blob(dst, _digest(layer), src) is True
+    assert client.blob_exists(dst, _digest(layer))
+    assert client.mount_blob(dst, sha256_digest(b"unknown blob"), src) is False
+    config_digest = json.loads(manifest)["config"]["digest"]
+    assert client.mount_blob(dst, config_digest, src)
+    assert client.put_manifest(dst, "t1", manifest, OCI_MANIFEST) == mdigest
+    assert client.head_manifest(dst, "t1") == mdigest
+    assert "t1" in client.list_tags(dst)
+    with pytest.raises(ValueError):
+        client.put_manifest(dst, sha256_digest(b"other"), manifest, OCI_MANIFEST)
+    client.delete_manifest(dst, mdigest)
+    assert client.head_manifest(dst, mdigest) is None
+    assert client.head_manifest(dst, "t1") is None
+
+
+def test_manifest_naming_missing_blob_is_refused(local_stack) -> None:
+    repo = f"mb-{uuid.uuid4().hex[:8]}"
+    manifest, _ = raw_push(local_stack.registry.url, f"other-{uuid.uuid4().hex[:8]}", "v1", [make_layer({"z": b"z"})])
+    client = _fresh_client(local_stack.registry.url)
+    with pytest.raises(RegistryError, match="MANIFEST_BLOB_UNKNOWN") as exc:
+        client.put_manifest(repo, "v1", manifest, OCI_MANIFEST)
+    assert exc.value.status == 400
+    assert client.head_manifest(repo, "v1") is None
