@@ -1,0 +1,469 @@
+"""Deterministic zip packages for Lambda (``package_type = "zip"``).
+
+The same files always give the same bytes:
+
+- entries sorted by name (bytewise on the UTF-8 name), files only (no directory entries;
+  Lambda creates parent directories when it extracts);
+- every timestamp is 1980-01-01 00:00:00 (the zip epoch, DOS date 0x0021, time 0);
+- "made by" Unix, external attributes ``0o100644`` or ``0o100755`` (executable by anyone);
+- raw deflate at zlib level 9 for every entry; no extra fields, no comments, no data
+  descriptors, no zip64 (a Lambda zip never needs it: 250 MiB unzipped is the ceiling);
+- symlinks are followed (their content is stored).
+
+The dependency part is compressed once per dependency hash and cached
+(``<LAMBDASHIP_HOME>/zip/deps-<hash>.zip``); a build copies those compressed entries verbatim
+and only compresses the app's own files. The same cached zip is what ``lambdaship size``
+measures, so the size report's zipped figures are exactly what a deploy uploads.
+
+Bytes are identical for identical inputs with the same zlib (Python's bundled/system zlib);
+a different zlib build may compress differently, which changes the hash but nothing else
+(Lambda checks ``CodeSha256`` against the bytes it received, which we compute ourselves).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import struct
+import tempfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from lambdaship.errors import LambdashipError
+
+if TYPE_CHECKING:
+    from lambdaship.config import FunctionConfig
+
+# Lambda quotas (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html):
+# "50 MB (zipped, when uploaded directly)": the API limit is a 69,905,067-byte request, i.e. the
+# base64 of 50 MiB; "250 MB unzipped (including layers)": the API error says
+# "Unzipped size must be smaller than 262144000 bytes" (250 MiB); images: 10 GB uncompressed.
+ZIP_DIRECT_LIMIT = 50 * 1024 * 1024
+ZIP_UNZIPPED_LIMIT = 250 * 1024 * 1024
+IMAGE_LIMIT = 10 * 1024**3
+
+LEVEL = 9
+FORMAT_VERSION = "1"  # bump when the bytes written for the same input change
+DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01
+DOS_TIME = 0
+MADE_BY = (3 << 8) | 20  # Unix, spec 2.0
+NEEDED = 20
+LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # 30 bytes
+CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHII")  # 46 bytes
+END_RECORD = struct.Struct("<IHHHHIIH")  # 22 bytes
+LOCAL_SIG, CENTRAL_SIG, END_SIG = 0x04034B50, 0x02014B50, 0x06054B50
+FLAG_UTF8 = 0x800
+READ_SIZE = 1 << 20
+MAX_ENTRIES = 0xFFFF - 1
+MAX_OFFSET = 0xFFFFFFFF - 1
+
+
+def entry_overhead(name: str) -> int:
+    """Bytes a zip adds for one entry besides its compressed data (local + central header)."""
+    n = len(name.encode("utf-8"))
+    return LOCAL_HEADER.size + n + CENTRAL_HEADER.size + n
+
+
+END_OVERHEAD = END_RECORD.size
+
+
+@dataclass(frozen=True)
+class ZipArtifact:
+    """A built zip. ``sha256`` is hex; ``code_sha256`` is what Lambda reports (base64)."""
+
+    path: Path
+    sha256: str
+    size: int
+    unzipped_size: int
+    entries: int = 0
+    deps_hash: str = ""
+
+    @property
+    def code_sha256(self) -> str:
+        return base64.b64encode(bytes.fromhex(self.sha256)).decode()
+
+    def to_json(self) -> dict:
+        return {
+            "path": str(self.path), "sha256": self.sha256, "code_sha256": self.code_sha256,
+            "size": self.size, "unzipped_size": self.unzipped_size, "entries": self.entries,
+            "deps_hash": self.deps_hash,
+        }
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """An already-compressed entry inside an existing zip of ours."""
+
+    zip_path: Path
+    data_offset: int
+    crc: int
+    compressed_size: int
+    size: int
+    mode: int
+
+
+def _mode(st: os.stat_result) -> int:
+    return 0o100755 if st.st_mode & 0o111 else 0o100644
+
+
+def _norm(name: str) -> str:
+    name = name.replace(os.sep, "/").strip("/")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        raise LambdashipError(f"invalid path {name!r} for a zip entry", "paths must stay inside the package")
+    return "/".join(parts)
+
+
+def tree_files(root: Path) -> list[tuple[str, Path]]:
+    """Every regular file under ``root`` (symlinks followed), as (arcname, path), sorted."""
+    out: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for name in filenames:
+            p = Path(dirpath, name)
+            if p.is_file():
+                out.append((p.relative_to(root).as_posix(), p))
+    out.sort(key=lambda e: e[0].encode("utf-8"))
+    return out
+
+
+class _Writer:
+    """Writes our zip dialect to a seekable file; see the module docstring."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.central: list[bytes] = []
+        self.unzipped = 0
+
+    def _header(self, name: bytes, crc: int, csize: int, size: int) -> bytes:
+        flags = 0 if name.isascii() else FLAG_UTF8
+        return LOCAL_HEADER.pack(
+            LOCAL_SIG, NEEDED, flags, zlib.DEFLATED, DOS_TIME, DOS_DATE, crc, csize, size, len(name), 0
+        ) + name
+
+    def _record(self, name: bytes, offset: int, crc: int, csize: int, size: int, mode: int) -> None:
+        if offset > MAX_OFFSET or csize > MAX_OFFSET or size > MAX_OFFSET:
+            raise LambdashipError("the zip package would exceed 4 GiB", "use package_type = \"image\"")
+        flags = 0 if name.isascii() else FLAG_UTF8
+        self.central.append(CENTRAL_HEADER.pack(
+            CENTRAL_SIG, MADE_BY, NEEDED, flags, zlib.DEFLATED, DOS_TIME, DOS_DATE, crc, csize, size,
+            len(name), 0, 0, 0, 0, (mode & 0xFFFF) << 16, offset,
+        ) + name)
+        self.unzipped += size
+
+    def add_file(self, arcname: str, path: Path) -> None:
+        name = arcname.encode("utf-8")
+        st = path.stat()
+        offset = self.fh.tell()
+        self.fh.write(self._header(name, 0, 0, 0))
+        comp = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+        crc = csize = size = 0
+        with path.open("rb") as src:
+            while chunk := src.read(READ_SIZE):
+                crc = zlib.crc32(chunk, crc)
+                size += len(chunk)
+                out = comp.compress(chunk)
+                csize += len(out)
+                self.fh.write(out)
+        out = comp.flush()
+        csize += len(out)
+        self.fh.write(out)
+        end = self.fh.tell()
+        self.fh.seek(offset)
+        self.fh.write(self._header(name, crc, csize, size))
+        self.fh.seek(end)
+        self._record(name, offset, crc, csize, size, _mode(st))
+
+    def add_raw(self, arcname: str, raw: _Raw, src: BinaryIO) -> None:
+        name = arcname.encode("utf-8")
+        offset = self.fh.tell()
+        self.fh.write(self._header(name, raw.crc, raw.compressed_size, raw.size))
+        src.seek(raw.data_offset)
+        left = raw.compressed_size
+        while left:
+            chunk = src.read(min(READ_SIZE, left))
+            if not chunk:
+                raise LambdashipError(f"{raw.zip_path} is truncated", "delete it; it is rebuilt on the next run")
+            self.fh.write(chunk)
+            left -= len(chunk)
+        self._record(name, offset, raw.crc, raw.compressed_size, raw.size, raw.mode)
+
+    def finish(self) -> None:
+        if len(self.central) > MAX_ENTRIES:
+            raise LambdashipError(
+                f"the zip package would have {len(self.central)} files (a zip without zip64 holds 65,534)",
+                "use package_type = \"image\"",
+            )
+        start = self.fh.tell()
+        for rec in self.central:
+            self.fh.write(rec)
+        cd_size = self.fh.tell() - start
+        n = len(self.central)
+        self.fh.write(END_RECORD.pack(END_SIG, 0, 0, n, n, cd_size, start, 0))
+
+
+def read_entries(zip_path: Path) -> dict[str, _Raw]:
+    """The entries of a zip written by this module (central directory + local headers)."""
+    import zipfile
+
+    out: dict[str, _Raw] = {}
+    with zipfile.ZipFile(zip_path) as zf, zip_path.open("rb") as fh:
+        for info in zf.infolist():
+            fh.seek(info.header_offset)
+            head = fh.read(LOCAL_HEADER.size)
+            fields = LOCAL_HEADER.unpack(head)
+            data_offset = info.header_offset + LOCAL_HEADER.size + fields[9] + fields[10]
+            out[info.filename] = _Raw(
+                zip_path, data_offset, info.CRC, info.compress_size, info.file_size, info.external_attr >> 16
+            )
+    return out
+
+
+def _finish_file(tmp: Path, dest: Path, entries: int, unzipped: int, deps_hash: str = "") -> ZipArtifact:
+    h = hashlib.sha256()
+    with tmp.open("rb") as fh:
+        while chunk := fh.read(READ_SIZE):
+            h.update(chunk)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dest)
+    return ZipArtifact(dest, h.hexdigest(), dest.stat().st_size, unzipped, entries, deps_hash)
+
+
+def write_zip(out: Path, files: Iterable[tuple[str, Path]], raw_from: Path | None = None) -> ZipArtifact:
+    """Write a deterministic zip of ``files`` (arcname, path) to ``out``.
+
+    ``raw_from``: a zip written by this module whose entries are copied without recompressing;
+    a file in ``files`` with the same name replaces that entry.
+    """
+    chosen: dict[str, Path | _Raw] = {}
+    if raw_from is not None:
+        chosen.update(read_entries(raw_from))
+    for arcname, path in files:
+        chosen[_norm(arcname)] = path
+    names = sorted(chosen, key=lambda n: n.encode("utf-8"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".zip-", dir=out.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            src = raw_from.open("rb") if raw_from is not None else None
+            try:
+                writer = _Writer(fh)
+                for name in names:
+                    item = chosen[name]
+                    if isinstance(item, _Raw):
+                        assert src is not None
+                        writer.add_raw(name, item, src)
+                    else:
+                        writer.add_file(name, item)
+                writer.finish()
+            finally:
+                if src is not None:
+                    src.close()
+        return _finish_file(tmp, out, len(names), writer.unzipped)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def cache_dir() -> Path:
+    from lambdaship.local.stack import home
+
+    return home() / "zip"
+
+
+def deps_zip(deps_dir: Path, deps_hash: str) -> ZipArtifact:
+    """The installed dependencies as a deterministic zip, cached by dependency hash."""
+    dest = cache_dir() / f"deps-{FORMAT_VERSION}-{deps_hash}.zip"
+    if dest.is_file():
+        entries = read_entries(dest)
+        h = hashlib.sha256()
+        with dest.open("rb") as fh:
+            while chunk := fh.read(READ_SIZE):
+                h.update(chunk)
+        return ZipArtifact(
+            dest, h.hexdigest(), dest.stat().st_size, sum(e.size for e in entries.values()), len(entries), deps_hash
+        )
+    art = write_zip(dest, tree_files(deps_dir))
+    return ZipArtifact(art.path, art.sha256, art.size, art.unzipped_size, art.entries, deps_hash)
+
+
+def build_zip(fn: FunctionConfig, *, out: Path | None = None) -> ZipArtifact:
+    """Dependencies (installed for Lambda, via the shared deps cache) + the app's files, as one zip.
+
+    The app's files win over a dependency file with the same path (as the code layer does in an
+    image). Without ``out`` the zip is stored by content: ``<LAMBDASHIP_HOME>/zip/<sha256>.zip``.
+    """
+    from lambdaship import deps, project
+
+    installed = deps.install(fn, target="lambda")
+    base = deps_zip(Path(installed.path), installed.hash)
+    app = project.app_files(fn)
+    tmp_out = cache_dir() / "tmp" / f"{fn.function_name}.zip"
+    art = write_zip(tmp_out, app, raw_from=base.path)
+    dest = out if out is not None else cache_dir() / f"{art.sha256}.zip"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(art.path, dest)
+    return ZipArtifact(dest.resolve(), art.sha256, art.size, art.unzipped_size, art.entries, installed.hash)
+
+
+def code_sha256_of(path: Path) -> str:
+    """Lambda's ``CodeSha256`` (base64 of the SHA-256) of a file."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(READ_SIZE):
+            h.update(chunk)
+    return base64.b64encode(h.digest()).decode()
+
+
+# ---- choosing the package type ----------------------------------------------------------------
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``package_type``: "zip" or "image"; ``upload``: "direct" or "s3" for zip; ``reason``: one line."""
+
+    package_type: str
+    upload: str
+    reason: str
+
+    def to_json(self) -> dict:
+        return {"package_type": self.package_type, "upload": self.upload, "reason": self.reason}
+
+
+def decide(zip_size: int, unzipped_size: int, bucket: str | None, requested: str = "auto",
+           existing: str | None = None) -> Decision:
+    """Pick zip (direct or through S3) or image from measured sizes; explain it in one line.
+
+    ``requested``: the config's package_type; ``existing``: the deployed function's PackageType
+    ("Zip"/"Image"), which Lambda cannot change in place. ``requested="zip"`` that cannot work
+    raises LambdashipError (before anything is changed remotely).
+    """
+    if requested == "image":
+        return Decision("image", "", "package_type = \"image\" in the config")
+    if existing == "Image":
+        if requested == "zip":
+            raise LambdashipError(
+                "the function already exists as a container image; Lambda cannot change a function's package type",
+                "set package_type = \"image\" (or \"auto\"), or deploy the zip under a new function_name",
+            )
+        return Decision("image", "", "the function already exists as a container image (package type is fixed)")
+    sizes = f"{_mib(zip_size)} zipped, {_mib(unzipped_size)} unzipped"
+    if unzipped_size > ZIP_UNZIPPED_LIMIT:
+        if requested == "zip" or existing == "Zip":
+            raise LambdashipError(
+                f"the zip package is {_mib(unzipped_size)} unzipped, over Lambda's 250 MiB zip limit",
+                "use package_type = \"image\" (a new function: the package type of an existing one is fixed)"
+                if existing == "Zip" else "use package_type = \"image\" or \"auto\"",
+            )
+        return Decision("image", "", f"{_mib(unzipped_size)} unzipped is over the 250 MiB zip limit ({sizes})")
+    if zip_size <= ZIP_DIRECT_LIMIT:
+        return Decision("zip", "direct", f"{sizes}: fits a direct zip upload (50 MiB zipped, 250 MiB unzipped)")
+    if bucket:
+        return Decision("zip", "s3", f"{sizes}: over the 50 MiB direct upload, so through s3://{bucket} "
+                                      "(fits 250 MiB unzipped)")
+    if requested == "zip" or existing == "Zip":
+        raise LambdashipError(
+            f"the zip package is {_mib(zip_size)} zipped, over the 50 MiB direct-upload limit, and no S3 bucket is set",
+            "set zip_bucket in the config or pass --zip-bucket (add --create-bucket to create it)",
+        )
+    return Decision("image", "", f"{sizes}: over the 50 MiB direct zip upload and no zip_bucket is set for S3")
+
+
+# ---- deploying a zip (used by lambdaship.deploy) ----------------------------------------------
+@dataclass(frozen=True)
+class ZipPlan:
+    """What a zip/auto deploy will do: the decision and, for zip, the built artifact."""
+
+    decision: Decision
+    artifact: ZipArtifact | None
+    bucket: str | None = None
+
+    def to_json(self) -> dict:
+        return {**self.decision.to_json(), "bucket": self.bucket,
+                "artifact": self.artifact.to_json() if self.artifact else None}
+
+
+def plan(fn: FunctionConfig, *, bucket: str | None = None, existing: str | None = None) -> ZipPlan:
+    """Build the zip (local work only, no AWS calls) and decide zip vs image for ``fn``.
+
+    ``bucket`` overrides ``fn.zip_bucket``; ``existing`` is the deployed function's PackageType.
+    For ``package_type = "image"`` nothing is built.
+    """
+    bucket = bucket or fn.zip_bucket
+    if fn.package_type == "image":
+        return ZipPlan(decide(0, 0, bucket, "image"), None, bucket)
+    if existing == "Image" and fn.package_type == "auto":
+        return ZipPlan(decide(0, 0, bucket, "auto", existing), None, bucket)
+    art = build_zip(fn)
+    decision = decide(art.size, art.unzipped_size, bucket, fn.package_type, existing)
+    return ZipPlan(decision, art if decision.package_type == "zip" else None, bucket)
+
+
+def s3_key(fn: FunctionConfig, art: ZipArtifact) -> str:
+    return f"lambdaship/{fn.function_name}/{art.sha256}.zip"
+
+
+def check_bucket(zplan: ZipPlan, *, create_bucket: bool = False) -> None:
+    """Before any mutation: the S3 bucket of an S3 upload exists (or may be created)."""
+    if zplan.decision.upload != "s3" or not zplan.bucket:
+        return
+    from lambdaship.aws import s3
+
+    if not create_bucket and not s3.bucket_exists(zplan.bucket):
+        raise LambdashipError(
+            f"S3 bucket {zplan.bucket!r} does not exist (needed for a zip over 50 MiB)",
+            "create it, or pass --create-bucket",
+        )
+
+
+def upload(fn: FunctionConfig, zplan: ZipPlan, *, create_bucket: bool = False) -> dict:
+    """The ``Code`` location for Lambda: ``{"ZipFile": bytes}`` or ``{"S3Bucket", "S3Key"}``.
+
+    For S3 the object is content-addressed and only uploaded when it is not there yet.
+    """
+    art = zplan.artifact
+    if art is None or zplan.decision.package_type != "zip":
+        raise ValueError("upload() needs a zip plan")
+    if zplan.decision.upload == "direct":
+        return {"ZipFile": art.path.read_bytes()}
+    from lambdaship.aws import s3
+
+    assert zplan.bucket
+    if create_bucket:
+        s3.ensure_bucket(zplan.bucket)
+    key = s3_key(fn, art)
+    s3.put_file(zplan.bucket, key, art.path, sha256_hex=art.sha256)
+    return {"S3Bucket": zplan.bucket, "S3Key": key}
+
+
+def function_params(fn: FunctionConfig) -> dict:
+    """Create/update-configuration parameters that differ between zip and image functions."""
+    return {"Runtime": f"python{fn.python}", "Handler": fn.resolved_handler}
+
+
+def create_params(fn: FunctionConfig, code: dict) -> dict:
+    """``CreateFunction`` parameters specific to a zip function (merge with the common ones)."""
+    return {"PackageType": "Zip", "Code": code, "Architectures": [fn.architecture], **function_params(fn)}
+
+
+def update_code_params(fn: FunctionConfig, code: dict) -> dict:
+    """``UpdateFunctionCode`` parameters for a zip function."""
+    return {"FunctionName": fn.function_name, "Architectures": [fn.architecture], **code}
+
+
+def check_code_sha256(response: dict, art: ZipArtifact) -> None:
+    """Lambda's ``CodeSha256`` must be the artifact's (base64 SHA-256): we deployed these bytes."""
+    got = response.get("CodeSha256")
+    if got != art.code_sha256:
+        raise LambdashipError(
+            f"Lambda reports CodeSha256 {got} but the zip built here has {art.code_sha256}",
+            "another deploy may have changed the function; check `lambdaship status` and deploy again",
+        )
