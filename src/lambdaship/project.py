@@ -1,0 +1,184 @@
+"""The app as files: which of the project's files go into the image, and is the handler there.
+
+Files under the function's ``source`` directory go to ``/var/task`` (``LAMBDA_TASK_ROOT``) with
+their relative paths. A file is left out when a default exclude or one of the user's
+``exclude`` globs matches it, unless one of the user's ``include`` globs matches it (include
+wins). Glob rules (like .gitignore): a pattern without ``/`` matches a file or directory name
+at any depth; a pattern with ``/`` matches the path relative to ``source`` (``*`` may cross
+``/``); a matched directory drops everything below it.
+
+The handler (``module.attr``, e.g. ``app.app`` for Chalice) is checked without importing user
+code: the module file must be among the app files, and ``ast`` must find the attribute
+defined at the module's top level (def, class, assignment or import).
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import os
+import re
+from pathlib import Path
+
+from lambdaship.config import FunctionConfig
+from lambdaship.errors import LambdashipError
+
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    ".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "*.pyc", "*.pyo",
+    "tests", "test", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox",
+    ".env", ".env.*", ".aws", "*.pem", "*.key", ".chalice/deployments", ".lambdaship",
+    ".DS_Store", ".idea", ".vscode", "node_modules",
+)
+
+
+def _matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    for pat in patterns:
+        pat = pat.strip().rstrip("/")
+        if not pat:
+            continue
+        if "/" in pat:
+            pat = pat.lstrip("/").removeprefix("./")
+            if fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(rel, pat.replace("**/", "")):
+                return True
+        elif fnmatch.fnmatchcase(name, pat):
+            return True
+    return False
+
+
+def app_files(fn: FunctionConfig, *, extra_excludes: list[Path] | None = None) -> list[tuple[str, Path]]:
+    """``(arcname relative to /var/task, path)`` for every file and symlink of the app, sorted.
+
+    ``extra_excludes``: absolute paths to leave out as well (e.g. a build output directory
+    inside the project).
+    """
+    root = fn.source
+    excludes = (*DEFAULT_EXCLUDES, *fn.exclude)
+    includes = [p.strip().lstrip("/").removeprefix("./") for p in fn.include if p.strip()]
+    skip = {os.path.abspath(p) for p in (extra_excludes or [])}
+    out: list[tuple[str, Path]] = []
+
+    def hit(rel: str, patterns) -> bool:
+        parts = rel.split("/")
+        return any(_matches("/".join(parts[: i + 1]), patterns) for i in range(len(parts)))
+
+    def wanted(rel: str) -> bool:
+        return hit(rel, includes) or not hit(rel, excludes)
+
+    def include_below(rel_dir: str) -> bool:
+        # An include path glob such as 'tests/fixtures/*.json' reaches into an excluded dir.
+        for pat in includes:
+            literal = re.split(r"[*?\[]", pat, maxsplit=1)[0]
+            if "/" in pat and (literal.startswith(rel_dir + "/") or (rel_dir + "/").startswith(literal)):
+                return True
+        return False
+
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        rel_dir = "" if rel_dir == "." else rel_dir
+        kept_dirs = []
+        for d in sorted(dirnames):
+            rel = f"{rel_dir}/{d}" if rel_dir else d
+            full = os.path.join(dirpath, d)
+            if os.path.abspath(full) in skip:
+                continue
+            if os.path.islink(full):
+                if wanted(rel):
+                    out.append((rel, Path(full)))
+            elif wanted(rel) or include_below(rel):
+                kept_dirs.append(d)
+        dirnames[:] = kept_dirs
+        for f in sorted(filenames):
+            rel = f"{rel_dir}/{f}" if rel_dir else f
+            full = os.path.join(dirpath, f)
+            if os.path.abspath(full) not in skip and wanted(rel):
+                out.append((rel, Path(full)))
+    out.sort(key=lambda item: item[0].split("/"))
+    return out
+
+
+def _module_candidates(module: str) -> list[str]:
+    base = module.replace(".", "/")
+    return [f"{base}.py", f"{base}/__init__.py"]
+
+
+def _defined_names(body: list[ast.stmt]) -> tuple[set[str], bool]:
+    """Top-level names a module binds, and whether it has ``import *`` or ``__getattr__``."""
+    names: set[str] = set()
+    dynamic = False
+
+    def targets(node: ast.expr) -> None:
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Tuple | ast.List):
+            for elt in node.elts:
+                targets(elt)
+        elif isinstance(node, ast.Starred):
+            targets(node.value)
+
+    def visit(stmts: list[ast.stmt]) -> None:
+        nonlocal dynamic
+        for node in stmts:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+                if node.name == "__getattr__":
+                    dynamic = True
+            elif isinstance(node, ast.Assign):
+                for t in node.targets:
+                    targets(t)
+            elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+                targets(node.target)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                for alias in node.names:
+                    if alias.name == "*":
+                        dynamic = True
+                    else:
+                        names.add(alias.asname or alias.name.split(".")[0])
+            elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+                for field in ("body", "orelse", "finalbody"):
+                    visit(getattr(node, field, []) or [])
+                for h in getattr(node, "handlers", []) or []:
+                    visit(h.body)
+            elif isinstance(node, ast.Expr | ast.NamedExpr):
+                for sub in ast.walk(node):
+                    if isinstance(sub, ast.NamedExpr):
+                        targets(sub.target)
+
+    visit(body)
+    return names, dynamic
+
+
+def check_handler(fn: FunctionConfig, files: list[tuple[str, Path]] | None = None) -> None:
+    """Raise LambdashipError unless the handler's module is an app file defining the attribute."""
+    handler = fn.resolved_handler
+    module, _, attr = handler.rpartition(".")
+    files = app_files(fn) if files is None else files
+    by_name = dict(files)
+    candidates = _module_candidates(module)
+    found = next((c for c in candidates if c in by_name), None)
+    if found is None:
+        on_disk = next((c for c in candidates if (fn.source / c).is_file()), None)
+        if on_disk:
+            raise LambdashipError(
+                f"handler {handler!r}: module file {on_disk} is excluded from the image",
+                "remove the exclude pattern that matches it, or add it to 'include'",
+            )
+        raise LambdashipError(
+            f"handler {handler!r}: module file {candidates[0]} not found in {fn.source}",
+            "fix 'handler' (module path relative to 'source', e.g. 'app.handler' for app.py)",
+        )
+    path = by_name[found]
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except SyntaxError as exc:
+        raise LambdashipError(
+            f"handler {handler!r}: {found} line {exc.lineno}: syntax error: {exc.msg}", "fix the syntax"
+        ) from None
+    except OSError as exc:
+        raise LambdashipError(f"handler {handler!r}: cannot read {found}: {exc.strerror}") from None
+    names, dynamic = _defined_names(tree.body)
+    if attr not in names and not dynamic:
+        raise LambdashipError(
+            f"handler {handler!r}: {found} does not define {attr!r}",
+            f"define '{attr}' at the module's top level or fix 'handler'",
+        )
