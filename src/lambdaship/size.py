@@ -51,7 +51,11 @@ def _req_name(req: str) -> str | None:
 
 
 def mib(n: int | float) -> str:
-    return f"{n / 1024 / 1024:.1f} MiB"
+    """Binary units, as Lambda's limits are (50 MiB = 52,428,800 bytes)."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
 
 
 @dataclass
@@ -162,17 +166,42 @@ def _required_by(dists: list[_Dist], direct: set[str]) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in result.items()}
 
 
+def _pyc_source(name: str) -> str:
+    """``pkg/__pycache__/mod.cpython-312.pyc`` → ``pkg/mod.py`` (bytecode compiled after install)."""
+    parts = name.split("/")
+    if len(parts) >= 2 and parts[-2] == "__pycache__" and parts[-1].endswith(".pyc"):
+        module = parts[-1].split(".", 1)[0]
+        return "/".join([*parts[:-2], module + ".py"])
+    return ""
+
+
+def _top_level_owners(owner: dict[str, Row]) -> dict[str, Row]:
+    """Top-level directory → the distribution that owns most of its recorded files."""
+    counts: dict[str, dict[int, int]] = {}
+    rows: dict[int, Row] = {}
+    for path, row in owner.items():
+        if "/" in path:
+            top = path.split("/", 1)[0]
+            counts.setdefault(top, {}).setdefault(id(row), 0)
+            counts[top][id(row)] += 1
+            rows[id(row)] = row
+    return {top: rows[max(c, key=lambda k: c[k])] for top, c in counts.items()}
+
+
 # ---- the analysis -------------------------------------------------------------------------------
 def analyze(fn: FunctionConfig) -> SizeReport:
     """Install (or reuse) the function's dependencies for Lambda and measure them and the app."""
     from lambdaship import deps, project
 
     installed = deps.install(fn, target="lambda")
+    req = deps.requirements_file(fn)
+    direct = sorted(deps.named_requirements(req.read_text(encoding="utf-8"))) if req else []
     return analyze_tree(
         Path(installed.path),
         project.app_files(fn),
         deps_hash=installed.hash,
-        requirements=list(installed.requirements),
+        requirements=direct,
+        pruned=list(getattr(installed, "pruned", ())),
         function=fn.function_name,
         python=fn.python,
         architecture=fn.architecture,
@@ -186,12 +215,17 @@ def analyze_tree(
     *,
     deps_hash: str | None = None,
     requirements: list[str] | None = None,
+    pruned: list[str] | None = None,
     function: str = "",
     python: str = "",
     architecture: str = "",
     zip_bucket: str | None = None,
 ) -> SizeReport:
-    """Measure an installed dependency tree plus app files (no network)."""
+    """Measure an installed dependency tree plus app files (no network).
+
+    ``requirements``: the names the user asked for (marked "direct"); ``pruned``: runtime-provided
+    packages the installer already left out (reported, not measured).
+    """
     with tempfile.TemporaryDirectory(prefix="lambdaship-size-") as tmp:
         if deps_hash:
             deps_zip = zippkg.deps_zip(deps_dir, deps_hash).path
@@ -217,10 +251,11 @@ def analyze_tree(
             owner.setdefault(p, row)
     other = Row(OTHER, kind="other")
     app_row = Row(APP, kind="app")
+    by_top = _top_level_owners(owner)
     for name, e in dep_entries.items():
         if name in app_entries:
             continue  # the app's file replaces it in the package
-        row = owner.get(name, other)
+        row = owner.get(name) or owner.get(_pyc_source(name)) or by_top.get(name.split("/", 1)[0]) or other
         row.files += 1
         row.size += e.size
         row.zipped += e.compressed_size + zippkg.entry_overhead(name)
@@ -240,6 +275,7 @@ def analyze_tree(
     rp_size, rp_zipped = sum(r.size for r in rp), sum(r.zipped for r in rp)
     runtime_info = {
         "packages": [r.name for r in rp],
+        "already_left_out": sorted(pruned or []),
         "size": rp_size,
         "zipped": rp_zipped,
         "zip_size_without": zip_size - rp_zipped,
@@ -322,6 +358,11 @@ def render_table(report: SizeReport) -> Any:
             f"Already in the Lambda Python runtime: {', '.join(rp['packages'])} — leaving them out saves "
             f"{mib(rp['size'])} unzipped / {mib(rp['zipped'])} zipped (only if the runtime's versions suit your code)."
         ))
+    if rp.get("already_left_out"):
+        parts.append(Text(
+            f"Left out already (the runtime ships them, nothing in the requirements names them): "
+            f"{', '.join(rp['already_left_out'])}."
+        ))
     rec = report.recommendation
     how = f" ({rec['upload']})" if rec.get("upload") else ""
     parts.append(Text.from_markup(f"[bold]Recommendation: {rec['package_type']}{how}[/] — {rec['reason']}"))
@@ -367,7 +408,8 @@ var data=JSON.parse(document.getElementById("data").textContent);
 var colors={"dependency":"#4c78a8","runtime-provided":"#f2a541","app":"#54a24b","other":"#9d9da8"};
 function el(tag,attrs,parent){var e=document.createElementNS(NS,tag);
   for(var k in attrs){e.setAttribute(k,attrs[k]);}parent.appendChild(e);return e;}
-function mib(n){return (n/1048576).toFixed(1)+" MiB";}
+function mib(n){var u=[["GiB",1073741824],["MiB",1048576],["KiB",1024]];
+  for(var i=0;i<u.length;i++){if(n>=u[i][1]){return (n/u[i][1]).toFixed(1)+" "+u[i][0];}}return n+" B";}
 var W=1000,LABEL=230,BAR=W-LABEL-180,H=20;
 var rows=data.rows.slice().sort(function(a,b){return b.size-a.size;});
 var max=Math.max.apply(null,rows.map(function(r){return r.size;}).concat([1]));
