@@ -34,6 +34,9 @@ def register(app: typer.Typer) -> None:
         """Detect a Chalice app or handler module and write its lambdaship configuration."""
         from lambdaship.scaffold.init import next_steps, run_init
 
+        def say(text: str) -> None:
+            console.print(text, markup=False)
+
         result = run_init(
             path, force=force, function_name=function_name, handler=handler, python=python,
             config_file=config_file,
@@ -42,26 +45,28 @@ def register(app: typer.Typer) -> None:
             emit_json(result.as_dict())
             return
         if not result.changed:
-            console.print(f"{result.config_file}: {result.reason}; nothing changed")
+            say(f"{result.config_file}: {result.reason}; nothing changed")
             return
         d = result.detected
         assert d is not None
-        console.print(f"wrote {result.config_file}")
-        console.print(f"  function  {d.function_name}")
-        console.print(f"  handler   {d.handler}  ({'Chalice app' if d.kind == 'chalice' else 'handler module'})")
+        say(f"wrote {result.config_file}")
+        say(f"  function  {d.function_name}")
+        say(f"  handler   {d.handler}  ({'Chalice app' if d.kind == 'chalice' else 'handler module'})")
         if d.other_handlers:
-            console.print(f"            other candidates: {', '.join(d.other_handlers)} (choose with --handler)")
-        console.print(f"  python    {d.python}  (from {d.python_from})")
-        console.print(f"  deps      {d.requirements or 'none'}  (from {d.requirements_from})")
+            say(f"            other candidates: {', '.join(d.other_handlers)} (choose with --handler)")
+        say(f"  python    {d.python}  (from {d.python_from})")
+        say(f"  deps      {d.requirements or 'none'}  (from {d.requirements_from})")
+        for gen in result.generated:
+            say(f"  wrote     {gen} (from {d.requirements_from})")
         if d.environment:
-            console.print(f"  env       {', '.join(sorted(d.environment))} (from .chalice/config.json)")
+            say(f"  env       {', '.join(sorted(d.environment))} (from .chalice/config.json)")
         if d.skipped_environment:
             console.print(
                 f"  secrets   {', '.join(d.skipped_environment)} not copied: placeholders in "
                 ".chalice/config.json; add them as [[secrets]] sources"
             )
         if d.smoke_path:
-            console.print(f"  smoke     GET {d.smoke_path} must answer 2xx before the alias moves")
-        console.print("next steps:")
+            say(f"  smoke     GET {d.smoke_path} must answer 2xx before the alias moves")
+        say("next steps:")
         for step in next_steps():
-            console.print(f"  {step}")
+            say(f"  {step}")

@@ -219,15 +219,55 @@ def detect_python(directory: Path, pyproject: dict[str, Any]) -> tuple[str, str]
     return DEFAULT_PYTHON, "default"
 
 
+UV_LOCK_EXPORT = "requirements.lock.txt"
+PYPROJECT_EXPORT = "requirements.txt"
+
+
 def detect_requirements(directory: Path, pyproject: dict[str, Any]) -> tuple[str | None, str]:
+    """(requirements file the config names, where the dependencies come from).
+
+    The builder installs from a requirements file, so a uv.lock is exported to
+    ``requirements.lock.txt`` and pyproject dependencies are written to ``requirements.txt``
+    (see ``export_requirements``).
+    """
     if (directory / "uv.lock").is_file():
-        return "uv.lock", "uv.lock"
+        return UV_LOCK_EXPORT, "uv.lock"
     if (directory / "requirements.txt").is_file():
         return "requirements.txt", "requirements.txt"
     deps = pyproject.get("project", {}).get("dependencies")
     if isinstance(deps, list) and deps:
-        return PYPROJECT, "pyproject.toml [project].dependencies"
+        return PYPROJECT_EXPORT, "pyproject.toml [project].dependencies"
     return None, "none found"
+
+
+def export_requirements(directory: Path, detected: Detected, pyproject: dict[str, Any]) -> str | None:
+    """Text of the requirements file to create, or None when the config names an existing file."""
+    if detected.requirements_from == "uv.lock":
+        import subprocess
+
+        from uv import find_uv_bin
+
+        cmd = [find_uv_bin(), "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", "--no-header",
+               "--quiet"]
+        proc = subprocess.run(cmd, cwd=directory, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LambdashipError(
+                f"uv export of {directory / 'uv.lock'} failed: {(proc.stderr.strip().splitlines() or [''])[-1]}",
+                "run 'uv lock' to bring the lock file up to date, then run lambdaship init again",
+            )
+        return (
+            "# Exported from uv.lock by `lambdaship init`; after changing uv.lock run:\n"
+            f"#   uv export --frozen --no-dev --no-emit-project --no-hashes -o {UV_LOCK_EXPORT}\n"
+            + proc.stdout
+        )
+    if detected.requirements_from.startswith("pyproject.toml"):
+        deps = pyproject.get("project", {}).get("dependencies", [])
+        return (
+            "# From [project].dependencies in pyproject.toml, written by `lambdaship init`.\n"
+            "# Pin exact versions (name==1.2.3) for reproducible images.\n"
+            + "".join(f"{d}\n" for d in deps)
+        )
+    return None
 
 
 def sanitize_name(name: str) -> str:
@@ -390,12 +430,14 @@ class InitResult:
     changed: bool
     detected: Detected | None
     reason: str
+    generated: list[Path] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "config_file": str(self.config_file),
             "changed": self.changed,
             "reason": self.reason,
+            "generated": [str(p) for p in self.generated],
             "detected": self.detected.as_dict() if self.detected else None,
             "next_steps": next_steps() if self.changed else [],
         }
@@ -452,6 +494,18 @@ def run_init(
     pyproject = directory / PYPROJECT
     target_name = config_file or (PYPROJECT if pyproject.is_file() else CONFIG_FILE)
     detected = detect(directory, function_name=function_name, handler=handler, python=python)
+    exported = export_requirements(directory, detected, _read_pyproject(directory))
+    generated: list[Path] = []
+    if exported is not None and detected.requirements:
+        req_path = directory / detected.requirements
+        if req_path.exists() and req_path.read_text(encoding="utf-8", errors="replace") != exported and not force:
+            raise LambdashipError(
+                f"{req_path} exists and differs from the dependencies in {detected.requirements_from}",
+                "nothing was written; use --force to overwrite it",
+            )
+        if not req_path.exists() or req_path.read_text(encoding="utf-8", errors="replace") != exported:
+            _write(req_path, exported)
+            generated.append(req_path)
     if target_name == CONFIG_FILE:
         target = directory / CONFIG_FILE
         if existing is not None and existing != target:
@@ -477,7 +531,7 @@ def run_init(
             text = stripped
         sep = "" if text.endswith("\n\n") or not text else ("\n" if text.endswith("\n") else "\n\n")
         _write(pyproject, text + sep + render_table(detected, prefix="tool.lambdaship"))
-    return InitResult(target, True, detected, "written")
+    return InitResult(target, True, detected, "written", generated)
 
 
 def _remove_pyproject_table(path: Path) -> None:
