@@ -50,12 +50,7 @@ def _req_name(req: str) -> str | None:
     return canonical(m.group(1)) if m else None
 
 
-def mib(n: int | float) -> str:
-    """Binary units, as Lambda's limits are (50 MiB = 52,428,800 bytes)."""
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{int(n)} B"
+mib = zippkg._mib
 
 
 @dataclass

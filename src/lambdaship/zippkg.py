@@ -323,7 +323,11 @@ def code_sha256_of(path: Path) -> str:
 
 # ---- choosing the package type ----------------------------------------------------------------
 def _mib(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MiB"
+    """Binary units, as Lambda's limits are (50 MiB = 52,428,800 bytes)."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
 
 
 @dataclass(frozen=True)
