@@ -1,0 +1,106 @@
+"""``lambdaship invoke``: one invocation, locally (``--local``) or of the deployed alias."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, emit_json, project_and_function
+from lambdaship.errors import UsageError
+
+
+def read_event(event: str | None) -> bytes:
+    """The event payload: a file, ``-`` for stdin, or ``{}``; must be JSON."""
+    if event is None:
+        return b"{}"
+    if event == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        path = Path(event)
+        if not path.exists() or path.is_dir():
+            raise UsageError(f"event file {event} not found", "pass a JSON file, or - to read stdin")
+        data = path.read_bytes()
+    try:
+        json.loads(data or b"null")
+    except ValueError as exc:
+        raise UsageError(f"the event is not valid JSON: {exc}", "Lambda events are JSON documents") from None
+    return data or b"{}"
+
+
+def _print_result(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("invoke")
+    def invoke(
+        project: Path | None = ProjectOpt,
+        function: str | None = FunctionOpt,
+        event: str | None = typer.Option(None, "--event", "-e", help="JSON event file, or - for stdin (default {})."),
+        local: bool = typer.Option(False, "--local", help="Run the handler on this machine (awslambdaric)."),
+        qualifier: str | None = typer.Option(None, "--qualifier", "-q",
+                                             help="Alias or version to invoke (remote; default: the alias)."),
+        timeout: float | None = typer.Option(None, "--timeout", help="Override the function's timeout (s, --local)."),
+        json_: bool = JsonOpt,
+    ) -> None:
+        """Invoke the function once and print its result (then its logs, with --local).
+
+        Exit status 1 when the function fails (the error is printed as Lambda shapes it).
+        """
+        payload = read_event(event)
+        _, fn = project_and_function(project, function)
+        if local:
+            data = _invoke_local(fn, payload, timeout)
+        else:
+            from lambdaship.aws import lambda_
+
+            err, raw = lambda_.invoke(fn.function_name, qualifier or fn.alias, json.loads(payload))
+            try:
+                result: Any = json.loads(raw) if raw else None
+            except ValueError:
+                result = raw.decode("utf-8", "replace")
+            data = {"function": fn.function_name, "qualifier": qualifier or fn.alias, "ok": err is None,
+                    ("result" if err is None else "error"): result, "logs": []}
+        if json_:
+            emit_json(data)
+        else:
+            _print_result(data["result"] if data["ok"] else data["error"])
+            if data.get("logs"):
+                sys.stderr.write("\n".join(data["logs"]) + "\n")
+        if not data["ok"]:
+            raise typer.Exit(1)
+
+
+def _invoke_local(fn: Any, payload: bytes, timeout: float | None) -> dict[str, Any]:
+    from lambdaship.local.serve import function_runtime, host_pythonpath
+
+    pythonpath, note = host_pythonpath(fn)
+    if note:
+        sys.stderr.write(f"note: {note}\n")
+    logs: list[str] = []
+    api = function_runtime(fn, max_workers=1, log_sink=logs.append, timeout=timeout, pythonpath=pythonpath)
+    try:
+        result = api.invoke(payload)
+    finally:
+        api.close()  # waits for the worker's output to drain, so the logs are complete
+    data: dict[str, Any] = {
+        "function": fn.function_name,
+        "handler": fn.resolved_handler,
+        "local": True,
+        "ok": result.ok,
+        "request_id": result.request_id,
+        "duration_ms": round(result.duration_ms, 3),
+        "init_duration_ms": round(result.init_duration_ms, 3) if result.init_duration_ms is not None else None,
+        "timed_out": result.timed_out,
+        "logs": logs,
+    }
+    if result.ok:
+        data["result"] = result.json()
+    else:
+        data["error"] = result.error
+    return data

@@ -1,0 +1,515 @@
+"""A Lambda Runtime API emulator driving the real ``awslambdaric`` in worker processes.
+
+Each worker is one runtime process (``python -m awslambdaric module.handler`` on the host, or
+an image's ENTRYPOINT + CMD in a chroot) with its own small HTTP server implementing the
+Runtime API (``/2018-06-01/runtime/...``) on 127.0.0.1. The pool keeps workers warm and reuses
+them; concurrent invocations go to different workers (up to ``max_workers``). An invocation
+that outlives the function's timeout kills its worker (SIGKILL: in a pid namespace the runtime
+is pid 1 and ignores SIGTERM) and is reported as Lambda reports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from lambdaship.errors import LambdashipError
+
+API_PREFIX = "/2018-06-01/runtime"
+ACCOUNT_ID = "123456789012"
+LogSink = Callable[[str], None]
+
+
+@dataclass
+class InvokeResult:
+    """The outcome of one invocation, as Lambda's Invoke API would report it."""
+
+    request_id: str
+    payload: bytes
+    function_error: str | None = None  # "Unhandled" when the function failed
+    duration_ms: float = 0.0
+    timed_out: bool = False
+    init_duration_ms: float | None = None
+    logs: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.function_error is None
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.payload) if self.payload else None
+        except ValueError:
+            return self.payload.decode("utf-8", "replace")
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        if self.ok:
+            return None
+        data = self.json()
+        return data if isinstance(data, dict) else {"errorMessage": str(data), "errorType": "Unknown"}
+
+
+@dataclass
+class _Invocation:
+    request_id: str
+    payload: bytes
+    timeout: float
+    client_context: str | None = None
+    deadline_ms: int = 0
+    started: float = 0.0
+    result: InvokeResult | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    logs: list[str] = field(default_factory=list)
+
+    def resolve(self, result: InvokeResult) -> bool:
+        with self.lock:
+            if self.result is not None:
+                return False
+            result.logs = self.logs
+            self.result = result
+        self.done.set()
+        return True
+
+
+def error_payload(message: str, error_type: str, trace: list[str] | None = None) -> bytes:
+    body: dict[str, Any] = {"errorMessage": message, "errorType": error_type}
+    if trace is not None:
+        body["stackTrace"] = trace
+    return json.dumps(body).encode()
+
+
+class _RuntimeServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        super().__init__(("127.0.0.1", 0), _RuntimeHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a runtime killed mid-request resets its connection: expected, not worth a traceback
+
+
+class _RuntimeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small request/response pairs: Nagle + delayed ACK costs 40 ms
+    server: _RuntimeServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response_only(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self._headers_buffer.append(b"\r\n" + body)  # one write: headers and body together
+        self.flush_headers()
+
+    def _body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            return self.rfile.read(n)
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        return b""
+
+    def do_GET(self) -> None:
+        if self.path != f"{API_PREFIX}/invocation/next":
+            self._reply(404, b'{"errorMessage":"not found"}')
+            return
+        inv = self.server.worker.next_invocation()
+        if inv is None:  # shutting down: leave the runtime waiting; it is about to be killed
+            self.close_connection = True
+            return
+        headers = {
+            "Content-Type": "application/json",
+            "Lambda-Runtime-Aws-Request-Id": inv.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(inv.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": self.server.worker.pool.function_arn,
+            "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
+        }
+        if inv.client_context:
+            headers["Lambda-Runtime-Client-Context"] = inv.client_context
+        self._reply(200, inv.payload, headers)
+
+    def do_POST(self) -> None:
+        body = self._body()
+        worker = self.server.worker
+        path = self.path
+        if path == f"{API_PREFIX}/init/error":
+            worker.init_error(body)
+            self._reply(202, b'{"status":"OK"}')
+            return
+        prefix = f"{API_PREFIX}/invocation/"
+        if path.startswith(prefix):
+            request_id, _, kind = path[len(prefix):].partition("/")
+            if kind == "response":
+                ok = worker.complete(request_id, body, None)
+            elif kind == "error":
+                ok = worker.complete(request_id, body, "Unhandled")
+            else:
+                ok = None
+            if ok is None:
+                self._reply(404, b'{"errorMessage":"not found"}')
+            elif ok:
+                self._reply(202, b'{"status":"OK"}')
+            else:
+                self._reply(400, b'{"errorMessage":"unknown or finished request id","errorType":"InvalidRequestID"}')
+            return
+        self._reply(404, b'{"errorMessage":"not found"}')
+
+
+class Worker:
+    """One runtime process and its Runtime API endpoint."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, pool: RuntimeAPI) -> None:
+        self.pool = pool
+        self.id = next(self._ids)
+        self.generation = pool.generation
+        self.inbox: queue.Queue[_Invocation | None] = queue.Queue()
+        self.current: _Invocation | None = None
+        self.assigned: _Invocation | None = None
+        self.dead = False
+        self._killed = False
+        self.ready = threading.Event()  # first GET /next seen: init finished
+        self.spawned = time.monotonic()
+        self.init_duration_ms: float | None = None
+        self._init_error: bytes | None = None
+        self.server = _RuntimeServer(self)
+        self.port = self.server.server_address[1]
+        self._server_thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                               daemon=True, name=f"runtime-api-{self.id}")
+        self._server_thread.start()
+        env = pool.worker_env(f"127.0.0.1:{self.port}")
+        try:
+            self.proc = subprocess.Popen(
+                list(pool.command), cwd=pool.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        except OSError as exc:
+            self.server.shutdown()
+            self.server.server_close()
+            raise LambdashipError(f"cannot start the runtime {pool.command[0]!r}: {exc.strerror}") from None
+        self._reader = threading.Thread(target=self._read_output, daemon=True, name=f"runtime-log-{self.id}")
+        self._reader.start()
+
+    # ---- called by the Runtime API handler threads ---------------------------------------
+    def next_invocation(self) -> _Invocation | None:
+        if not self.ready.is_set():
+            self.init_duration_ms = (time.monotonic() - self.spawned) * 1000
+            self.ready.set()
+        inv = self.inbox.get()
+        if inv is None:
+            return None
+        inv.started = time.monotonic()
+        inv.deadline_ms = int((time.time() + inv.timeout) * 1000)
+        self.current = inv
+        return inv
+
+    def complete(self, request_id: str, body: bytes, function_error: str | None) -> bool:
+        inv = self.current
+        if inv is None or inv.request_id != request_id:
+            return False
+        duration = (time.monotonic() - inv.started) * 1000
+        self.current = None
+        return inv.resolve(InvokeResult(request_id, body, function_error, duration))
+
+    def init_error(self, body: bytes) -> None:
+        self._init_error = body
+        inv = self.assigned
+        if inv is not None:
+            inv.resolve(InvokeResult(inv.request_id, body, "Unhandled", 0.0))
+
+    # ---- output ------------------------------------------------------------------------
+    def _read_output(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n").replace("\r", "\n")
+            inv = self.assigned
+            if inv is not None:
+                inv.logs.append(line)
+            self.pool.emit(line)
+        code = self.proc.wait()
+        self.dead = True
+        inv = self.assigned
+        if inv is not None and not inv.done.is_set():
+            if self._init_error is not None:
+                payload = self._init_error
+            else:
+                msg = f"RequestId: {inv.request_id} Error: Runtime exited with error: exit status {code}"
+                if code < 0:
+                    msg = f"RequestId: {inv.request_id} Error: Runtime exited with error: signal: {-code}"
+                payload = error_payload(msg, "Runtime.ExitError")
+            inv.resolve(InvokeResult(inv.request_id, payload, "Unhandled", 0.0))
+        self.pool._worker_exited(self)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def kill(self) -> None:
+        self.dead = True
+        if self._killed:
+            return
+        self._killed = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.inbox.put(None)
+        self.server.shutdown()
+        self.server.server_close()
+
+    def join(self, timeout: float = 5.0) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
+        self._reader.join(timeout)
+
+
+class RuntimeAPI:
+    """A pool of warm runtime workers behind the Runtime API.
+
+    ``command`` runs one runtime (default: ``python -m awslambdaric <handler>`` with this
+    interpreter); it gets ``AWS_LAMBDA_RUNTIME_API`` and the Lambda environment variables.
+    """
+
+    def __init__(
+        self,
+        handler: str,
+        *,
+        cwd: Path | str,
+        pythonpath: Sequence[Path | str] = (),
+        environment: dict[str, str] | None = None,
+        timeout: float = 30.0,
+        memory: int = 512,
+        function_name: str = "function",
+        max_workers: int = 2,
+        command: Sequence[str] | None = None,
+        log_sink: LogSink | None = None,
+        lambda_env: bool = True,
+        python_version: str | None = None,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be >= 1")
+        self.handler = handler
+        self.cwd = str(cwd)
+        self.pythonpath = [str(p) for p in pythonpath]
+        self.environment = dict(environment or {})
+        self.timeout = float(timeout)
+        self.memory = memory
+        self.function_name = function_name
+        self.max_workers = max_workers
+        self.command = list(command) if command else [sys.executable, "-m", "awslambdaric", handler]
+        self.log_sink = log_sink
+        self.lambda_env = lambda_env
+        self.python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.region = region
+        self.function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function_name}"
+        self.generation = 0
+        self._workers: list[Worker] = []
+        self._idle: list[Worker] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._emit_lock = threading.Lock()
+
+    # ---- environment ---------------------------------------------------------------------
+    def worker_env(self, api: str) -> dict[str, str]:
+        passthrough = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
+                       "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                       "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+                       "AWS_ENDPOINT_URL")
+        env = {k: os.environ[k] for k in passthrough if k in os.environ} if self.lambda_env else {}
+        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        if self.lambda_env:
+            stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+            env.update({
+                "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_python{self.python_version}",
+                "LAMBDA_TASK_ROOT": self.cwd,
+                "LAMBDA_RUNTIME_DIR": "/var/runtime",
+                "_HANDLER": self.handler,
+                "TZ": ":UTC",
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            })
+        env.update(self.environment)
+        if self.pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join(self.pythonpath)
+        env["AWS_LAMBDA_RUNTIME_API"] = api
+        return env
+
+    def emit(self, line: str) -> None:
+        if self.log_sink is not None:
+            with self._emit_lock:
+                self.log_sink(line)
+
+    # ---- pool ----------------------------------------------------------------------------
+    def start(self, warm: int = 1) -> RuntimeAPI:
+        """Start ``warm`` workers now (their init runs in the background)."""
+        with self._cond:
+            for _ in range(min(warm, self.max_workers) - len(self._workers)):
+                w = Worker(self)
+                self._workers.append(w)
+                self._idle.append(w)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Wait until every started worker has finished init (or died)."""
+        end = time.monotonic() + timeout
+        for w in list(self._workers):
+            while not w.ready.is_set() and not w.dead and time.monotonic() < end:
+                w.ready.wait(0.05)
+        return all(w.ready.is_set() for w in self._workers)
+
+    def _acquire(self) -> Worker:
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise LambdashipError("the local runtime is shutting down")
+                while self._idle:
+                    w = self._idle.pop()
+                    if not w.dead and w.generation == self.generation:
+                        return w
+                    self._retire(w)
+                if len(self._workers) < self.max_workers:
+                    w = Worker(self)
+                    self._workers.append(w)
+                    return w
+                self._cond.wait(1.0)
+
+    def _release(self, w: Worker) -> None:
+        with self._cond:
+            w.assigned = None
+            if w.dead or w.generation != self.generation or self._closed:
+                self._retire(w)
+                if not self._closed and not self._workers:
+                    # keep one warm replacement (after a timeout, a crash or a reload)
+                    fresh = Worker(self)
+                    self._workers.append(fresh)
+                    self._idle.append(fresh)
+            else:
+                self._idle.append(w)
+            self._cond.notify()
+
+    def _retire(self, w: Worker) -> None:  # with self._cond held
+        if w in self._workers:
+            self._workers.remove(w)
+        if w in self._idle:
+            self._idle.remove(w)
+        w.kill()
+        self._cond.notify()
+
+    def _worker_exited(self, w: Worker) -> None:
+        with self._cond:
+            if w in self._idle:
+                self._idle.remove(w)
+            if w in self._workers and w.assigned is None:
+                self._workers.remove(w)
+                w.kill()
+            self._cond.notify()
+
+    def invoke(self, payload: bytes | str | Any = b"{}", *, timeout: float | None = None,
+               client_context: str | None = None) -> InvokeResult:
+        """Run one invocation on a warm (or new) worker and wait for its result."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        elif not isinstance(payload, bytes | bytearray):
+            payload = json.dumps(payload).encode()
+        limit = self.timeout if timeout is None else timeout
+        inv = _Invocation(str(uuid.uuid4()), bytes(payload), limit, client_context)
+        w = self._acquire()
+        cold = not w.ready.is_set()
+        w.assigned = inv
+        self.emit(f"START RequestId: {inv.request_id} Version: $LATEST")
+        queued = time.monotonic()
+        w.inbox.put(inv)
+        # The timeout counts from when the runtime picks the event up; a cold worker first gets
+        # Lambda's 10 s init budget.
+        init_budget = 10.0 if cold else 0.0
+        while not inv.done.is_set():
+            now = time.monotonic()
+            deadline = (inv.started + limit) if inv.started else (queued + init_budget + limit)
+            if now >= deadline:
+                break
+            inv.done.wait(deadline - now if inv.started else min(0.05, deadline - now))
+        if not inv.done.is_set():
+            elapsed = time.monotonic() - (inv.started or queued)
+            msg = f"RequestId: {inv.request_id} Error: Task timed out after {limit:.2f} seconds"
+            if inv.resolve(InvokeResult(inv.request_id, error_payload(msg, "Sandbox.Timedout"), "Unhandled",
+                                        elapsed * 1000, timed_out=True)):
+                self.emit(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}Z {inv.request_id} "
+                          f"Task timed out after {limit:.2f} seconds")
+            w.kill()
+            w.join(2.0)
+        result = inv.result
+        assert result is not None
+        if cold:
+            result.init_duration_ms = w.init_duration_ms
+        self._release(w)
+        self.emit(f"END RequestId: {inv.request_id}")
+        report = (f"REPORT RequestId: {inv.request_id}\tDuration: {result.duration_ms:.2f} ms\t"
+                  f"Billed Duration: {max(1, int(result.duration_ms + 0.999))} ms\tMemory Size: {self.memory} MB")
+        if cold and result.init_duration_ms is not None:
+            report += f"\tInit Duration: {result.init_duration_ms:.2f} ms"
+        self.emit(report)
+        return result
+
+    def recycle(self) -> None:
+        """Replace every worker (code changed): idle ones now, busy ones when they finish."""
+        with self._cond:
+            self.generation += 1
+            for w in list(self._idle):
+                self._retire(w)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            workers = list(self._workers)
+            self._workers.clear()
+            self._idle.clear()
+            self._cond.notify_all()
+        for w in workers:
+            w.kill()
+        for w in workers:
+            w.join()
+
+    def __enter__(self) -> RuntimeAPI:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def workers(self) -> int:
+        return len(self._workers)
