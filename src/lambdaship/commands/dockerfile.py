@@ -1,0 +1,41 @@
+"""``lambdaship dockerfile``: a Dockerfile + .dockerignore equivalent to ``lambdaship build``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, console, emit_json, project_and_function
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("dockerfile")
+    def dockerfile(
+        project: Path = ProjectOpt,
+        function: str = FunctionOpt,
+        out: Path = typer.Option(
+            None, "--out", "-o", help="Where to write the Dockerfile (default: <source>/Dockerfile).",
+            show_default=False,
+        ),
+        force: bool = typer.Option(False, "--force", help="Overwrite files that exist with other content."),
+        json_out: bool = JsonOpt,
+    ) -> None:
+        """Write a Dockerfile and .dockerignore that build the same image as `lambdaship build`."""
+        from lambdaship.scaffold.dockerfile import generate
+        from lambdaship.scaffold.files import write_files
+
+        _, fn = project_and_function(project, function)
+        files = generate(fn, out)
+        written = write_files({files.dockerfile: files.dockerfile_text, files.ignore: files.ignore_text}, force=force)
+        if json_out:
+            emit_json({
+                "function": fn.function_name,
+                "files": [w.as_dict() for w in written],
+                "context": str(files.context),
+                "build_command": files.build_command(),
+            })
+            return
+        for w in written:
+            console.print(f"{w.status:<11} {w.path}", markup=False)
+        console.print(f"build it:   {files.build_command()}", markup=False)
