@@ -1,0 +1,92 @@
+"""``lambdaship build``: a reproducible Lambda image, without a Docker daemon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lambdaship.commands._common import (
+    FunctionOpt,
+    JsonOpt,
+    ProjectOpt,
+    console,
+    emit_json,
+    interactive,
+    project_and_function,
+)
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("build")
+    def build(
+        project: Path | None = ProjectOpt,
+        function: str | None = FunctionOpt,
+        out: Path | None = typer.Option(
+            None, "--out", "-o", help="Write the image as an OCI image layout directory (base layers included).",
+            show_default=False, file_okay=False,
+        ),
+        tar: Path | None = typer.Option(
+            None, "--tar", help="Also write a tar that 'docker load' (and skopeo docker-archive:) accepts.",
+            show_default=False, dir_okay=False,
+        ),
+        base_image: str | None = typer.Option(
+            None, "--base-image", help="Base image reference (default: public.ecr.aws/lambda/python:<python>).",
+            show_default=False,
+        ),
+        python: str | None = typer.Option(None, "--python", help="Lambda Python version, e.g. 3.12.",
+                                          show_default=False),
+        architecture: str | None = typer.Option(
+            None, "--architecture", "--arch", help="x86_64 or arm64.", show_default=False
+        ),
+        tag: str = typer.Option("latest", "--tag", help="Name of the image inside the layout / tar."),
+        image_format: str = typer.Option(
+            "base", "--format", help="Manifest format: base (same as the base image), docker or oci."
+        ),
+        json_: bool = JsonOpt,
+    ) -> None:
+        """Build the function's image: base image + dependency layer + app layer (same inputs, same digest)."""
+        from lambdaship.errors import UsageError
+        from lambdaship.image.build import build_image
+
+        if architecture is not None and architecture not in ("x86_64", "arm64"):
+            raise UsageError(f"--architecture {architecture!r} is not supported", "use x86_64 or arm64")
+        overrides = {"base_image": base_image, "python": python, "architecture": architecture}
+        _, fn = project_and_function(project, function, overrides)
+        if image_format not in ("base", "docker", "oci"):
+            raise UsageError(f"--format {image_format!r} is not supported", "use base, docker or oci")
+        result = build_image(fn, out=out, tar=tar, tag=tag, image_format=image_format,
+                             progress=interactive() and not json_)
+        if json_:
+            emit_json(result.to_json())
+            return
+        data = result.to_json()
+        console.print(f"built {fn.function_name}: [bold]{data['manifest_digest']}[/bold]")
+        for layer in data["layers"]:
+            console.print(
+                f"  {layer['role']:<5} {layer['digest'][:19]}  {_human(layer['size']):>9}"
+                + (f"  ({_human(layer['uncompressed_size'])} unpacked)" if layer["uncompressed_size"] else "")
+            )
+        notes = []
+        if result.deps_cached:
+            notes.append("dependencies from cache")
+        if result.deps_layer_cached:
+            notes.append("dependency layer from cache")
+        if result.bytecode:
+            notes.append(f"bytecode for Python {fn.python}")
+        console.print(f"  {data['timings'].get('total', 0):.2f} s" + (f"; {', '.join(notes)}" if notes else ""))
+        if result.layout:
+            console.print(f"OCI layout: {result.layout} (manifest {result.layout_digest})")
+        if result.tar:
+            console.print(f"docker-load tar: {result.tar}")
