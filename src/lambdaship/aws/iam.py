@@ -1,0 +1,66 @@
+"""IAM: the function's execution role (create only on request)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lambdaship.aws.session import client as _client
+
+LOGS_POLICY_NAME = "lambdaship-logs"
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+def client() -> Any:
+    return _client("iam")
+
+
+def role_arn(name: str) -> str | None:
+    """The ARN of role ``name``, or None when it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return client().get_role(RoleName=name)["Role"]["Arn"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            return None
+        raise
+
+
+def default_role_name(function_name: str) -> str:
+    return f"{function_name}-lambdaship-exec"[:64]
+
+
+def logs_policy(function_name: str, partition: str = "aws") -> dict[str, Any]:
+    """What AWSLambdaBasicExecutionRole grants, scoped to the function's own log group."""
+    group = f"arn:{partition}:logs:*:*:log-group:/aws/lambda/{function_name}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": group},
+            {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"{group}:*"},
+        ],
+    }
+
+
+def create_execution_role(name: str, function_name: str) -> str:
+    """Create a role Lambda can assume with only its own log group's permissions; return its ARN."""
+    arn = client().create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST),
+        Description=f"Execution role for Lambda function {function_name} (created by lambdaship)",
+        Tags=[{"Key": "lambdaship:function", "Value": function_name}],
+    )["Role"]["Arn"]
+    partition = arn.split(":", 2)[1]
+    client().put_role_policy(RoleName=name, PolicyName=LOGS_POLICY_NAME,
+                             PolicyDocument=json.dumps(logs_policy(function_name, partition)))
+    return arn
+
+
+def attached_policies(name: str) -> list[str]:
+    return [p["PolicyArn"] for p in client().list_attached_role_policies(RoleName=name)["AttachedPolicies"]]

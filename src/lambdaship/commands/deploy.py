@@ -1,0 +1,79 @@
+"""``lambdaship deploy``: build, push, deploy by digest, publish, smoke test, move the alias."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lambdaship.commands._common import (
+    FunctionOpt,
+    JsonOpt,
+    ProjectOpt,
+    console,
+    emit_json,
+    err_console,
+    interactive,
+    project_and_function,
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("deploy")
+    def deploy(
+        project: Path | None = ProjectOpt,
+        function: str | None = FunctionOpt,
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print every AWS call the deploy would make; make none."),
+        image: str | None = typer.Option(
+            None, "--image", help="Deploy this ECR image (tag or @digest) instead of building.", show_default=False
+        ),
+        create_role: bool = typer.Option(
+            False, "--create-role", help="Create an execution role (CloudWatch Logs only) if none is configured."
+        ),
+        skip_smoke: bool = typer.Option(False, "--skip-smoke", help="Move the alias without the smoke test."),
+        env_file: Path | None = typer.Option(
+            None, "--env-file", help="A .env file (overrides env_file in the config)."
+        ),
+        json_: bool = JsonOpt,
+    ) -> None:
+        """Deploy the function by image digest; the alias moves only after the smoke test passes."""
+        from lambdaship.deploy.pipeline import ship
+
+        _, fn = project_and_function(project, function)
+        tty = interactive() and not json_
+        status = err_console.status("planning…") if tty else None
+
+        def report(step, ctx) -> None:  # type: ignore[no-untyped-def]
+            text = step.action.split(":", 1)[1]
+            if status is not None:
+                status.update(f"{text}…")
+            elif not json_:
+                err_console.print(f"→ {text}")
+
+        if status is not None:
+            status.start()
+        try:
+            result = ship(fn, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,
+                          env_file=env_file, progress=tty, reporter=report)
+        finally:
+            if status is not None:
+                status.stop()
+        if json_:
+            emit_json(result.to_json())
+            return
+        if dry_run:
+            for line in result.plan.render():
+                console.print(line, markup=False)
+            console.print("dry run: no changes made", markup=False)
+            return
+        if result.up_to_date:
+            console.print(f"{fn.function_name}: up to date (alias {fn.alias} → version {result.alias_version}, "
+                          f"{result.digest})", markup=False)
+            return
+        moved = result.alias_version
+        if result.previous_version:
+            moved = f"{result.previous_version} → {result.alias_version}"
+        console.print(f"deployed {fn.function_name} version {result.version} ({result.digest})", markup=False)
+        console.print(f"alias {fn.alias}: {moved}", markup=False)
+        if result.smoke:
+            console.print(f"smoke test passed: {result.smoke}", markup=False)
