@@ -16,6 +16,7 @@ Measurement (see docs/design-zip.md):
 from __future__ import annotations
 
 import csv
+import email.parser
 import html
 import json
 import os
@@ -120,17 +121,12 @@ def _read_dists(root: Path) -> list[_Dist]:
             name, version = name.rsplit("-", 1)
         meta = info / "METADATA"
         if meta.is_file():
-            for line in meta.read_text(encoding="utf-8", errors="replace").splitlines():
-                if not line.strip():
-                    break  # end of the headers
-                key, _, value = line.partition(":")
-                value = value.strip()
-                if key == "Name":
-                    name = value
-                elif key == "Version":
-                    version = value
-                elif key == "Requires-Dist" and not re.search(r"\bextra\s*==", value):
-                    requires.extend(r for r in [_req_name(value)] if r is not None)
+            headers = email.parser.HeaderParser().parsestr(meta.read_text(encoding="utf-8", errors="replace"))
+            name = str(headers.get("Name") or name).strip()
+            version = str(headers.get("Version") or version).strip()
+            for value in headers.get_all("Requires-Dist") or []:
+                if not re.search(r"\bextra\s*==", str(value)) and (r := _req_name(str(value))) is not None:
+                    requires.append(r)
         paths: list[str] = []
         record = info / "RECORD"
         if record.is_file():
