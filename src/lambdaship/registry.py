@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import ipaddress
 import json
+import logging
 import os
 import re
 import ssl
@@ -208,6 +209,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+_NULL_HANDLER = logging.NullHandler()
 RETRY_MAX_AFTER = 60.0  # never sleep longer than this for one Retry-After
 
 
@@ -235,6 +237,10 @@ def retry_settings() -> dict[str, Any]:
 
 def retrying() -> Iterator[Any]:
     import stamina
+
+    # stamina logs each scheduled retry; without a configured logging setup Python's "last
+    # resort" handler would print them to stderr. Apps that configure logging still see them.
+    logging.getLogger("stamina").addHandler(_NULL_HANDLER)
 
     return iter(stamina.retry_context(on=_retry_hook, **retry_settings()))
 

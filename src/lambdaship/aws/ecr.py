@@ -7,9 +7,11 @@ module only makes the control-plane calls (boto3, through ``aws.session.client``
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 import time
+from typing import Any
 
 from lambdaship.aws.session import client
 
@@ -42,3 +44,152 @@ def registry_credentials(host: str) -> tuple[str, str]:
     """Basic credentials (``AWS``, token) for the ECR registry ``host``."""
     creds, _ = get_authorization_token(_region_of(host))
     return creds
+
+
+DEPLOYED_PREFIX = "deployed-"
+PUSH_TAG_PREFIXES = ("git-", "build-")
+PROTECT_DAYS = 36500  # "never": the deployed-image rule only matches images pushed 100 years ago
+
+
+def lifecycle_policy(keep: int, *, untagged_days: int = 1) -> dict[str, Any]:
+    """Keep the newest ``keep`` pushed images (tags ``git-…``, ``build-…``); never expire deployed ones.
+
+    ECR evaluates rules by ascending priority, and "an image that matches the tagging
+    requirements of a higher priority rule cannot be expired by a rule with a lower priority".
+    Rule 1 therefore selects every image with a ``deployed-`` tag (the deploy step tags each
+    digest a function version uses ``deployed-<version>``) and only expires it after 100 years:
+    an image that is also tagged ``git-…`` stays claimed by rule 1. Untagged images (left
+    behind when a tag moves) expire after ``untagged_days``; images carrying only other tags
+    (``--tag v1.2``) are never selected.
+    """
+    if keep < 1:
+        raise ValueError("keep must be at least 1")
+    rules: list[dict[str, Any]] = [{
+        "rulePriority": 1,
+        "description": "lambdaship: images used by Lambda versions/aliases (deployed-*) are never expired",
+        "selection": {"tagStatus": "tagged", "tagPrefixList": [DEPLOYED_PREFIX],
+                      "countType": "sinceImagePushed", "countUnit": "days", "countNumber": PROTECT_DAYS},
+        "action": {"type": "expire"},
+    }, {
+        "rulePriority": 2,
+        "description": f"lambdaship: untagged images expire after {untagged_days} day(s)",
+        "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
+                      "countNumber": untagged_days},
+        "action": {"type": "expire"},
+    }]
+    for i, prefix in enumerate(PUSH_TAG_PREFIXES):
+        rules.append({
+            "rulePriority": 3 + i,
+            "description": f"lambdaship: keep the newest {keep} images tagged {prefix}*",
+            "selection": {"tagStatus": "tagged", "tagPrefixList": [prefix],
+                          "countType": "imageCountMoreThan", "countNumber": keep},
+            "action": {"type": "expire"},
+        })
+    return {"rules": rules}
+
+
+def _is(exc: Exception, code: str) -> bool:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code") == code
+
+
+def ensure_repository(name: str, *, scan_on_push: bool = True, mutable_tags: bool = True,
+                      encryption: str = "AES256", kms_key: str | None = None,
+                      keep_images: int | None = None) -> str:
+    """The repository's URI, creating the repository when it is missing.
+
+    ``encryption``: ``AES256`` or ``KMS`` (with ``kms_key``, else the AWS-managed key).
+    ``keep_images``: install ``lifecycle_policy(keep_images)`` (only written when it differs).
+    """
+    from botocore.exceptions import ClientError
+
+    if encryption not in ("AES256", "KMS"):
+        raise ValueError("encryption must be AES256 or KMS")
+    ecr = client("ecr")
+    try:
+        repo = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    except ClientError as exc:
+        if not _is(exc, "RepositoryNotFoundException"):
+            raise
+        enc: dict[str, str] = {"encryptionType": encryption}
+        if encryption == "KMS" and kms_key:
+            enc["kmsKey"] = kms_key
+        try:
+            repo = ecr.create_repository(
+                repositoryName=name,
+                imageTagMutability="MUTABLE" if mutable_tags else "IMMUTABLE",
+                imageScanningConfiguration={"scanOnPush": scan_on_push},
+                encryptionConfiguration=enc,
+                tags=[{"Key": "managed-by", "Value": "lambdaship"}],
+            )["repository"]
+        except ClientError as exc2:
+            if not _is(exc2, "RepositoryAlreadyExistsException"):
+                raise
+            repo = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    if keep_images is not None:
+        put_lifecycle_policy(name, keep_images)
+    return repo["repositoryUri"]
+
+
+def put_lifecycle_policy(repository: str, keep: int) -> bool:
+    """Install ``lifecycle_policy(keep)``; False when the same policy is already there."""
+    from botocore.exceptions import ClientError
+
+    ecr = client("ecr")
+    wanted = lifecycle_policy(keep)
+    try:
+        current = json.loads(ecr.get_lifecycle_policy(repositoryName=repository)["lifecyclePolicyText"])
+        if current == wanted:
+            return False
+    except ClientError as exc:
+        if not _is(exc, "LifecyclePolicyNotFoundException"):
+            raise
+    ecr.put_lifecycle_policy(repositoryName=repository, lifecyclePolicyText=json.dumps(wanted))
+    return True
+
+
+def registry_for_account(region: str | None = None) -> str:
+    """The account's private registry host (``<account>.dkr.ecr.<region>.amazonaws.com``)."""
+    _, endpoint = get_authorization_token(region)
+    return re.sub(r"^https?://", "", endpoint).rstrip("/")
+
+
+def put_image(repository: str, manifest: bytes, media_type: str, tags: list[str] | tuple[str, ...],
+              digest: str) -> None:
+    """Register a pushed manifest with the ECR API under each tag (idempotent).
+
+    Real ECR already knows an image pushed over the registry API (PutImage then answers
+    ImageAlreadyExistsException, which is fine); moto's ECR is separate from the local
+    registry and learns about the image only this way.
+    """
+    from botocore.exceptions import ClientError
+
+    ecr = client("ecr")
+    for tag in list(tags) or [None]:
+        kwargs: dict[str, Any] = {
+            "repositoryName": repository, "imageManifest": manifest.decode(),
+            "imageManifestMediaType": media_type, "imageDigest": digest,
+        }
+        if tag:
+            kwargs["imageTag"] = tag
+        try:
+            ecr.put_image(**kwargs)
+        except ClientError as exc:
+            if not _is(exc, "ImageAlreadyExistsException"):
+                raise
+
+
+def image_exists(repository: str, digest: str) -> bool:
+    """Whether the registry still has the manifest ``digest`` (what a rollback needs)."""
+    from lambdaship.registry import RegistryClient
+
+    return RegistryClient.for_registry(registry_for_account()).head_manifest(repository, digest) is not None
+
+
+def tag_image(repository: str, digest: str, tag: str) -> None:
+    """Add ``tag`` to the image ``digest`` (e.g. ``deployed-<version>``) in registry and ECR API."""
+    from lambdaship.registry import RegistryClient
+
+    reg = RegistryClient.for_registry(registry_for_account())
+    manifest, media_type, _ = reg.get_manifest(repository, digest)
+    reg.put_manifest(repository, tag, manifest, media_type)
+    put_image(repository, manifest, media_type, [tag], digest)

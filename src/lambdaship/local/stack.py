@@ -8,6 +8,7 @@ because of ``AWS_ENDPOINT_URL`` and ``LAMBDASHIP_REGISTRY_URL``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -160,6 +161,30 @@ def _wait_for(url: str, proc: subprocess.Popen, name: str, log: Path, timeout: f
             pass
         time.sleep(0.05)
     raise LambdashipError(f"{name} did not answer at {url} within {timeout:.0f}s", f"see {log}")
+
+
+def start_registry(state_dir: Path) -> tuple[str, subprocess.Popen]:
+    """Start one more distribution registry on a free port (tests, benchmarks).
+
+    Returns (base URL, process); the caller stops it (``stop_registry``).
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log = state_dir / "registry.log"
+    proc = _spawn([*_registry_command(), str(_registry_config(state_dir, port))], log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{url}/v2/", proc, "docker-registry", log)
+    except BaseException:
+        stop_registry(proc)
+        raise
+    return url, proc
+
+
+def stop_registry(proc: subprocess.Popen) -> None:
+    _stop_pid(proc.pid)
+    with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
+        proc.wait(timeout=5)
 
 
 def _alive(pid: int) -> bool:

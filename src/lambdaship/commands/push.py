@@ -1,0 +1,140 @@
+"""``lambdaship push``: build (or read an OCI layout) and push only what the registry lacks."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import typer
+
+from lambdaship.commands._common import (
+    FunctionOpt,
+    JsonOpt,
+    ProjectOpt,
+    console,
+    emit_json,
+    interactive,
+    project_and_function,
+)
+from lambdaship.errors import LambdashipError, UsageError
+
+DEFAULT_KEEP = 50
+
+
+def git_tag(directory: Path) -> str | None:
+    """``git-<12-char sha>`` of HEAD (``-dirty`` appended for uncommitted changes), or None."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=10,
+        )
+        if sha.returncode != 0 or not sha.stdout.strip():
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return f"git-{sha.stdout.strip()}" + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def default_tags(directory: Path | None) -> list[str]:
+    tag = git_tag(directory) if directory is not None else None
+    return [tag or time.strftime("build-%Y%m%d%H%M%S", time.gmtime())]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("push")
+    def push(
+        project: Path | None = ProjectOpt,
+        function: str | None = FunctionOpt,
+        tag: list[str] = typer.Option(
+            [], "--tag", "-t", help="Extra tag (repeatable). The git commit (git-<sha>) is always added.",
+            show_default=False,
+        ),
+        repository: str | None = typer.Option(
+            None, "--repository", help="ECR repository name (default: from the config / function name).",
+            show_default=False,
+        ),
+        layout: Path | None = typer.Option(
+            None, "--layout", help="Push this OCI image layout instead of building.", show_default=False,
+        ),
+        to: str | None = typer.Option(
+            None, "--to", help="Push to this registry/repository (any OCI registry) instead of ECR.",
+            show_default=False,
+        ),
+        keep_images: int = typer.Option(
+            DEFAULT_KEEP, "--keep-images", min=1,
+            help="ECR lifecycle policy: keep this many pushed images (deployed ones are never expired).",
+        ),
+        json_: bool = JsonOpt,
+    ) -> None:
+        """Build the function's image (or read --layout) and push it; prints repository@sha256:…."""
+        from lambdaship.push import TAG_RE, push_image
+
+        for t in tag:
+            if not TAG_RE.match(t):
+                raise UsageError(f"{t!r} is not a valid tag", "use up to 128 of A-Z a-z 0-9 _ . -")
+
+        fn = None
+        if layout is None or (to is None and repository is None) or project is not None or function is not None:
+            fn = project_and_function(project, function)[1]
+
+        if layout is not None:
+            image = _read_layout(layout)
+        else:
+            assert fn is not None
+            try:
+                from lambdaship.image.build import build_image
+            except ImportError:
+                raise LambdashipError(
+                    "the image builder is not available in this installation",
+                    "push an existing OCI layout with --layout DIR",
+                ) from None
+            image = build_image(fn, progress=interactive()).image
+
+        git_dir = fn.source if fn is not None else (project or Path.cwd())
+        tags = default_tags(git_dir if git_dir.is_dir() else git_dir.parent)
+        tags += [t for t in tag if t not in tags]
+
+        if to is not None:
+            target = to
+        else:
+            from lambdaship.aws import ecr
+
+            name = repository or (fn.repository_name if fn is not None else None)
+            if not name:
+                raise UsageError("no repository to push to", "give --repository NAME, --to REF or a config")
+            target = ecr.ensure_repository(name, keep_images=keep_images)
+
+        result = push_image(image, target, tags, progress=interactive() and not json_)
+        if json_:
+            emit_json(result.to_json())
+            return
+        console.print(
+            f"{result.uploaded_blobs} uploaded ({_size(result.uploaded_bytes)}), "
+            f"{result.mounted_blobs} mounted, {result.skipped_blobs} already present; "
+            f"tags: {', '.join(result.tags) or '-'}"
+        )
+        typer.echo(result.image_ref)
+
+
+def _read_layout(layout: Path):
+    from lambdaship.image.model import read_layout
+
+    if not (layout / "index.json").is_file():
+        raise UsageError(f"{layout} is not an OCI image layout (no index.json)", "give the layout's directory")
+    try:
+        return read_layout(layout)
+    except (ValueError, KeyError, OSError) as exc:
+        raise UsageError(f"cannot read the OCI layout {layout}: {exc}") from None
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"  # pragma: no cover

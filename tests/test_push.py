@@ -1,0 +1,398 @@
+"""``push_image`` and ``lambdaship push`` against the real registry (and moto for ECR)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lambdaship.errors import LambdashipError
+from lambdaship.image.layer import Entry, write_layer
+from lambdaship.image.model import (
+    DOCKER_CONFIG,
+    DOCKER_MANIFEST,
+    BlobSource,
+    Descriptor,
+    Image,
+    Layer,
+    canonical_json,
+    write_layout,
+)
+from lambdaship.local import stack
+from lambdaship.push import push_image
+from lambdaship.registry import Reference, RegistryClient
+from tests.conftest import run_cli
+from tests.faultproxy import FaultProxy
+from tests.images import push_base, registry_host
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def make_image(layers: list[Layer], *, label: str = "x") -> Image:
+    """A Docker v2s2 image of ``layers`` (what the builder produces for the AWS base)."""
+    config = canonical_json({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["app.handler"], "Labels": {"test": label}, "WorkingDir": "/var/task"},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+    })
+    from lambdaship.image.model import sha256_digest
+
+    manifest = canonical_json({
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_digest(config), "size": len(config)},
+        "layers": [layer.descriptor.to_json() for layer in layers],
+    })
+    return Image(manifest=manifest, config=config, layers=tuple(layers))
+
+
+def file_layer(tmp: Path, files: dict[str, bytes]) -> Layer:
+    return write_layer([Entry(name, "file", data=data) for name, data in files.items()], tmp / "blobs")
+
+
+def remote_layers(registry_url: str, ref: str) -> list[Layer]:
+    """The layers of an image in a registry, as builder-style remote layers (no local file)."""
+    r = Reference.parse(ref)
+    client = RegistryClient.for_registry(r.registry)
+    manifest, _, _ = client.get_manifest(r.repository, r.ref)
+    mj = json.loads(manifest)
+    config = json.loads(client.get_blob(r.repository, mj["config"]["digest"]))
+    return [
+        Layer(Descriptor.from_json(d), diff_id, source=BlobSource(registry_url, r.repository))
+        for d, diff_id in zip(mj["layers"], config["rootfs"]["diff_ids"], strict=True)
+    ]
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAMBDASHIP_RETRY_WAIT", "0.01")
+
+
+@pytest.fixture
+def small_chunks(local_stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make the registry client chunk above 64 KiB so small test blobs exercise PATCH/resume."""
+    import lambdaship.registry as reg
+
+    monkeypatch.setattr(reg, "MONOLITHIC_MAX", 64 * 1024)
+    monkeypatch.setattr(reg, "CHUNK_SIZE", 48 * 1024)
+    RegistryClient.clear_cache()
+    yield
+    RegistryClient.clear_cache()
+
+
+def target(local_stack, repo: str) -> str:
+    return f"{registry_host(local_stack.registry.url)}/{repo}"
+
+
+def test_first_push_uploads_everything_then_nothing(local_stack, tmp_path: Path) -> None:
+    deps = file_layer(tmp_path, {"var/task/dep.py": b"x = 1\n" * 5000})
+    app = file_layer(tmp_path, {"var/task/app.py": b"def handler(e, c):\n    return 1\n"})
+    image = make_image([deps, app])
+    repo = uid("first")
+    first = push_image(image, target(local_stack, repo), ["v1"])
+    assert (first.uploaded_blobs, first.skipped_blobs, first.mounted_blobs) == (3, 0, 0)
+    assert first.uploaded_bytes == len(image.config) + deps.size + app.size
+    assert first.image_ref == f"{registry_host(local_stack.registry.url)}/{repo}@{image.digest}"
+    client = RegistryClient.for_registry(local_stack.registry.url)
+    assert client.head_manifest(repo, "v1") == image.digest == first.digest
+
+    again = push_image(image, target(local_stack, repo), ["v1", "v2"])
+    assert (again.uploaded_blobs, again.skipped_blobs, again.uploaded_bytes) == (0, 3, 0)
+    assert client.head_manifest(repo, "v2") == image.digest
+
+
+def test_code_only_change_uploads_only_app_layer_and_config(local_stack, tmp_path: Path) -> None:
+    deps = file_layer(tmp_path, {"var/task/numpy/__init__.py": os.urandom(200_000)})
+    app1 = file_layer(tmp_path, {"var/task/app.py": b"VERSION = 1\n"})
+    app2 = file_layer(tmp_path, {"var/task/app.py": b"VERSION = 2\n"})
+    repo = uid("codechange")
+    push_image(make_image([deps, app1]), target(local_stack, repo), ["one"])
+    img2 = make_image([deps, app2])
+    second = push_image(img2, target(local_stack, repo), ["two"])
+    uploaded = {b["digest"] for b in second.blobs if b["action"] == "uploaded"}
+    assert uploaded == {app2.digest, img2.config_descriptor.digest}
+    assert second.skipped_blobs == 1 and second.uploaded_bytes == app2.size + len(img2.config)
+
+
+def test_base_layers_are_mounted_on_the_same_registry(local_stack, tmp_path: Path) -> None:
+    base_repo = uid("base")
+    base_ref = push_base(local_stack.registry.url, tmp_path, repo=base_repo, tag="3.12")
+    base = remote_layers(local_stack.registry.url, base_ref)
+    app = file_layer(tmp_path, {"var/task/app.py": b"print('hi')\n"})
+    image = make_image([*base, app])
+    repo = uid("mounted")
+    res = push_image(image, target(local_stack, repo), ["m"])
+    assert res.mounted_blobs == len(base) == 2
+    assert res.uploaded_blobs == 2 and res.streamed_blobs == 0  # app layer + config
+    client = RegistryClient.for_registry(local_stack.registry.url)
+    for layer in base:
+        assert client.blob_exists(repo, layer.digest)
+
+
+def test_base_layers_stream_from_another_registry(local_stack, tmp_path: Path, small_chunks) -> None:
+    url2, proc = stack.start_registry(tmp_path / "registry2")
+    try:
+        big = [Entry("opt/big.bin", "file", data=os.urandom(300_000))]  # incompressible: chunked upload
+        base_ref = push_base(url2, tmp_path, repo="upstream/python", tag="3.12", layers=[big])
+        base = remote_layers(url2, base_ref)
+        assert base[0].size > 64 * 1024
+        app = file_layer(tmp_path, {"var/task/app.py": b"x = 2\n"})
+        image = make_image([*base, app])
+        repo = uid("streamed")
+        res = push_image(image, target(local_stack, repo), ["s"])
+        assert res.streamed_blobs == 1 and res.mounted_blobs == 0 and res.uploaded_blobs == 3
+        client = RegistryClient.for_registry(local_stack.registry.url)
+        assert client.head_manifest(repo, "s") == image.digest
+        src = RegistryClient.for_registry(url2)
+        assert client.get_blob(repo, base[0].digest) == src.get_blob("upstream/python", base[0].digest)
+        assert not list((tmp_path / "blobs").glob(base[0].digest.split(":")[1]))  # never written locally
+    finally:
+        stack.stop_registry(proc)
+
+
+def test_failed_push_leaves_no_tag(local_stack, tmp_path: Path, fast_retries) -> None:
+    good = file_layer(tmp_path, {"var/task/a.py": b"a = 1\n"})
+    # A base layer whose source repository does not hold it: the push fails mid-way.
+    ghost = Layer(Descriptor(good.descriptor.media_type, "sha256:" + "0" * 64, 1234), "sha256:" + "1" * 64,
+                  source=BlobSource(local_stack.registry.url, uid("nowhere")))
+    repo = uid("interrupted")
+    with pytest.raises(LambdashipError):
+        push_image(make_image([good, ghost]), target(local_stack, repo), ["broken"])
+    client = RegistryClient.for_registry(local_stack.registry.url)
+    assert client.head_manifest(repo, "broken") is None
+    assert client.list_tags(repo) == []
+
+
+def test_corrupt_local_layer_is_refused_and_not_tagged(local_stack, tmp_path: Path) -> None:
+    layer = file_layer(tmp_path, {"var/task/a.py": b"a = 1\n" * 100})
+    data = bytearray(layer.path.read_bytes())
+    data[-10] ^= 0xFF
+    layer.path.write_bytes(bytes(data))
+    repo = uid("corrupt")
+    with pytest.raises(LambdashipError, match="does not match"):
+        push_image(make_image([layer]), target(local_stack, repo), ["bad"])
+    assert RegistryClient.for_registry(local_stack.registry.url).list_tags(repo) == []
+
+
+def test_interrupted_before_manifest_through_proxy_leaves_no_tag(local_stack, tmp_path: Path, fast_retries,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every blob PUT fails (the registry goes away mid-push): after the retries, no tag."""
+    monkeypatch.setenv("LAMBDASHIP_RETRY_ATTEMPTS", "3")
+    layer = file_layer(tmp_path, {"var/task/a.py": os.urandom(1000)})
+
+    def rule(method: str, path: str, n: int) -> str | None:
+        return "reset" if method in ("PUT", "PATCH") and "/blobs/uploads/" in path else "pass"
+
+    repo = uid("cut")
+    with FaultProxy(local_stack.registry.url, rule=rule) as proxy:
+        with pytest.raises(LambdashipError) as exc:
+            push_image(make_image([layer]), f"127.0.0.1:{proxy.port}/{repo}", ["t"])
+        assert not any("/manifests/" in r.path and r.method == "PUT" for r in proxy.log)
+    assert "\n" not in exc.value.one_line()
+    client = RegistryClient.for_registry(local_stack.registry.url)
+    assert client.head_manifest(repo, "t") is None and client.list_tags(repo) == []
+
+
+def test_push_survives_faults_over_many_seeds(local_stack, tmp_path: Path, fast_retries, small_chunks) -> None:
+    """~20 % of requests answered 500, reset or cut mid-body; 20 seeded runs all complete."""
+    deps = file_layer(tmp_path, {"var/task/lib.bin": os.urandom(150_000)})  # chunked (3 PATCHes)
+    faults: dict[str, int] = {}
+    requests = 0
+    with FaultProxy(local_stack.registry.url, rate=0.2, seed=0) as proxy:
+        host = f"127.0.0.1:{proxy.port}"
+        for seed in range(20):
+            proxy._rng.seed(seed)
+            app = file_layer(tmp_path, {"var/task/app.py": f"SEED = {seed}\n".encode()})
+            image = make_image([deps, app], label=str(seed))
+            repo = uid(f"faults{seed}")
+            res = push_image(image, f"{host}/{repo}", ["t"])
+            assert res.digest == image.digest
+            direct = RegistryClient(local_stack.registry.url)
+            assert direct.head_manifest(repo, "t") == image.digest
+            for layer in image.layers:
+                assert direct.blob_exists(repo, layer.digest)
+        faults = dict(proxy.counts)
+        requests = len(proxy.log)
+    injected = sum(faults.values())
+    assert injected >= 0.1 * requests and len(faults) >= 4, (faults, requests)
+
+
+def test_retry_after_is_honoured(local_stack, tmp_path: Path, fast_retries) -> None:
+    layer = file_layer(tmp_path, {"var/task/a.py": b"a"})
+    seen = {"n": 0}
+
+    def rule(method: str, path: str, n: int) -> str | None:
+        if method == "HEAD" and "/blobs/" in path and seen["n"] < 1:
+            seen["n"] += 1
+            return "429"
+        return "pass"
+
+    repo = uid("ratelimited")
+    with FaultProxy(local_stack.registry.url, rule=rule, retry_after=1.0) as proxy:
+        push_image(make_image([layer]), f"127.0.0.1:{proxy.port}/{repo}", ["t"])
+        limited = next(r for r in proxy.log if r.fault == "429")
+        retry = next(r for r in proxy.log if r.time > limited.time and r.path == limited.path)
+    assert retry.time - limited.time >= 0.95
+
+
+def test_invalid_target_or_tag_fails_before_any_request(local_stack, tmp_path: Path) -> None:
+    layer = file_layer(tmp_path, {"a": b"a"})
+    with pytest.raises(LambdashipError, match="not a valid tag"):
+        push_image(make_image([layer]), target(local_stack, uid("x")), ["bad tag"])
+    with pytest.raises(LambdashipError, match="names a digest"):
+        push_image(make_image([layer]), target(local_stack, "x") + "@sha256:" + "a" * 64)
+
+
+# ---------------------------------------------------------------------------------------------
+# ECR (moto control plane + the local registry)
+# ---------------------------------------------------------------------------------------------
+def test_ecr_push_registers_image_and_image_exists(local_stack, tmp_path: Path) -> None:
+    from lambdaship.aws import ecr
+    from lambdaship.aws.session import client
+
+    name = uid("ecrfn")
+    uri = ecr.ensure_repository(name, keep_images=10)
+    assert uri == f"{stack.ACCOUNT_ID}.dkr.ecr.{local_stack.region}.amazonaws.com/{name}"
+    assert ecr.ensure_repository(name) == uri  # idempotent
+    layer = file_layer(tmp_path, {"var/task/app.py": b"ecr = True\n"})
+    image = make_image([layer])
+    res = push_image(image, uri, ["git-abc123"])
+    assert res.image_ref == f"{uri}@{image.digest}"
+    images = client("ecr").describe_images(repositoryName=name)["imageDetails"]
+    assert [(i["imageDigest"], i.get("imageTags")) for i in images] == [(image.digest, ["git-abc123"])]
+    assert ecr.image_exists(name, image.digest)
+    assert not ecr.image_exists(name, "sha256:" + "e" * 64)
+    ecr.tag_image(name, image.digest, "deployed-3")
+    tags = client("ecr").describe_images(repositoryName=name)["imageDetails"][0]["imageTags"]
+    assert sorted(tags) == ["deployed-3", "git-abc123"]
+    repo = client("ecr").describe_repositories(repositoryNames=[name])["repositories"][0]
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
+    policy = json.loads(client("ecr").get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])
+    assert policy == ecr.lifecycle_policy(10)
+
+
+def test_ensure_repository_options(local_stack) -> None:
+    from lambdaship.aws import ecr
+    from lambdaship.aws.session import client
+
+    name = uid("immutable")
+    ecr.ensure_repository(name, scan_on_push=False, mutable_tags=False, encryption="KMS")
+    repo = client("ecr").describe_repositories(repositoryNames=[name])["repositories"][0]
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is False
+    assert repo["encryptionConfiguration"]["encryptionType"] == "KMS"
+
+
+def _simulate_lifecycle(policy: dict, images: list[dict]) -> set[str]:
+    """ECR's documented evaluation: rules by priority; an image whose tags match a higher-priority
+    rule's selection cannot be expired by a lower one; counts are newest-first per rule."""
+    now = time.time()
+    expired: set[str] = set()
+    claimed: set[str] = set()
+
+    def selects(rule: dict, img: dict) -> bool:
+        sel = rule["selection"]
+        if sel["tagStatus"] == "untagged":
+            return not img["tags"]
+        if sel["tagStatus"] == "any":
+            return True
+        return bool(img["tags"]) and all(any(t.startswith(p) for t in img["tags"]) for p in sel["tagPrefixList"])
+
+    for rule in sorted(policy["rules"], key=lambda r: r["rulePriority"]):
+        sel = rule["selection"]
+        matching = sorted((i for i in images if selects(rule, i)), key=lambda i: -i["pushed"])
+        if sel["countType"] == "imageCountMoreThan":
+            candidates = matching[sel["countNumber"]:]
+        else:
+            candidates = [i for i in matching if now - i["pushed"] > sel["countNumber"] * 86400]
+        for img in candidates:
+            if img["id"] not in claimed:
+                expired.add(img["id"])
+        claimed |= {i["id"] for i in matching}
+    return expired
+
+
+def test_lifecycle_policy_never_expires_deployed_images(local_stack) -> None:
+    from lambdaship.aws import ecr
+    from lambdaship.aws.session import client
+
+    policy = ecr.lifecycle_policy(3)
+    rules = sorted(policy["rules"], key=lambda r: r["rulePriority"])
+    assert rules[0]["selection"]["tagPrefixList"] == ["deployed-"]
+    assert all("deployed-" not in json.dumps(r["selection"]) for r in rules[1:])
+    assert not any(r["selection"]["tagStatus"] == "any" for r in rules)
+    day = 86400
+    now = time.time()
+    images = [{"id": f"git{i}", "tags": [f"git-{i:04x}"], "pushed": now - (20 - i) * day} for i in range(20)]
+    images[2]["tags"].append("deployed-1")  # old image still used by version 1
+    images[5]["tags"] = ["deployed-2"]
+    images.append({"id": "untagged-old", "tags": [], "pushed": now - 5 * day})
+    images.append({"id": "release", "tags": ["v1.0"], "pushed": now - 400 * day})
+    expired = _simulate_lifecycle(policy, images)
+    assert "git2" not in expired and "git5" not in expired  # deployed
+    assert {"git17", "git18", "git19"}.isdisjoint(expired)  # newest 3 kept
+    assert "git10" in expired and "untagged-old" in expired and "release" not in expired
+    # The JSON is accepted by the ECR API (moto) and reads back unchanged.
+    name = uid("lifecycle")
+    client("ecr").create_repository(repositoryName=name)
+    assert ecr.put_lifecycle_policy(name, 3) is True
+    assert ecr.put_lifecycle_policy(name, 3) is False  # unchanged: not rewritten
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+def test_cli_push_layout_json_and_git_tag(local_stack, tmp_path: Path) -> None:
+    layer = file_layer(tmp_path, {"var/task/app.py": b"cli = 1\n"})
+    image = make_image([layer])
+    layout = write_layout(image, tmp_path / "layout")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "app.py").write_text("def handler(e, c):\n    return 1\n")
+    name = uid("clifn")
+    (proj / "lambdaship.toml").write_text(f'function_name = "{name}"\nhandler = "app.handler"\n')
+    git = ["git", "-C", str(proj), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
+    sha = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    proc = run_cli("push", "-C", str(proj), "--layout", str(layout), "--tag", "extra", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["digest"] == image.digest
+    assert out["image"] == f"{stack.ACCOUNT_ID}.dkr.ecr.{local_stack.region}.amazonaws.com/{name}@{image.digest}"
+    assert out["tags"] == [f"git-{sha}", "extra"]
+    assert (out["uploaded_blobs"], out["skipped_blobs"], out["mounted_blobs"]) == (2, 0, 0)
+    assert out["uploaded_bytes"] == layer.size + len(image.config)
+    client = RegistryClient.for_registry(local_stack.registry.url)
+    assert client.head_manifest(name, f"git-{sha}") == image.digest
+
+    again = run_cli("push", "-C", str(proj), "--layout", str(layout))
+    assert again.returncode == 0, again.stderr
+    assert f"{name}@{image.digest}" in again.stdout
+    assert "0 uploaded" in again.stdout
+
+
+def test_cli_push_to_any_registry_and_errors(local_stack, tmp_path: Path) -> None:
+    layer = file_layer(tmp_path, {"var/task/app.py": b"any = 1\n"})
+    image = make_image([layer])
+    layout = write_layout(image, tmp_path / "layout")
+    repo = uid("anyreg")
+    dest = f"{registry_host(local_stack.registry.url)}/{repo}"
+    proc = run_cli("push", "--layout", str(layout), "--to", dest, "--tag", "v1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == f"{dest}@{image.digest}"
+    bad = run_cli("push", "--layout", str(tmp_path / "missing"), "--to", dest, cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+    down = run_cli("push", "--layout", str(layout), "--to", "127.0.0.1:9/x", cwd=tmp_path,
+                   env={"LAMBDASHIP_RETRY_ATTEMPTS": "2", "LAMBDASHIP_RETRY_WAIT": "0.01"})
+    assert down.returncode == 1 and len(down.stderr.strip().splitlines()) == 1, down.stderr
+    assert "cannot reach" in down.stderr
