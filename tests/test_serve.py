@@ -19,9 +19,10 @@ from tests.conftest import EXAMPLES
 
 
 class Served:
-    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+    def __init__(self, args: list[str], cwd: Path | None = None, command: str | None = "serve") -> None:
+        head = [command, "--port", "0"] if command else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lambdaship.cli", "serve", "--port", "0", *args],
+            [sys.executable, "-m", "lambdaship.cli", *head, *args],
             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
         )
         self.stderr: list[str] = []

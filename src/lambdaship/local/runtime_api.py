@@ -311,6 +311,8 @@ class RuntimeAPI:
         log_sink: LogSink | None = None,
         lambda_env: bool = True,
         python_version: str | None = None,
+        base_env: dict[str, str] | None = None,
+        task_root: str | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
@@ -326,6 +328,8 @@ class RuntimeAPI:
         self.log_sink = log_sink
         self.lambda_env = lambda_env
         self.python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+        self.base_env = dict(base_env) if base_env is not None else None  # e.g. an image's Env
+        self.task_root = task_root or self.cwd
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.region = region
         self.function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function_name}"
@@ -342,7 +346,10 @@ class RuntimeAPI:
                        "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                        "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
                        "AWS_ENDPOINT_URL")
-        env = {k: os.environ[k] for k in passthrough if k in os.environ} if self.lambda_env else {}
+        if self.base_env is not None:
+            env = dict(self.base_env)
+        else:
+            env = {k: os.environ[k] for k in passthrough if k in os.environ} if self.lambda_env else {}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         if self.lambda_env:
             stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
@@ -356,7 +363,7 @@ class RuntimeAPI:
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,
                 "AWS_EXECUTION_ENV": f"AWS_Lambda_python{self.python_version}",
-                "LAMBDA_TASK_ROOT": self.cwd,
+                "LAMBDA_TASK_ROOT": self.task_root,
                 "LAMBDA_RUNTIME_DIR": "/var/runtime",
                 "_HANDLER": self.handler,
                 "TZ": ":UTC",

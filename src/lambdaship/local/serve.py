@@ -163,3 +163,115 @@ def stderr_sink(prefix: str = "") -> LogSink:
         sys.stderr.flush()
 
     return sink
+
+
+# ---- images -----------------------------------------------------------------------------------
+PYTHON_CANDIDATES = ("var/lang/bin/python3", "usr/local/bin/python3", "usr/bin/python3")
+CHROOT_SCRIPT = (
+    'R="$1"; shift; '
+    'mount --rbind /dev "$R/dev" 2>/dev/null || true; '
+    'mount -t proc proc "$R/proc" 2>/dev/null || true; '
+    'mount -t tmpfs -o mode=1777 tmpfs "$R/tmp" 2>/dev/null || true; '
+    'if [ -f /etc/resolv.conf ] && [ -f "$R/etc/resolv.conf" ]; then '
+    'mount --bind /etc/resolv.conf "$R/etc/resolv.conf" 2>/dev/null || true; fi; '
+    'exec chroot "$R" "$@"'
+)
+HOST_PASSTHROUGH = ("HOME", "LANG", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE",
+                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
+
+
+def _image_python(rootfs: Path) -> str | None:
+    from lambdaship.local.rootfs import _resolve_parent
+
+    for cand in PYTHON_CANDIDATES:
+        real = _resolve_parent(rootfs, cand)
+        if (rootfs / real).is_file():
+            return "/" + cand
+    return None
+
+
+def chroot_usable(rootfs: Path) -> tuple[bool, str]:
+    """Can this machine run the image's own runtime in a chroot? (False, why) if not."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        return False, "not running as root"
+    if not (shutil_which("unshare") and shutil_which("chroot")):
+        return False, "unshare/chroot are not installed"
+    py = _image_python(rootfs)
+    if py is None:
+        return False, "the image has no Python interpreter"
+    marker = rootfs.parent / ".lambdaship-chroot-ok"
+    if marker.is_file():
+        return True, py
+    try:
+        proc = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--kill-child", "chroot", str(rootfs), py,
+                               "-c", "import awslambdaric"], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"cannot start the image's Python ({exc})"
+    if proc.returncode != 0:
+        return False, f"the image's Python cannot import awslambdaric ({proc.stderr.decode(errors='replace')[-120:]})"
+    marker.write_text(py + "\n")
+    return True, py
+
+
+def shutil_which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
+
+
+def image_runtime(image_config: dict, rootfs: Path, *, max_workers: int = 2, log_sink: LogSink | None = None,
+                  timeout: float = 30.0, memory: int = 512, force_host: bool = False
+                  ) -> tuple[RuntimeAPI, list[Route] | None, list[str]]:
+    """A RuntimeAPI for an unpacked image: its ENTRYPOINT + CMD in a chroot, or (not root / no
+    runnable Python) its app and dependency layers on the host Python. Returns notes to show."""
+    cfg = image_config.get("config") or {}
+    entrypoint = list(cfg.get("Entrypoint") or [])
+    cmd = list(cfg.get("Cmd") or [])
+    env = dict(e.split("=", 1) for e in cfg.get("Env") or [] if "=" in e)
+    labels = cfg.get("Labels") or {}
+    workdir = cfg.get("WorkingDir") or "/"
+    task_root = env.get("LAMBDA_TASK_ROOT") or (workdir if workdir != "/" else "/var/task")
+    if not cmd:
+        raise LambdashipError("the image has no CMD (the handler)",
+                              "build it with lambdaship, or set CMD to 'module.function'")
+    handler = cmd[0]
+    name = labels.get("dev.lambdaship.function") or "image"
+    task_dir = rootfs / task_root.lstrip("/")
+    routes = routes_for(task_dir) if task_dir.is_dir() else None
+    notes: list[str] = []
+    usable, why = (False, "--host-python given") if force_host else chroot_usable(rootfs)
+    passthrough = {k: os.environ[k] for k in HOST_PASSTHROUGH if k in os.environ}
+    if usable:
+        for d in ("dev", "proc", "tmp"):
+            p = rootfs / d
+            if not p.is_symlink():
+                p.mkdir(exist_ok=True)
+        inner = [*entrypoint, *cmd] if entrypoint else [why, "-m", "awslambdaric", *cmd]
+        if (rootfs / "bin" / "sh").exists() or (rootfs / "bin").is_symlink():
+            inner = ["/bin/sh", "-c", 'cd "$0" 2>/dev/null; exec "$@"', workdir, *inner]
+        command = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "/bin/sh", "-c", CHROOT_SCRIPT, "sh",
+                   str(rootfs), *inner]
+        base_env = {k: v for k, v in passthrough.items() if k.startswith("AWS_")}
+        base_env.update(env)
+        base_env.pop("PYTHONPATH", None)
+        api = RuntimeAPI(handler, cwd=rootfs, environment={}, timeout=timeout, memory=memory, function_name=name,
+                         max_workers=max_workers, command=command, log_sink=log_sink, base_env=base_env,
+                         task_root=task_root, python_version="3")
+        notes.append(f"running {' '.join(entrypoint + cmd)} in a chroot of the image (pid namespace)")
+    else:
+        pythonpath = [task_dir]
+        for extra in ("opt/python",):
+            if (rootfs / extra).is_dir():
+                pythonpath.append(rootfs / extra)
+        base_env = dict(passthrough)
+        base_env["PATH"] = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        base_env.update({k: v for k, v in env.items()
+                         if k not in ("PATH", "PYTHONPATH", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "HOME")})
+        api = RuntimeAPI(handler, cwd=task_dir if task_dir.is_dir() else rootfs, pythonpath=pythonpath,
+                         timeout=timeout, memory=memory, function_name=name, max_workers=max_workers,
+                         log_sink=log_sink, base_env=base_env)
+        notes.append(f"running the image's app and dependency layers with the host Python "
+                     f"{sys.version_info.major}.{sys.version_info.minor} ({why}); its OS layers are not used")
+    return api, routes, notes

@@ -1,0 +1,241 @@
+"""Unpack an image's layers into a root filesystem, honouring OCI/Docker whiteouts.
+
+Layers are applied in order. ``.wh.<name>`` deletes ``<name>`` from the layers below and
+``.wh..wh..opq`` empties its directory of everything the layers below put there. Paths are
+resolved inside the root the way a chroot would see them (symlinks in parent directories,
+absolute or relative, never lead outside ``dest``); device nodes are skipped (``run`` binds the
+host's /dev). Rootfs trees are cached by manifest digest under ``home()/rootfs``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import posixpath
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from lambdaship.errors import LambdashipError
+from lambdaship.image.model import (
+    INDEX_TYPES,
+    BlobSource,
+    Descriptor,
+    Image,
+    Layer,
+    read_layout,
+)
+from lambdaship.local.stack import home
+
+OPAQUE = ".wh..wh..opq"
+WHITEOUT = ".wh."
+MAX_SYMLINKS = 40
+
+
+def rootfs_cache() -> Path:
+    return home() / "rootfs"
+
+
+# ---- path resolution inside the root ---------------------------------------------------------
+def _resolve_parent(dest: Path, rel: str) -> str:
+    """Resolve every component of ``rel`` (a path inside the root) following symlinks as a
+    process chrooted at ``dest`` would; returns a clean relative path with real directories."""
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = dest.joinpath(*resolved, part)
+        if candidate.is_symlink():
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise LambdashipError(f"too many symlinks resolving {rel!r} in the image")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(part)
+    return "/".join(resolved)
+
+
+def _inside(dest: Path, name: str) -> str:
+    """The real relative path for member ``name``: parents resolved, the last component kept."""
+    name = posixpath.normpath("/" + name).lstrip("/")
+    parent, base = posixpath.split(name)
+    real_parent = _resolve_parent(dest, parent) if parent else ""
+    return posixpath.join(real_parent, base) if real_parent else base
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path)
+
+
+# ---- layers ----------------------------------------------------------------------------------
+def _open_blob(path: Path) -> IO[bytes]:
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        try:
+            from isal import igzip
+
+            return igzip.open(path, "rb")  # type: ignore[return-value]
+        except ImportError:  # pragma: no cover
+            import gzip
+
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+    if magic == b"\x28\xb5\x2f\xfd":
+        raise LambdashipError("zstd-compressed layers are not supported by 'lambdaship run'",
+                              "use gzip layers (Lambda requires them too)")
+    return path.open("rb")
+
+
+def apply_layer(blob: Path, dest: Path) -> None:
+    """Apply one layer (gzip or plain tar) on top of ``dest``."""
+    seen: set[str] = set()
+    with _open_blob(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
+        for member in tf:
+            name = posixpath.normpath("/" + member.name).lstrip("/")
+            if not name or name == ".":
+                continue
+            parent, base = posixpath.split(name)
+            if base == OPAQUE:
+                real = _resolve_parent(dest, parent)
+                directory = dest / real if real else dest
+                if directory.is_dir() and not directory.is_symlink():
+                    for child in directory.iterdir():
+                        rel = posixpath.join(real, child.name) if real else child.name
+                        if rel not in seen:
+                            _remove(child)
+                continue
+            if base.startswith(WHITEOUT):
+                target = dest / _inside(dest, posixpath.join(parent, base[len(WHITEOUT):]))
+                if target.is_symlink() or target.exists():
+                    _remove(target)
+                continue
+            if member.ischr() or member.isblk() or member.isfifo():
+                continue
+            real = _inside(dest, name)
+            if not real:
+                continue
+            seen.add(real)
+            target = dest / real
+            if target.is_symlink() or (target.exists() and not (member.isdir() and target.is_dir())):
+                _remove(target)
+            m = copy.copy(member)
+            m.name = real
+            if member.islnk():
+                link = _inside(dest, member.linkname)
+                if not (dest / link).exists():
+                    continue
+                m.linkname = link
+            try:
+                tf.extract(m, dest, set_attrs=True, numeric_owner=True, filter="fully_trusted")
+            except (OSError, tarfile.TarError) as exc:
+                raise LambdashipError(f"cannot unpack {member.name} from layer {blob.name}: {exc}") from None
+
+
+def _layer_blob(layer: Layer, blobs: Path) -> Path:
+    if layer.path is not None and layer.path.exists():
+        return layer.path
+    if layer.source is None:
+        raise LambdashipError(f"layer {layer.digest} has no local blob and no source to fetch it from")
+    from lambdaship.registry import RegistryClient
+
+    dest = blobs / layer.digest.replace(":", "-")
+    if not dest.exists():
+        client = RegistryClient.for_registry(layer.source.registry)
+        client.download_blob(layer.source.repository, layer.digest, dest)
+    return dest
+
+
+def unpack(image: Image, dest: Path, *, progress: Callable[[str], None] | None = None) -> Path:
+    """Unpack every layer of ``image`` in order into ``dest`` (created)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    blobs = rootfs_cache() / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    for i, layer in enumerate(image.layers, 1):
+        if progress:
+            progress(f"layer {i}/{len(image.layers)} {layer.digest[:19]} ({layer.size / 1e6:.1f} MB)")
+        apply_layer(_layer_blob(layer, blobs), dest)
+    return dest
+
+
+def cached_rootfs(image: Image, *, progress: Callable[[str], None] | None = None) -> Path:
+    """The unpacked rootfs of ``image``, cached by manifest digest."""
+    root = rootfs_cache()
+    final = root / image.digest.split(":", 1)[1][:32]
+    if (final / ".lambdaship-complete").is_file():
+        return final / "rootfs"
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+    try:
+        unpack(image, work / "rootfs", progress=progress)
+        (work / "config.json").write_bytes(image.config)
+        (work / ".lambdaship-complete").write_text(image.digest + "\n")
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.rename(work, final)
+        except OSError:
+            if not (final / ".lambdaship-complete").is_file():
+                raise
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return final / "rootfs"
+
+
+# ---- loading images --------------------------------------------------------------------------
+def _host_platform() -> tuple[str, str]:
+    machine = platform.machine().lower()
+    return "linux", {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def load_image(spec: str) -> Image:
+    """An OCI layout directory, or a registry reference (tag or digest)."""
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / "index.json").is_file():
+            raise LambdashipError(f"{spec} is a directory but not an OCI image layout (no index.json)",
+                                  "pass a layout written by 'lambdaship build --out DIR', or an image reference")
+        try:
+            return read_layout(path)
+        except (ValueError, KeyError, OSError) as exc:
+            raise LambdashipError(f"cannot read the OCI layout {spec}: {exc}") from None
+    from lambdaship.registry import Reference, RegistryClient
+
+    ref = Reference.parse(spec)
+    client = RegistryClient.for_registry(ref.registry)
+    manifest, media_type, _digest = client.get_manifest(ref.repository, ref.ref)
+    mj = json.loads(manifest)
+    if media_type in INDEX_TYPES or "manifests" in mj:
+        os_, arch = _host_platform()
+        chosen = next((m for m in mj.get("manifests", [])
+                       if (m.get("platform") or {}).get("os") == os_
+                       and (m.get("platform") or {}).get("architecture") == arch), None)
+        if chosen is None:
+            raise LambdashipError(f"{spec} has no {os_}/{arch} image",
+                                  "build the image for this machine's architecture")
+        manifest, media_type, _digest = client.get_manifest(ref.repository, chosen["digest"])
+        mj = json.loads(manifest)
+    config = client.get_blob(ref.repository, mj["config"]["digest"])
+    diff_ids = json.loads(config).get("rootfs", {}).get("diff_ids", [])
+    source = BlobSource(ref.registry, ref.repository)
+    layers = tuple(
+        Layer(Descriptor.from_json(d), diff_ids[i] if i < len(diff_ids) else "", source=source)
+        for i, d in enumerate(mj.get("layers", []))
+    )
+    return Image(manifest=manifest, config=config, layers=layers)

@@ -1,0 +1,144 @@
+"""`lambdaship run`: layers → rootfs (whiteouts, symlink safety) and serving an image."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+from pathlib import Path
+
+from lambdaship.image.model import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
+    Descriptor,
+    Image,
+    Layer,
+    canonical_json,
+    sha256_digest,
+    write_layout,
+)
+from lambdaship.local.rootfs import apply_layer, load_image, unpack
+
+
+def _layer(tmp: Path, name: str, entries: list[tuple]) -> Path:
+    """entries: (kind, path, data/target[, mode]); kind in file, dir, symlink, hardlink."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for kind, path, *rest in entries:
+            info = tarfile.TarInfo(path)
+            if kind == "file":
+                data = rest[0].encode()
+                info.size = len(data)
+                info.mode = rest[1] if len(rest) > 1 else 0o644
+                tf.addfile(info, io.BytesIO(data))
+                continue
+            if kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+            elif kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, rest[0]
+            elif kind == "hardlink":
+                info.type, info.linkname = tarfile.LNKTYPE, rest[0]
+            elif kind == "chr":
+                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+            tf.addfile(info)
+    out = tmp / f"{name}.tar.gz"
+    out.write_bytes(gzip.compress(buf.getvalue()))
+    return out
+
+
+def test_whiteouts_and_opaque_directories(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    l1 = _layer(tmp_path, "l1", [
+        ("dir", "etc"), ("file", "etc/keep", "k"), ("file", "etc/gone", "g"),
+        ("dir", "data"), ("file", "data/old1", "1"), ("dir", "data/sub"), ("file", "data/sub/old2", "2"),
+        ("file", "bin/tool", "#!/bin/sh\n", 0o755),
+    ])
+    l2 = _layer(tmp_path, "l2", [
+        ("file", "data/new", "n"), ("file", "data/.wh..wh..opq", ""),  # opaque after a same-layer entry
+        ("file", "etc/.wh.gone", ""), ("file", "etc/keep", "k2"), ("hardlink", "etc/keep-link", "etc/keep"),
+        ("chr", "dev/null"),
+    ])
+    apply_layer(l1, root)
+    apply_layer(l2, root)
+    assert (root / "etc/keep").read_text() == "k2"
+    assert not (root / "etc/gone").exists()
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["new"]
+    assert (root / "etc/keep-link").read_text() == "k2"
+    assert os.access(root / "bin/tool", os.X_OK)
+    assert not (root / "dev/null").exists(), "device nodes are skipped"
+
+
+def test_symlinks_never_lead_outside_the_root(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    l1 = _layer(tmp_path, "l1", [("symlink", "escape", str(outside)), ("symlink", "up", "../../..")])
+    l2 = _layer(tmp_path, "l2", [("file", "escape/pwned", "x"), ("file", "up/also", "y"),
+                                 ("file", "../../dotdot", "z")])
+    apply_layer(l1, root)
+    apply_layer(l2, root)
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path / "dotdot").exists()
+    # absolute link targets are re-rooted: /<outside> inside the root
+    assert (root / str(outside).lstrip("/") / "pwned").read_text() == "x"
+    assert (root / "also").read_text() == "y"
+    assert (root / "dotdot").read_text() == "z"
+
+
+def _image(tmp_path: Path, layers: list[Path], cmd: list[str]) -> Image:
+    descs, ls, diff_ids = [], [], []
+    for blob in layers:
+        data = blob.read_bytes()
+        d = Descriptor(DOCKER_LAYER_GZIP, sha256_digest(data), len(data))
+        diff = sha256_digest(gzip.decompress(data))
+        descs.append(d.to_json())
+        diff_ids.append(diff)
+        ls.append(Layer(d, diff, path=blob))
+    config = canonical_json({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                             "config": {"Cmd": cmd, "WorkingDir": "/var/task",
+                                        "Env": ["LAMBDA_TASK_ROOT=/var/task", "GREETING=from-image"]}})
+    manifest = canonical_json({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+                               "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_digest(config),
+                                          "size": len(config)},
+                               "layers": descs})
+    return Image(manifest=manifest, config=config, layers=tuple(ls))
+
+
+def test_layout_round_trip_and_unpack(tmp_path: Path) -> None:
+    app = _layer(tmp_path, "app", [("file", "var/task/main.py", "def handler(e, c):\n    return 1\n")])
+    image = _image(tmp_path, [app], ["main.handler"])
+    layout = write_layout(image, tmp_path / "layout")
+    loaded = load_image(str(layout))
+    assert loaded.digest == image.digest
+    root = unpack(loaded, tmp_path / "rootfs")
+    assert (root / "var/task/main.py").is_file()
+
+
+def test_run_image_without_python_uses_host_python(tmp_path: Path) -> None:
+    """An image whose base has no Python: run the app layer with the host Python, and say so."""
+    from tests.test_serve import Served
+
+    code = (
+        "import json, os\n"
+        "def handler(event, context):\n"
+        "    return {'statusCode': 200, 'body': json.dumps({'greeting': os.environ.get('GREETING'),"
+        " 'path': event['path']})}\n"
+    )
+    app = _layer(tmp_path, "app", [("dir", "var/task"), ("file", "var/task/main.py", code)])
+    layout = write_layout(_image(tmp_path, [app], ["main.handler"]), tmp_path / "layout")
+    served = Served(["run", str(layout), "--port", "0"], command=None)
+    try:
+        r = served.client.get("/hello")
+        assert r.status_code == 200
+        assert r.json() == {"greeting": "from-image", "path": "/hello"}
+        assert "host Python" in served.log_text()
+    finally:
+        assert served.stop() == 0
+
+
+def test_run_rejects_a_directory_that_is_not_a_layout(tmp_path: Path, cli) -> None:
+    proc = cli("run", str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: ") and "not an OCI image layout" in proc.stderr
