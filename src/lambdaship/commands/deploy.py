@@ -34,6 +34,11 @@ def register(app: typer.Typer) -> None:
         env_file: Path | None = typer.Option(
             None, "--env-file", help="A .env file (overrides env_file in the config)."
         ),
+        zip_bucket: str | None = typer.Option(
+            None, "--zip-bucket", help="S3 bucket for zip packages over 50 MiB (overrides zip_bucket).",
+            show_default=False,
+        ),
+        create_bucket: bool = typer.Option(False, "--create-bucket", help="Create the --zip-bucket if missing."),
         json_: bool = JsonOpt,
     ) -> None:
         """Deploy the function by image digest; the alias moves only after the smoke test passes."""
@@ -54,7 +59,8 @@ def register(app: typer.Typer) -> None:
             status.start()
         try:
             result = ship(fn, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,
-                          env_file=env_file, progress=tty, reporter=report)
+                          env_file=env_file, progress=tty, reporter=report, zip_bucket=zip_bucket,
+                          create_bucket=create_bucket)
         finally:
             if status is not None:
                 status.stop()

@@ -100,14 +100,29 @@ def ship(
     env_file: Path | str | None = None,
     progress: bool = False,
     reporter: Reporter | None = None,
+    zip_bucket: str | None = None,
+    create_bucket: bool = False,
 ) -> DeployResult:
-    """Deploy ``fn``. ``image``: an ECR image reference to deploy instead of building."""
+    """Deploy ``fn``. ``image``: an ECR image reference to deploy instead of building.
+
+    ``package_type`` zip/auto: :mod:`lambdaship.zipdeploy` builds the zip and decides (first plan
+    step ``package:Choose``); ``zip_bucket`` (else the config's) for zips over 50 MiB."""
     resolved = envmod.resolve(fn, env_file)  # validates names and the 4 KB limit first
-    if fn.package_type == "zip":
-        raise LambdashipError(f"{fn.function_name}: package_type 'zip' is not supported by this deploy",
-                              'set package_type = "image"')
-    target = target_from_ref(image) if image else target_from_build(fn, progress=progress)
-    plan = plan_deploy(fn, target, resolved, create_role=create_role, skip_smoke=skip_smoke)
+    zplan = None
+    if fn.package_type != "image" and not image:
+        from lambdaship import zipdeploy
+
+        zplan = zipdeploy.choose(fn, bucket=zip_bucket)
+    if zplan is not None and zplan.artifact is not None:
+        plan = zipdeploy.plan_zip(fn, zplan, resolved, create_role=create_role, skip_smoke=skip_smoke,
+                                  create_bucket=create_bucket)
+        target = plan.target
+        assert target is not None
+    else:
+        target = target_from_ref(image) if image else target_from_build(fn, progress=progress)
+        plan = plan_deploy(fn, target, resolved, create_role=create_role, skip_smoke=skip_smoke)
+        if zplan is not None:
+            plan.steps.insert(0, zipdeploy.choice_step(zplan))
     result = DeployResult(
         function_name=fn.function_name, alias=fn.alias, dry_run=dry_run, plan=plan, digest=target.digest,
         image_uri=target.image_uri, previous_version=plan.alias_version, alias_version=plan.alias_version,
