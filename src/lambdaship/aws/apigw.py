@@ -153,3 +153,11 @@ def create_deployment_v2(api_id: str, stage: str, description: str = "") -> str:
 
 def set_stage_deployment_v2(api_id: str, stage: str, deployment_id: str) -> None:
     http().update_stage(ApiId=api_id, StageName=stage, DeploymentId=deployment_id)
+
+
+def get_integration_v2(api_id: str, integration_id: str) -> dict[str, Any]:
+    return _strip(http().get_integration(ApiId=api_id, IntegrationId=integration_id))
+
+
+def get_stage_v2(api_id: str, stage: str) -> dict[str, Any]:
+    return _strip(http().get_stage(ApiId=api_id, StageName=stage))

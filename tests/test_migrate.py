@@ -1,0 +1,327 @@
+"""``lambdaship migrate`` on the local stack (moto server + distribution registry).
+
+Each test builds a real "old world" in moto: a zip function fronted by a REST API with one
+AWS_PROXY integration per route (Chalice's shape), a deployed stage, an HTTP API (v2), an SQS
+event source mapping, an S3 notification, an SNS subscription and an EventBridge target, with
+the matching resource-policy statements. The CLI runs as a real process.
+
+Smoke requests: with ``use_docker: false`` moto answers invocations from a queue of canned
+results (``/moto-api/static/lambda-simple/response``), else by echoing the event. A migration
+invokes twice (the new version before the switch, the alias after it); tests queue exactly
+the answers they expect to be consumed. The injected failure is real: the alias answers 500
+to the post-switch smoke request, so migrate must undo every change it made.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from botocore.config import Config
+
+from tests.conftest import EXAMPLES, run_cli
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+OK = json.dumps({"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": '{"status": "ok"}'})
+FAIL = json.dumps({"statusCode": 500, "body": '{"Code": "InternalServerError"}'})
+
+
+def _c(service: str) -> Any:
+    return boto3.client(service, config=Config(retries={"max_attempts": 1}))
+
+
+def queue_answers(stack: Any, *answers: str) -> None:
+    r = httpx.post(f"{stack.moto.url}/moto-api/static/lambda-simple/response",
+                   json={"results": list(answers), "region": REGION, "account_id": ACCOUNT}, timeout=10)
+    assert r.status_code == 201, r.text
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", "def handler(event, context):\n    return {'statusCode': 200}\n")
+    return buf.getvalue()
+
+
+class World:
+    """The old function and everything wired to it."""
+
+    def __init__(self, sfx: str) -> None:
+        self.sfx = sfx
+        self.name = f"legacy-{sfx}"
+        lam, iam = _c("lambda"), _c("iam")
+        role = iam.create_role(RoleName=f"role-{sfx}", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        self.role = role
+        fn = lam.create_function(
+            FunctionName=self.name, Runtime="python3.12", Role=role, Handler="app.app", PackageType="Zip",
+            Code={"ZipFile": _zip()}, MemorySize=1024, Timeout=25, EphemeralStorage={"Size": 2048},
+            Environment={"Variables": {"OLD_ONLY": "from-old", "GREETING": "old-greeting", "DB_URL": "s3cr3t-value"}},
+            TracingConfig={"Mode": "Active"}, Tags={"team": "search", "cost": "42"}, Architectures=["x86_64"],
+        )
+        self.arn = fn["FunctionArn"]
+        lam.put_function_concurrency(FunctionName=self.name, ReservedConcurrentExecutions=7)
+        uri = f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{self.arn}/invocations"
+
+        # REST API, one resource per route (Chalice's deploy shape) + one non-Lambda method.
+        gw = _c("apigateway")
+        self.api = gw.create_rest_api(name=f"chalice-{sfx}")["id"]
+        root = next(r["id"] for r in gw.get_resources(restApiId=self.api)["items"] if r["path"] == "/")
+
+        def method(parent: str, part: str, verbs: list[str], integration: str = "lambda") -> str:
+            rid = gw.create_resource(restApiId=self.api, parentId=parent, pathPart=part)["id"]
+            for verb in verbs:
+                gw.put_method(restApiId=self.api, resourceId=rid, httpMethod=verb, authorizationType="NONE")
+                if integration == "lambda":
+                    gw.put_integration(restApiId=self.api, resourceId=rid, httpMethod=verb, type="AWS_PROXY",
+                                       integrationHttpMethod="POST", uri=uri)
+                else:
+                    gw.put_integration(restApiId=self.api, resourceId=rid, httpMethod=verb, type="MOCK",
+                                       requestTemplates={"application/json": '{"statusCode": 200}'})
+            return rid
+
+        method(root, "health", ["GET"])
+        items = method(root, "items", ["POST"])
+        method(items, "{item_id}", ["GET"])
+        method(root, "static", ["GET"], integration="mock")
+        gw.create_deployment(restApiId=self.api, stageName="api")
+        lam.add_permission(FunctionName=self.name, StatementId="apigw-invoke", Action="lambda:InvokeFunction",
+                           Principal="apigateway.amazonaws.com",
+                           SourceArn=f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api}/*")
+
+        # HTTP API (v2), auto-deployed stage.
+        v2 = _c("apigatewayv2")
+        self.http_api = v2.create_api(Name=f"http-{sfx}", ProtocolType="HTTP")["ApiId"]
+        self.http_integration = v2.create_integration(
+            ApiId=self.http_api, IntegrationType="AWS_PROXY", IntegrationUri=self.arn, PayloadFormatVersion="2.0",
+        )["IntegrationId"]
+        v2.create_route(ApiId=self.http_api, RouteKey="GET /health", Target=f"integrations/{self.http_integration}")
+        v2.create_stage(ApiId=self.http_api, StageName="$default", AutoDeploy=True)
+        lam.add_permission(FunctionName=self.name, StatementId="http-invoke", Action="lambda:InvokeFunction",
+                           Principal="apigateway.amazonaws.com",
+                           SourceArn=f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.http_api}/*")
+
+        # SQS → event source mapping.
+        sqs = _c("sqs")
+        q = sqs.create_queue(QueueName=f"jobs-{sfx}")["QueueUrl"]
+        self.queue_arn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.esm = lam.create_event_source_mapping(EventSourceArn=self.queue_arn, FunctionName=self.name,
+                                                   BatchSize=5)["UUID"]
+
+        # S3 notification, SNS subscription, EventBridge target (each with its permission).
+        self.bucket = f"uploads-{sfx}"
+        _c("s3").create_bucket(Bucket=self.bucket)
+        lam.add_permission(FunctionName=self.name, StatementId="s3-invoke", Action="lambda:InvokeFunction",
+                           Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::{self.bucket}",
+                           SourceAccount=ACCOUNT)
+        _c("s3").put_bucket_notification_configuration(Bucket=self.bucket, NotificationConfiguration={
+            "LambdaFunctionConfigurations": [{"Id": "on-upload", "LambdaFunctionArn": self.arn,
+                                              "Events": ["s3:ObjectCreated:*"]}]})
+        self.topic = _c("sns").create_topic(Name=f"events-{sfx}")["TopicArn"]
+        _c("sns").subscribe(TopicArn=self.topic, Protocol="lambda", Endpoint=self.arn)
+        lam.add_permission(FunctionName=self.name, StatementId="sns-invoke", Action="lambda:InvokeFunction",
+                           Principal="sns.amazonaws.com", SourceArn=self.topic)
+        self.rule = f"nightly-{sfx}"
+        rule_arn = _c("events").put_rule(Name=self.rule, ScheduleExpression="rate(1 day)")["RuleArn"]
+        _c("events").put_targets(Rule=self.rule, Targets=[{"Id": "run", "Arn": self.arn, "Input": '{"job": 1}'}])
+        lam.add_permission(FunctionName=self.name, StatementId="events-invoke", Action="lambda:InvokeFunction",
+                           Principal="events.amazonaws.com", SourceArn=rule_arn)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything migrate may touch: wiring, stages, policies, the old function's configuration."""
+        lam, gw, v2 = _c("lambda"), _c("apigateway"), _c("apigatewayv2")
+        methods = {}
+        for res in gw.get_resources(restApiId=self.api, embed=["methods"])["items"]:
+            for verb in res.get("resourceMethods") or {}:
+                integ = gw.get_integration(restApiId=self.api, resourceId=res["id"], httpMethod=verb)
+                integ.pop("ResponseMetadata")
+                methods[f"{verb} {res['path']}"] = integ
+        cfg = lam.get_function(FunctionName=self.name) if self.old_exists() else None
+        if cfg:
+            cfg.pop("ResponseMetadata")
+            cfg["Code"].pop("Location", None)
+        subs = sorted((s["TopicArn"], s["Endpoint"]) for s in _c("sns").list_subscriptions()["Subscriptions"]
+                      if s["TopicArn"] == self.topic)
+        return {
+            "rest": methods,
+            "stages": {s["stageName"]: s["deploymentId"] for s in gw.get_stages(restApiId=self.api)["item"]},
+            "http": v2.get_integration(ApiId=self.http_api, IntegrationId=self.http_integration)["IntegrationUri"],
+            "esm": lam.get_event_source_mapping(UUID=self.esm)["FunctionArn"],
+            "s3": _c("s3").get_bucket_notification_configuration(Bucket=self.bucket)["LambdaFunctionConfigurations"],
+            "sns": subs,
+            "targets": _c("events").list_targets_by_rule(Rule=self.rule)["Targets"],
+            "policy": json.loads(lam.get_policy(FunctionName=self.name)["Policy"]) if cfg else None,
+            "old": cfg,
+        }
+
+    def old_exists(self) -> bool:
+        return any(f["FunctionName"] == self.name for f in _c("lambda").list_functions()["Functions"])
+
+
+@pytest.fixture
+def world(local_stack: Any) -> World:
+    return World(uuid.uuid4().hex[:8])
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path, base_image_ref: str) -> Path:
+    app = tmp_path / "chalice-app"
+    shutil.copytree(EXAMPLES / "chalice-app", app)
+    toml = app / "lambdaship.toml"
+    text = toml.read_text().replace('python = "3.12"', f'python = "3.12"\nbase_image = "{base_image_ref}"')
+    toml.write_text(text)
+    return app
+
+
+@pytest.fixture
+def image_ref(base_image_ref: str) -> str:
+    """The base image, addressed by an ECR host (LAMBDASHIP_REGISTRY_URL maps it to the local registry)."""
+    repo = base_image_ref.split("/", 1)[1]
+    return f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repo}"
+
+
+def migrate(app: Path, *args: str) -> Any:
+    return run_cli("migrate", "-C", str(app), *args)
+
+
+def test_migrate_repoints_every_trigger_and_leaves_old_function_untouched(
+    local_stack: Any, world: World, app_dir: Path, image_ref: str
+) -> None:
+    before = world.snapshot()
+    queue_answers(local_stack, OK, OK)
+    new = f"{world.name}-img"
+    r = migrate(app_dir, "--from", world.name, "--to", new, "--image", image_ref, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    alias_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{new}:live"
+    assert out["alias_arn"] == alias_arn
+    assert "s3cr3t-value" not in r.stdout + r.stderr  # env values never printed
+
+    after = world.snapshot()
+    # Per-route integrations re-pointed at the alias; the MOCK method untouched; no {proxy+} anywhere.
+    new_uri = f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{alias_arn}/invocations"
+    assert sorted(after["rest"]) == sorted(before["rest"]) == ["GET /health", "GET /items/{item_id}", "GET /static",
+                                                               "POST /items"]
+    for key, integ in after["rest"].items():
+        if key == "GET /static":
+            assert integ == before["rest"][key]
+        else:
+            assert integ == {**before["rest"][key], "uri": new_uri}
+    assert after["stages"]["api"] != before["stages"]["api"]  # redeployed
+    assert after["http"] == alias_arn
+    version = _c("lambda").get_alias(FunctionName=new, Name="live")["FunctionVersion"]
+    # Real Lambda reports the alias ARN; moto resolves the alias to its version.
+    assert after["esm"] in (alias_arn, f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{new}:{version}")
+    assert [c["LambdaFunctionArn"] for c in after["s3"]] == [alias_arn]
+    assert after["sns"] == [(world.topic, alias_arn)]
+    assert [(t["Id"], t["Arn"], t.get("Input")) for t in after["targets"]] == [("run", alias_arn, '{"job": 1}')]
+
+    # Permissions on the new alias: same principals and SourceArns as the old statements.
+    old_perms = {(s["Principal"]["Service"], s["Condition"]["ArnLike"]["AWS:SourceArn"])
+                 for s in before["policy"]["Statement"]}
+    policy = json.loads(_c("lambda").get_policy(FunctionName=new, Qualifier="live")["Policy"])
+    new_perms = {(s["Principal"]["Service"], s["Condition"]["ArnLike"]["AWS:SourceArn"])
+                 for s in policy["Statement"]}
+    assert new_perms == old_perms and len(old_perms) == 5
+
+    # The new function has the old configuration, as an image.
+    fn = _c("lambda").get_function(FunctionName=new)
+    cfg = fn["Configuration"]
+    assert cfg["PackageType"] == "Image"
+    assert (cfg["MemorySize"], cfg["Timeout"], cfg["EphemeralStorage"]["Size"], cfg["Role"]) == (
+        1024, 25, 2048, world.role)
+    assert cfg["TracingConfig"]["Mode"] == "Active"
+    assert fn["Concurrency"]["ReservedConcurrentExecutions"] == 7
+    assert {"team": "search", "cost": "42", "lambdaship:migrated-from": world.name}.items() <= fn["Tags"].items()
+    env = cfg["Environment"]["Variables"]
+    # old function < chalice stage dev < lambdaship.toml [environment]
+    assert env["OLD_ONLY"] == "from-old" and env["DB_URL"] == "s3cr3t-value"
+    assert env["STAGE"] == "dev" and env["GREETING"] == "hello"
+
+    # The old function is untouched: configuration, policy, existence.
+    assert after["old"] == before["old"]
+    assert after["policy"] == before["policy"]
+    assert "layer" not in r.stderr.lower() or "warning" in r.stderr
+    assert "Runtime python3.12 and Handler app.app do not apply" in r.stderr
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(
+    local_stack: Any, world: World, app_dir: Path, image_ref: str
+) -> None:
+    before = world.snapshot()
+    functions = sorted(f["FunctionName"] for f in _c("lambda").list_functions()["Functions"])
+    r = migrate(app_dir, "--from", world.name, "--image", image_ref, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    for expected in ("lambda:CreateFunction", "lambda:PutFunctionConcurrency", "lambda:CreateAlias",
+                     "lambda:AddPermission", "apigateway:PutIntegration", "apigatewayv2:UpdateIntegration",
+                     "lambda:UpdateEventSourceMapping", "s3:PutBucketNotificationConfiguration", "sns:Subscribe",
+                     "sns:Unsubscribe", "events:PutTargets", "apigateway:CreateDeployment", "migrate:Verify",
+                     "smoke:Invoke", f"{world.name}-image", world.api, world.esm, "GET /items/{item_id}"):
+        assert expected in text, expected
+    assert "lambda:DeleteFunction" not in text
+    assert "s3cr3t-value" not in text + r.stderr
+    assert world.snapshot() == before
+    assert sorted(f["FunctionName"] for f in _c("lambda").list_functions()["Functions"]) == functions
+
+    r = migrate(app_dir, "--from", world.name, "--image", image_ref, "--dry-run", "--delete-old", "--json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["dry_run"] is True and plan["steps"][-1]["action"] == "lambda:DeleteFunction"
+    assert all(e["value"] == "****" for e in plan["environment"])
+    assert world.snapshot() == before
+
+
+def test_failure_after_the_switch_restores_the_original_wiring_exactly(
+    local_stack: Any, world: World, app_dir: Path, image_ref: str
+) -> None:
+    before = world.snapshot()
+    new = f"{world.name}-image"
+    queue_answers(local_stack, OK, FAIL)  # the version passes, the alias answers 500 after the switch
+    r = migrate(app_dir, "--from", world.name, "--image", image_ref, "--delete-old")
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.stderr
+    assert "smoke:Invoke" in errors[0] and "were undone" in errors[0]
+    assert "undo" in r.stderr  # the undo steps were reported
+    after = world.snapshot()
+    # SNS cannot restore a subscription ARN: the old endpoint is subscribed again.
+    assert after == before
+    assert world.old_exists()
+    assert not any(f["FunctionName"] == new for f in _c("lambda").list_functions()["Functions"])
+
+
+def test_delete_old_removes_the_old_function_after_the_switch(
+    local_stack: Any, world: World, app_dir: Path, image_ref: str
+) -> None:
+    queue_answers(local_stack, OK, OK)
+    r = migrate(app_dir, "--from", world.name, "--image", image_ref, "--delete-old")
+    assert r.returncode == 0, r.stderr
+    assert f"{world.name} deleted" in r.stdout
+    assert not world.old_exists()
+    alias = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{world.name}-image:live"
+    assert _c("apigatewayv2").get_integration(ApiId=world.http_api, IntegrationId=world.http_integration)[
+        "IntegrationUri"] == alias
+
+
+def test_refuses_bad_input_before_changing_anything(
+    local_stack: Any, world: World, app_dir: Path, image_ref: str
+) -> None:
+    before = world.snapshot()
+    r = migrate(app_dir, "--from", f"missing-{world.sfx}", "--image", image_ref)
+    assert r.returncode == 1 and "does not exist" in r.stderr
+    r = migrate(app_dir, "--from", world.name, "--to", world.name, "--image", image_ref)
+    assert r.returncode == 2 and "--to must differ" in r.stderr
+    r = migrate(app_dir, "--from", world.name, "--stage", "nope", "--image", image_ref)
+    assert r.returncode == 2 and "no such stage" in r.stderr and "dev, prod" in r.stderr
+    assert world.snapshot() == before
