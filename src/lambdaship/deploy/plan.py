@@ -77,7 +77,8 @@ def resolve_params(value: Any, ctx: dict[str, Any]) -> Any:
     if isinstance(value, Later):
         return value.resolve(ctx)
     if isinstance(value, dict):
-        return {k: resolve_params(v, ctx) for k, v in value.items() if v is not None}
+        resolved = {k: resolve_params(v, ctx) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not None}
     if isinstance(value, list):
         return [resolve_params(v, ctx) for v in value]
     return value
@@ -242,8 +243,12 @@ def plan_deploy(
     *,
     create_role: bool = False,
     skip_smoke: bool = False,
+    only_env: bool = False,
 ) -> Plan:
-    """Describe the function (and its role and alias) and list the calls a deploy makes."""
+    """Describe the function (and its role and alias) and list the calls a deploy makes.
+
+    ``only_env``: change nothing but the environment (``env sync``): the other configuration
+    keys and tags are left as they are."""
     from lambdaship.aws import iam, lambda_
 
     name = fn.function_name
@@ -302,8 +307,10 @@ def plan_deploy(
             }))
             steps.append(Step("lambda:Wait", {"FunctionName": name, "Waiter": "function_updated_v2"}))
             revision = Later("{revision}")
+        if only_env:
+            desired = {"Environment": desired["Environment"]}
         changes = _config_changes(cfg, desired)
-        if fn.role and cfg.get("Role") != fn.role:
+        if fn.role and cfg.get("Role") != fn.role and not only_env:
             changes["Role"] = fn.role
         if changes:
             steps.append(Step("lambda:UpdateFunctionConfiguration", {"FunctionName": name, **changes,
@@ -311,7 +318,7 @@ def plan_deploy(
             steps.append(Step("lambda:Wait", {"FunctionName": name, "Waiter": "function_updated_v2"}))
         tags = current.get("Tags") or {}
         missing = {k: v for k, v in desired_tags(fn).items() if tags.get(k) != v}
-        if missing:
+        if missing and not only_env:
             steps.append(Step("lambda:TagResource", {"Resource": cfg["FunctionArn"], "Tags": missing}))
 
     alias = lambda_.get_alias(name, fn.alias) if current is not None else None
