@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 import uuid
 from pathlib import Path
@@ -217,3 +218,178 @@ def test_manifest_naming_missing_blob_is_refused(local_stack) -> None:
         client.put_manifest(repo, "v1", manifest, OCI_MANIFEST)
     assert exc.value.status == 400
     assert client.head_manifest(repo, "v1") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Auth against real registries configured with htpasswd (basic) and token (bearer) auth
+# ---------------------------------------------------------------------------------------------
+def _bcrypt(password: str) -> str:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+
+
+def test_basic_auth_with_ecr_credentials(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry demanding basic auth gets AWS:<token> from GetAuthorizationToken (moto)."""
+    from lambdaship.local import stack
+
+    password = f"{stack.ACCOUNT_ID}-auth-token"  # what moto's GetAuthorizationToken hands out
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"AWS:{_bcrypt(password)}\n")
+    url, proc = stack.start_registry(
+        tmp_path / "reg", extra_config=f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n")
+    try:
+        anonymous = RegistryClient(url)
+        with pytest.raises(RegistryError) as exc:
+            anonymous.blob_exists("x", sha256_digest(b"x"))
+        assert exc.value.status == 401 and "credentials" in exc.value.one_line()
+
+        monkeypatch.setenv("LAMBDASHIP_REGISTRY_URL", url)
+        RegistryClient.clear_cache()
+        ecr_host = f"{stack.ACCOUNT_ID}.dkr.ecr.{local_stack.region}.amazonaws.com"
+        client = RegistryClient.for_registry(ecr_host)
+        repo = f"basic-{uuid.uuid4().hex[:8]}"
+        data = b"basic auth blob" * 100
+        client.upload_blob(repo, _digest(data), len(data), data)
+        assert client.get_blob(repo, _digest(data)) == data
+    finally:
+        RegistryClient.clear_cache()
+        stack.stop_registry(proc)
+
+
+class _TokenServer:
+    """A minimal Docker token service: issues RS256 JWTs (x5c) for the requested scopes."""
+
+    def __init__(self, workdir: Path, users: dict[str, str]) -> None:
+        import datetime
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lambdaship test token issuer")])
+        now = datetime.datetime.now(datetime.UTC)
+        self.cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.bundle = workdir / "token-ca.pem"
+        self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        self.requests: list[dict] = []
+        self.users = users
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                import base64
+                import urllib.parse
+
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                auth = self.headers.get("Authorization", "")
+                user = None
+                if auth.startswith("Basic "):
+                    u, _, p = base64.b64decode(auth[6:]).decode().partition(":")
+                    if server.users.get(u) != p:
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                    user = u
+                scopes = q.get("scope", [])
+                server.requests.append({"user": user, "scopes": scopes, "service": q.get("service", [None])[0]})
+                access = []
+                for s in scopes:
+                    kind, name, actions = s.split(":")
+                    allowed = actions.split(",") if user else [a for a in actions.split(",") if a == "pull"]
+                    access.append({"type": kind, "name": name, "actions": allowed})
+                body = json.dumps({"token": server.sign(access, user or ""), "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def sign(self, access: list[dict], subject: str) -> str:
+        import base64
+        import time as _time
+
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        der = self.cert.public_bytes(serialization.Encoding.DER)
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(der).decode()]}
+        now = int(_time.time())
+        claims = {"iss": "lambdaship-test", "sub": subject, "aud": "test-registry", "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex, "access": access}
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        sig = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{b64(sig)}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_bearer_token_challenge_flow(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lambdaship.local import stack
+
+    tokens = _TokenServer(tmp_path, {"ci": "s3cret"})
+    url, proc = stack.start_registry(tmp_path / "reg", extra_config=(
+        "auth:\n  token:\n"
+        f"    realm: {tokens.url}\n    service: test-registry\n    issuer: lambdaship-test\n"
+        f"    rootcertbundle: {tokens.bundle}\n"
+    ))
+    try:
+        import base64
+
+        host = url.removeprefix("http://")
+        docker_config = tmp_path / "docker"
+        docker_config.mkdir()
+        (docker_config / "config.json").write_text(json.dumps(
+            {"auths": {host: {"auth": base64.b64encode(b"ci:s3cret").decode()}}}))
+        monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
+        RegistryClient.clear_cache()
+        client = RegistryClient.for_registry(host)
+        src, dst = f"src-{uuid.uuid4().hex[:6]}", f"dst-{uuid.uuid4().hex[:6]}"
+        big = os.urandom(200_000)
+        client.chunk_size, client.monolithic_max = 64 * 1024, 64 * 1024
+        client.upload_blob(src, _digest(big), len(big), big)  # chunked: PATCHes reuse the push token
+        assert client.mount_blob(dst, _digest(big), src)
+        assert client.get_blob(dst, _digest(big)) == big
+        scopes = [s for r in tokens.requests for s in r["scopes"]]
+        assert f"repository:{src}:pull,push" in scopes
+        assert f"repository:{src}:pull" in scopes  # the mount asked to read the source repository
+        assert all(r["user"] == "ci" and r["service"] == "test-registry" for r in tokens.requests)
+        assert all(len(s.split(":")) == 3 for s in scopes)  # the challenge's space-separated scopes split
+
+        # Anonymous: pull-only tokens; pushing fails with one clear error.
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "nowhere"))
+        anon = RegistryClient(host)
+        assert anon.get_blob(dst, _digest(big)) == big
+        with pytest.raises(RegistryError) as exc:
+            anon.upload_blob(dst, _digest(b"nope"), 4, b"nope")
+        assert exc.value.status == 401
+    finally:
+        RegistryClient.clear_cache()
+        stack.stop_registry(proc)
+        tokens.stop()

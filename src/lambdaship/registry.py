@@ -357,7 +357,7 @@ class _RegistryAuth(httpx.Auth):
         elif scheme == "bearer":
             self._bearer = params
             key = _scope_key(request)
-            scopes = [params["scope"]] if params.get("scope") else []
+            scopes = params.get("scope", "").split()  # space-separated when several are needed
             if key:
                 wanted = f"repository:{key[0]}:{'pull' if key[1] == 'pull' else 'pull,push'}"
                 if wanted not in scopes:

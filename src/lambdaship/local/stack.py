@@ -163,15 +163,19 @@ def _wait_for(url: str, proc: subprocess.Popen, name: str, log: Path, timeout: f
     raise LambdashipError(f"{name} did not answer at {url} within {timeout:.0f}s", f"see {log}")
 
 
-def start_registry(state_dir: Path) -> tuple[str, subprocess.Popen]:
+def start_registry(state_dir: Path, *, extra_config: str = "") -> tuple[str, subprocess.Popen]:
     """Start one more distribution registry on a free port (tests, benchmarks).
 
+    ``extra_config``: YAML appended to the configuration (e.g. an ``auth:`` section).
     Returns (base URL, process); the caller stops it (``stop_registry``).
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = state_dir / "registry.log"
-    proc = _spawn([*_registry_command(), str(_registry_config(state_dir, port))], log)
+    cfg = _registry_config(state_dir, port)
+    if extra_config:
+        cfg.write_text(cfg.read_text() + extra_config)
+    proc = _spawn([*_registry_command(), str(cfg)], log)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(f"{url}/v2/", proc, "docker-registry", log)
