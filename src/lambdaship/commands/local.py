@@ -60,6 +60,29 @@ def register(app: typer.Typer) -> None:
         if not info["running"]:
             raise typer.Exit(1)
 
+    @local.command("base")
+    def base(
+        registry: str | None = typer.Option(
+            None, "--registry", help="Registry URL to push to (default: LAMBDASHIP_REGISTRY_URL or the local stack)."
+        ),
+        rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the cached base layer."),
+        json_: bool = JsonOpt,
+    ) -> None:
+        """Build (once, cached) and push an offline Lambda-like base image; print its reference.
+
+        Debian bookworm (debootstrap minbase) + Python 3.11 + pip + awslambdaric +
+        /lambda-entrypoint.sh. Needs root and debootstrap for the first build (~1 min).
+        """
+        from lambdaship.local import base as base_mod
+
+        ref = base_mod.ensure_base(registry, rebuild=rebuild)
+        if json_:
+            emit_json({"ref": ref, "python": base_mod.PYTHON, "suite": base_mod.SUITE,
+                       "awslambdaric": base_mod.AWSLAMBDARIC, "cache": str(base_mod.cache_root()),
+                       "recipe": base_mod.recipe_hash()})
+        else:
+            typer.echo(ref)
+
     @local.command("down")
     def down(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
         """Stop exactly the processes `local up` started."""
