@@ -174,3 +174,43 @@ def push_index(registry_url: str, work: Path, repo: str, tag: str, archs: list[s
     ref = f"{registry_host(registry_url)}/{repo}:{tag}"
     skopeo_push(layout, tag, ref, fmt=None, all_images=True)
     return ref
+
+
+def push_declared_huge(base_ref: str, tag: str, declared: int = 11 * 1024**3) -> str:
+    """Re-tag ``base_ref`` with a manifest whose first layer declares ``declared`` bytes.
+
+    The registry stores what the manifest says; a builder must refuse such a base before
+    writing anything (the 10 GB check), without needing 10 GB.
+    """
+    from lambdaship.registry import Reference, RegistryClient
+
+    r = Reference.parse(base_ref)
+    client = RegistryClient.for_registry(r.registry)
+    raw, media_type, _ = client.get_manifest(r.repository, r.ref)
+    doc = json.loads(raw)
+    doc["layers"][0]["size"] = declared
+    client.put_manifest(r.repository, tag, canonical_json(doc), media_type)
+    return f"{r.registry}/{r.repository}:{tag}"
+
+
+def push_many_layers(registry_url: str, repo: str, tag: str, count: int) -> str:
+    """A Docker v2s2 base with ``count`` (identical, tiny) layers: a big manifest."""
+    from lambdaship.image.model import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST
+    from lambdaship.registry import RegistryClient
+
+    client = RegistryClient.for_registry(registry_url)
+    data, blob = layer_bytes([Entry("etc/marker", "file", data=b"x")], mtime=0)
+    client.upload_blob(repo, blob.digest, blob.size, data)
+    config = canonical_json({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Entrypoint": ["/lambda-entrypoint.sh"], "Env": list(BASE_ENV), "WorkingDir": "/var/task"},
+        "rootfs": {"type": "layers", "diff_ids": [blob.diff_id] * count},
+    })
+    client.upload_blob(repo, sha256_digest(config), len(config), config)
+    manifest = canonical_json({
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_digest(config), "size": len(config)},
+        "layers": [{"mediaType": DOCKER_LAYER_GZIP, "digest": blob.digest, "size": blob.size}] * count,
+    })
+    client.put_manifest(repo, tag, manifest, DOCKER_MANIFEST)
+    return f"{registry_host(registry_url)}/{repo}:{tag}"

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,6 +32,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -44,6 +47,7 @@ MARKER = "info.json"  # next to the tree/ directory of a cache entry
 CACHE_VERSION = "1"
 AWS_BASE_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
 AWS_BASE_PREFIX = "public.ecr.aws/lambda/python"
+NEGATIVE_TTL = 3600  # seconds before looking again for a missing interpreter
 HOST_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -166,31 +170,59 @@ def find_interpreter(version: str) -> str | None:
     """An interpreter of exactly ``version`` (e.g. "3.12") on this machine, or None.
 
     Looks at ``LAMBDASHIP_PYTHON_<major>_<minor>``, the running interpreter, ``python3.X`` on
-    PATH, ``uv python find`` (no downloads) and pyenv's versions directory.
+    PATH, pyenv's versions directory and ``uv python find`` (no downloads). The answer is
+    remembered in ``<home>/interpreters.json`` (a found path is re-checked when it disappears; a miss after an hour).
     """
-    candidates: list[str] = []
     env = os.environ.get(f"LAMBDASHIP_PYTHON_{version.replace('.', '_')}")
-    if env:
-        candidates.append(env)
-    if version == HOST_PYTHON:
-        candidates.append(sys.executable)
-    which = shutil.which(f"python{version}")
-    if which:
-        candidates.append(which)
-    uv = uv_binary()
-    if uv:
-        try:
-            out = subprocess.run(
-                [uv, "python", "find", "--no-python-downloads", version],
-                capture_output=True, text=True, timeout=30,
-            )
-            if out.returncode == 0 and out.stdout.strip():
-                candidates.append(out.stdout.strip())
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates += [str(p) for p in sorted((pyenv_root / "versions").glob(f"{version}.*/bin/python{version}"))]
-    for exe in candidates:
+    if version == HOST_PYTHON and not env:
+        return sys.executable
+    memo_file = home() / "interpreters.json"
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    hit = memo.get(version)
+    if not env and isinstance(hit, dict):
+        path = hit.get("path")
+        if path and os.access(path, os.X_OK):
+            return path
+        if path is None and time.time() - float(hit.get("at", 0)) < NEGATIVE_TTL:
+            return None
+    found = _search_interpreter(version, env)
+    if not env:
+        memo[version] = {"path": found, "at": int(time.time())}
+        with contextlib.suppress(OSError):
+            memo_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(memo, sort_keys=True))
+            os.replace(tmp, memo_file)
+    return found
+
+
+def _search_interpreter(version: str, env: str | None) -> str | None:
+    def candidates() -> Iterator[str]:
+        if env:
+            yield env
+            return
+        which = shutil.which(f"python{version}")
+        if which:
+            yield which
+        pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+        for p in sorted((pyenv_root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True):
+            yield str(p)
+        uv = uv_binary()
+        if uv:
+            try:
+                out = subprocess.run(
+                    [uv, "python", "find", "--no-python-downloads", version],
+                    capture_output=True, text=True, timeout=30,
+                )
+                if out.returncode == 0 and out.stdout.strip():
+                    yield out.stdout.strip()
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+
+    for exe in candidates():
         if _interpreter_version(exe) == version:
             return exe
     return None

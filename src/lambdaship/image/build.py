@@ -120,6 +120,10 @@ def blob_cache() -> Path:
     return home() / "blobs"
 
 
+def cached_blob(digest: str) -> Path:
+    return blob_file(home(), digest)  # <home>/blobs/sha256/<hex>
+
+
 # ---------------------------------------------------------------------------------------------
 # Base image
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +196,7 @@ def fetch_base_blobs(image: Image) -> Image:
         if lay.path is not None and lay.path.exists():
             out.append(lay)
             continue
-        dest = blob_file(blob_cache(), lay.digest)
+        dest = cached_blob(lay.digest)
         if not dest.exists():
             if lay.source is None:
                 raise LambdashipError(f"layer {lay.digest} has no local blob and no source")
@@ -261,7 +265,7 @@ def _deps_layer(tree: Path, deps_hash: str, media_type: str, mtime: int) -> tupl
     index = home() / "layers" / f"{key}.json"
     if index.is_file():
         info = json.loads(index.read_text())
-        path = blob_file(blob_cache(), info["digest"])
+        path = cached_blob(info["digest"])
         if path.is_file() and path.stat().st_size == info["size"]:
             desc = Descriptor(media_type, info["digest"], info["size"])
             return Layer(desc, info["diff_id"], path=path, uncompressed_size=info["uncompressed_size"]), True
