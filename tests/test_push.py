@@ -396,3 +396,35 @@ def test_cli_push_to_any_registry_and_errors(local_stack, tmp_path: Path) -> Non
                    env={"LAMBDASHIP_RETRY_ATTEMPTS": "2", "LAMBDASHIP_RETRY_WAIT": "0.01"})
     assert down.returncode == 1 and len(down.stderr.strip().splitlines()) == 1, down.stderr
     assert "cannot reach" in down.stderr
+
+
+@pytest.mark.parametrize(("fault", "expect"), [("500", "resumes"), ("reset", "resumes"), ("500-after", "restarts"),
+                                               ("cut-request", "restarts")])
+def test_interrupted_chunk_resumes_or_restarts(local_stack, tmp_path: Path, fast_retries, small_chunks,
+                                              caplog: pytest.LogCaptureFixture, fault: str, expect: str) -> None:
+    """A PATCH that failed before reaching the registry resumes at the offset the registry reports
+    (GET on the upload URL → Range); one whose answer was lost (the session moved on) restarts."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="lambdaship.registry")
+    big = file_layer(tmp_path, {"big.bin": os.urandom(200_000)})
+    patches = {"n": 0}
+
+    def rule(method: str, path: str, n: int) -> str | None:
+        if method == "PATCH":
+            patches["n"] += 1
+            if patches["n"] == 2:
+                return fault
+        return "pass"
+
+    repo = uid("resume")
+    with FaultProxy(local_stack.registry.url, rule=rule) as proxy:
+        res = push_image(make_image([big]), f"127.0.0.1:{proxy.port}/{repo}", ["t"])
+        assert proxy.counts[fault] == 1
+    assert res.uploaded_blobs == 2
+    messages = [r.getMessage() for r in caplog.records if r.name == "lambdaship.registry"]
+    assert any(expect in m for m in messages), messages
+    if expect == "resumes":
+        assert any("resumes at offset 49152" in m for m in messages)
+        assert not any("restarts" in m for m in messages)
+    assert RegistryClient(local_stack.registry.url).get_blob(repo, big.digest) == big.path.read_bytes()

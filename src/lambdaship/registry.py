@@ -209,6 +209,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+log = logging.getLogger(__name__)
 _NULL_HANDLER = logging.NullHandler()
 RETRY_MAX_AFTER = 60.0  # never sleep longer than this for one Retry-After
 
@@ -608,6 +609,7 @@ class RegistryClient:
                 return
             except _RestartUpload as exc:
                 restarts += 1
+                log.debug("upload of %s to %s restarts (%s)", digest, repo, exc)
                 if progress and sent:
                     progress(-sent)
                 sent = 0
@@ -616,7 +618,7 @@ class RegistryClient:
                 if restarts > max_restarts:
                     raise RegistryError(f"registry {what} failed: the upload kept being interrupted ({exc})",
                                         "the registry or network is unreliable; try again later") from None
-                time.sleep(min(0.05 * 2**restarts, 5.0))
+                time.sleep(min(retry_settings()["wait_initial"] * 2**restarts, 5.0))
 
     def _start_upload(self, repo: str) -> str:
         r = self.request("POST", f"/v2/{repo}/blobs/uploads/", ok=(202,))
@@ -721,6 +723,7 @@ class RegistryClient:
                 raise _RestartUpload("the registry lost earlier chunks")
             if next_offset > offset:
                 report(next_offset - offset)
+            log.debug("upload resumes at offset %d after %s", next_offset, failure)
             offset = next_offset
 
     def _upload_chunked(self, repo: str, digest: str, size: int, chunks: _Chunks,
