@@ -282,3 +282,33 @@ def test_manifest_over_lambda_limit(local_stack, tmp_path: Path) -> None:
 def test_bad_architecture_flag(base_image_ref: str, tmp_path: Path) -> None:
     r = run_cli("build", "-C", str(_bad_app(tmp_path)), "--base-image", base_image_ref, "--architecture", "ppc")
     assert r.returncode == 2 and r.stderr.startswith("error: --architecture 'ppc' is not supported")
+
+
+def test_fresh_runner_reuses_the_pushed_deps_layer(base_image_ref: str, local_stack, tmp_path: Path) -> None:
+    from tests.images import registry_host, skopeo_push
+
+    app = _copy_app(HANDLER_APP, tmp_path / "app", 1_600_000_000)
+    out = tmp_path / "layout"
+    first = _build(app, "--base-image", base_image_ref, "--out", str(out))
+    target = f"{registry_host(local_stack.registry.url)}/fn-{uuid.uuid4().hex[:8]}:live"
+    skopeo_push(out, "latest", target, fmt="v2s2")
+    with (app / "handler.py").open("a") as fh:
+        fh.write("\n# code-only change\n")
+    fresh = tmp_path / "fresh-home"
+    second = _build(app, "--base-image", base_image_ref, "--reuse-deps-from", target,
+                    env={"LAMBDASHIP_HOME": str(fresh)})
+    assert second["deps_reused"]
+    assert not (fresh / "deps").exists()  # nothing installed
+    deps = [x for x in second["layers"] if x["role"] == "deps"]
+    assert deps and deps[0]["digest"] == next(x["digest"] for x in first["layers"] if x["role"] == "deps")
+    # the same image as a full build of the changed code
+    full = _build(app, "--base-image", base_image_ref, env={"LAMBDASHIP_HOME": str(tmp_path / "other-home")})
+    assert full["manifest_digest"] == second["manifest_digest"]
+    # another dependency set: the label does not match, so it installs
+    (app / "requirements.txt").write_text("humanize==4.12.3\nsix==1.17.0\n")
+    third = _build(app, "--base-image", base_image_ref, "--reuse-deps-from", target,
+                   env={"LAMBDASHIP_HOME": str(fresh)})
+    assert not third["deps_reused"] and (fresh / "deps").exists()
+    # a reference that does not exist yet (first deploy) is not an error
+    fourth = _build(app, "--base-image", base_image_ref, "--reuse-deps-from", target + "-missing")
+    assert not fourth["deps_reused"]

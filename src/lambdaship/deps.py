@@ -367,8 +367,24 @@ def compile_tree(tree: Path, interpreter: str, ddir: str = "/var/task") -> None:
     )
 
 
-def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") -> DepsResult:
-    """Install the function's dependencies (or take them from the cache)."""
+@dataclass(frozen=True)
+class DepsPlan:
+    """What would be installed, known without installing: the inputs and their hash."""
+
+    hash: str
+    requirements_file: Path | None
+    requirements_text: str
+    named: frozenset[str]
+    prune: tuple[str, ...]
+    interpreter: str | None  # for bytecode
+
+    @property
+    def empty(self) -> bool:
+        return self.requirements_file is None or not (self.named or _has_options(self.requirements_text))
+
+
+def plan(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") -> DepsPlan:
+    """The dependency set's hash (the cache key, and the ``dev.lambdaship.deps-hash`` label)."""
     req = requirements_file(fn)
     req_text = _requirements_text(req) if req else ""
     named = named_requirements(req_text)
@@ -377,6 +393,15 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
         prune = tuple(p for p in AWS_BASE_PACKAGES if p not in named)
     pyc = find_interpreter(fn.python) if target == "lambda" else None
     key = _cache_key(fn, target, req_text, prune, pyc)
+    return DepsPlan(key, req, req_text, frozenset(named), prune, pyc)
+
+
+def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") -> DepsResult:
+    """Install the function's dependencies (or take them from the cache)."""
+    p = plan(fn, target=target)
+    req, req_text, named, prune, pyc, key = (
+        p.requirements_file, p.requirements_text, set(p.named), p.prune, p.interpreter, p.hash
+    )
     root = home() / "deps"
     entry = root / key
     info_file = entry / MARKER

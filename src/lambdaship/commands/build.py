@@ -54,6 +54,11 @@ def register(app: typer.Typer) -> None:
         image_format: str = typer.Option(
             "base", "--format", help="Manifest format: base (same as the base image), docker or oci."
         ),
+        reuse_deps_from: str | None = typer.Option(
+            None, "--reuse-deps-from",
+            help="A previously pushed image of this function: reuse its dependency layer when the dependency "
+            "hash matches (nothing installed or compressed).", show_default=False,
+        ),
         json_: bool = JsonOpt,
     ) -> None:
         """Build the function's image: base image + dependency layer + app layer (same inputs, same digest)."""
@@ -66,7 +71,7 @@ def register(app: typer.Typer) -> None:
         _, fn = project_and_function(project, function, overrides)
         if image_format not in ("base", "docker", "oci"):
             raise UsageError(f"--format {image_format!r} is not supported", "use base, docker or oci")
-        result = build_image(fn, out=out, tar=tar, tag=tag, image_format=image_format,
+        result = build_image(fn, out=out, tar=tar, tag=tag, image_format=image_format, reuse_deps_from=reuse_deps_from,
                              progress=interactive() and not json_)
         if json_:
             emit_json(result.to_json())
@@ -79,9 +84,11 @@ def register(app: typer.Typer) -> None:
                 + (f"  ({_human(layer['uncompressed_size'])} unpacked)" if layer["uncompressed_size"] else "")
             )
         notes = []
-        if result.deps_cached:
+        if result.deps_reused:
+            notes.append(f"dependency layer reused from {reuse_deps_from}")
+        elif result.deps_cached:
             notes.append("dependencies from cache")
-        if result.deps_layer_cached:
+        if result.deps_layer_cached and not result.deps_reused:
             notes.append("dependency layer from cache")
         if result.bytecode:
             notes.append(f"bytecode for Python {fn.python}")

@@ -58,6 +58,7 @@ from lambdaship.local.stack import home
 TASK_ROOT = "var/task"
 LABEL_DEPS_HASH = "dev.lambdaship.deps-hash"
 LABEL_FUNCTION = "dev.lambdaship.function"
+LABEL_DEPS_LAYER = "dev.lambdaship.deps-layer"  # {"digest", "diff_id", "size", "uncompressed_size"}
 LAYER_CACHE_VERSION = "1"
 GOARCH = {"x86_64": "amd64", "arm64": "arm64"}
 
@@ -76,6 +77,7 @@ class BuildResult:
     deps_layer_cached: bool = False
     bytecode: bool = False
     layout_digest: str | None = None  # the OCI-format manifest written to ``layout``
+    deps_reused: bool = False  # the deps layer came from a previously pushed image
 
     def to_json(self) -> dict[str, Any]:
         img = self.image
@@ -103,6 +105,7 @@ class BuildResult:
             "tar": str(self.tar) if self.tar else None,
             "deps_cached": self.deps_cached,
             "deps_layer_cached": self.deps_layer_cached,
+            "deps_reused": self.deps_reused,
             "bytecode": self.bytecode,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
@@ -185,6 +188,31 @@ def resolve_base(ref: str, architecture: str) -> Image:
         for i, d in enumerate(layer_descs)
     )
     return Image(manifest=raw, config=config, layers=layers)
+
+
+def find_reusable_deps(ref: str, deps_hash: str, architecture: str) -> Layer | None:
+    """The dependency layer of a previously built image ``ref`` if it has the same deps hash.
+
+    Reads only the manifest and config. Any problem (no such image yet, other registry errors,
+    a label that does not match the manifest) means "no": the build installs as usual.
+    """
+    try:
+        prev = resolve_base(ref, architecture)
+    except LambdashipError:
+        return None
+    labels = (prev.config_json.get("config") or {}).get("Labels") or {}
+    if labels.get(LABEL_DEPS_HASH) != deps_hash or LABEL_DEPS_LAYER not in labels:
+        return None
+    try:
+        info = json.loads(labels[LABEL_DEPS_LAYER])
+        digest, diff_id = info["digest"], info["diff_id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    for lay in prev.layers:
+        if lay.digest == digest and lay.diff_id == diff_id:
+            size = info.get("uncompressed_size")
+            return replace(lay, uncompressed_size=int(size) if isinstance(size, int) else None)
+    return None
 
 
 def fetch_base_blobs(image: Image) -> Image:
@@ -313,6 +341,14 @@ def derive_config(base_config: bytes, fn: FunctionConfig, layers: list[Layer], d
     labels = dict(c.get("Labels") or {})
     labels[LABEL_DEPS_HASH] = deps_hash
     labels[LABEL_FUNCTION] = fn.function_name
+    labels.pop(LABEL_DEPS_LAYER, None)
+    for lay, role in zip(layers, roles, strict=True):
+        if role == "deps":
+            labels[LABEL_DEPS_LAYER] = json.dumps(
+                {"digest": lay.digest, "diff_id": lay.diff_id, "size": lay.size,
+                 "uncompressed_size": lay.uncompressed_size},
+                sort_keys=True, separators=(",", ":"),
+            )
     c["Labels"] = labels
     env = list(c.get("Env") or [])
     if not any(e.startswith("LAMBDA_TASK_ROOT=") for e in env):
@@ -410,6 +446,7 @@ def build_image(
     tar: Path | None = None,
     tag: str = "latest",
     image_format: str = "base",
+    reuse_deps_from: str | None = None,
 ) -> BuildResult:
     """Build ``fn``'s image; with ``out`` also write an OCI layout, with ``tar`` a docker-load tar.
 
@@ -417,6 +454,12 @@ def build_image(
     The layout written to ``out`` always uses OCI media types (what umoci and skopeo's ``oci:``
     transport read); its config and layer blobs are the built image's, only the manifest's
     media types (and so its digest, reported as ``layout_digest``) differ for a Docker-format image.
+
+    ``reuse_deps_from``: a reference to a previously pushed image of this function (e.g. the
+    repository's current tag). When its ``dev.lambdaship.deps-hash`` label equals this build's
+    dependency hash, its dependency layer is reused as a remote layer: nothing is installed or
+    compressed, and the push can skip (or mount) the blob. A fresh CI runner gets the
+    unchanged-dependencies fast path without any local cache.
     """
     if image_format not in ("base", "docker", "oci"):
         raise LambdashipError(f"unknown image format {image_format!r}", "use base, docker or oci")
@@ -435,23 +478,35 @@ def build_image(
     app_entries = layer_mod.entries_from_files(files, TASK_ROOT, root=fn.source)
     app_content = sum(p.lstat().st_size for _rel, p in files if p.is_file() and not p.is_symlink())
 
-    # 2. Base (network) and dependencies (installer) at the same time.
-    say(f"resolving base image {fn.image_base} and installing dependencies")
+    # 2. Base (network) and dependencies (registry label, cache or installer) at the same time.
+    say(f"resolving base image {fn.image_base} and dependencies")
+    plan = deps_mod.plan(fn)
+    reused: Layer | None = None
+    deps = None
     with ThreadPoolExecutor(max_workers=2) as pool:
         base_f = pool.submit(resolve_base, fn.image_base, fn.architecture)
-        deps_f = pool.submit(deps_mod.install, fn)
-        deps = deps_f.result()
+        if reuse_deps_from and not plan.empty:
+            reused = find_reusable_deps(reuse_deps_from, plan.hash, fn.architecture)
+        if reused is None:
+            deps = deps_mod.install(fn)
         base = base_f.result()
     timings["base_and_deps"] = time.monotonic() - t0
     media_type = base.media_type
     layer_type = LAYER_TYPES[media_type]
 
-    deps_content, deps_count = _tree_size(deps.path)
+    if reused is not None:
+        reused = replace(reused, descriptor=replace(reused.descriptor, media_type=layer_type))
+        deps_content, deps_count = reused.uncompressed_size or reused.size, 1
+    else:
+        assert deps is not None
+        deps_content, deps_count = _tree_size(deps.path)
     has_deps = deps_count > 0
     pyc_entries, bytecode = app_bytecode(files, fn.python)
     app_extra = sum(len(e.data or b"") for e in pyc_entries)
     extra = _tar_estimate(app_content + app_extra, len(app_entries) + len(pyc_entries) + 8)
-    if has_deps:
+    if reused is not None:
+        extra += deps_content
+    elif has_deps:
         extra += _tar_estimate(deps_content, deps_count + 2)
     check_limits(base, extra, 1 + int(has_deps), len(base.config) + 1024, fn.image_base)
 
@@ -459,16 +514,24 @@ def build_image(
     t1 = time.monotonic()
     say("writing layers")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        deps_f2 = pool.submit(_deps_layer, deps.path, deps.hash, layer_type, mtime) if has_deps else None
+        deps_f2 = None
+        if has_deps and deps is not None:
+            deps_f2 = pool.submit(_deps_layer, deps.path, deps.hash, layer_type, mtime)
         app_f = pool.submit(layer_mod.write_layer, [*app_entries, *pyc_entries], blob_cache() / "sha256",
                             media_type=layer_type, mtime=mtime)
         app_layer = app_f.result()
-        deps_layer, deps_layer_cached = deps_f2.result() if deps_f2 else (None, False)
+        deps_layer: Layer | None
+        if reused is not None:
+            deps_layer, deps_layer_cached = reused, True
+        elif deps_f2 is not None:
+            deps_layer, deps_layer_cached = deps_f2.result()
+        else:
+            deps_layer, deps_layer_cached = None, False
     timings["layers"] = time.monotonic() - t1
 
     ours = [deps_layer, app_layer] if deps_layer else [app_layer]
     roles = ["deps", "app"] if deps_layer else ["app"]
-    config = derive_config(base.config, fn, ours, deps.hash, mtime, roles)
+    config = derive_config(base.config, fn, ours, plan.hash, mtime, roles)
     layers = [*base.layers, *ours]
     manifest = make_manifest(media_type, config, layers)
     if len(manifest) > MAX_MANIFEST_BYTES:  # pragma: no cover - caught by the estimate above
@@ -493,8 +556,9 @@ def build_image(
         timings["output"] = time.monotonic() - t2
     timings["total"] = time.monotonic() - t0
     return BuildResult(
-        image=image, layout=layout, deps_hash=deps.hash, tar=tar_path, deps_layer=deps_layer,
-        app_layer=app_layer, base_ref=fn.image_base, timings=timings, deps_cached=deps.cached,
+        image=image, layout=layout, deps_hash=plan.hash, tar=tar_path, deps_layer=deps_layer,
+        app_layer=app_layer, base_ref=fn.image_base, timings=timings,
+        deps_cached=deps.cached if deps is not None else True, deps_reused=reused is not None,
         deps_layer_cached=deps_layer_cached, bytecode=bytecode, layout_digest=layout_digest,
     )
 
