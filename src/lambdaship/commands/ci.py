@@ -41,6 +41,10 @@ def register(app: typer.Typer) -> None:
             help="Run the job in this GitHub environment (protection rules, environment secrets); "
             "pass the same to `lambdaship iam`.", show_default=False,
         ),
+        pip_spec: str = typer.Option(
+            None, "--pip-spec", help="What the workflow pip-installs (default: lambdaship==<this version>).",
+            show_default=False,
+        ),
         force: bool = typer.Option(False, "--force", help="Overwrite workflow files that exist with other content."),
         json_out: bool = JsonOpt,
     ) -> None:
@@ -52,7 +56,7 @@ def register(app: typer.Typer) -> None:
         proj = load_project(project)
         options = Options(
             branch=branch, role_arn_secret=role_arn_secret, role_arn_var=role_arn_var, region=region, matrix=matrix,
-            environment=environment,
+            environment=environment, pip_spec=pip_spec,
         )
         workflows = generate(proj, options, out)
         written = write_files({w.path: w.text for w in workflows}, force=force)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,11 @@ class Options:
     region: str | None = None
     matrix: bool = False
     environment: str | None = None
+    pip_spec: str | None = None  # what `pip install` gets; default lambdaship==<this version>
+
+    @property
+    def install_spec(self) -> str:
+        return self.pip_spec or f"lambdaship=={__version__}"
 
     def validate(self) -> None:
         if not _BRANCH_RE.match(self.branch) or ".." in self.branch:
@@ -54,6 +60,8 @@ class Options:
                 raise UsageError(f"{flag} {name!r} is not a GitHub variable/secret name", "use letters, digits, '_'")
         if self.environment is not None and not re.match(r"^[A-Za-z0-9_.-]{1,255}$", self.environment):
             raise UsageError(f"--environment {self.environment!r} is not a GitHub environment name")
+        if self.pip_spec is not None and not re.match(r"^[A-Za-z0-9_.\-\[\],=<>!~+:/@#]+$", self.pip_spec):
+            raise UsageError(f"--pip-spec {self.pip_spec!r} is not a pip requirement", "e.g. lambdaship==0.1.0")
         if self.region is not None and not _REGION_RE.match(self.region):
             raise UsageError(f"--region {self.region!r} is not an AWS region", "e.g. eu-west-1")
 
@@ -228,7 +236,7 @@ def _render(
         "        with:",
         f"          python-version: {_q(RUNNER_PYTHON)}",
         "      - name: Install lambdaship",
-        f"        run: python -m pip install --disable-pip-version-check lambdaship=={__version__}",
+        f"        run: python -m pip install --disable-pip-version-check {shlex.quote(options.install_spec)}",
         "      - name: AWS credentials (OIDC, no stored keys)",
         f"        uses: {CONFIGURE_AWS.uses}",
         "        with:",
