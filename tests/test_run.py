@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
+
+import pytest
 
 from lambdaship.image.model import (
     DOCKER_CONFIG,
@@ -142,3 +145,41 @@ def test_run_rejects_a_directory_that_is_not_a_layout(tmp_path: Path, cli) -> No
     proc = cli("run", str(tmp_path))
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "not an OCI image layout" in proc.stderr
+
+
+@pytest.mark.slow
+def test_run_chalice_image_on_the_debootstrap_base_in_a_chroot(local_stack, tmp_path: Path) -> None:
+    """Build examples/chalice-app on the offline base, push it, answer GET /health in a chroot."""
+    import uuid
+
+    from lambdaship.config import load_project
+    from lambdaship.image.build import build_image
+    from lambdaship.local.base import ensure_base
+    from lambdaship.push import push_image
+    from tests.conftest import EXAMPLES, run_cli
+    from tests.test_serve import Served
+
+    base_ref = ensure_base(local_stack.registry.url)
+    assert base_ref.split("@")[0].endswith("/lambdaship/base")
+    fn = load_project(EXAMPLES / "chalice-app").function()
+    fn = fn.model_copy(update={"base_image": base_ref, "python": "3.11"})
+    built = build_image(fn)
+    host = local_stack.registry.url.removeprefix("http://")
+    pushed = push_image(built.image, f"{host}/chalice-run-{uuid.uuid4().hex[:8]}")
+
+    once = run_cli("run", pushed.image_ref, "--get", "/health", "--json")
+    assert once.returncode == 0, once.stderr
+    data = json.loads(once.stdout)
+    assert data["status"] == 200 and data["body"] == {"status": "ok"}
+    assert "in a chroot of the image" in once.stderr, "as root the image's own runtime runs, not the host's"
+
+    served = Served(["run", pushed.image_ref, "--port", "0", "--timeout", "1"], command=None)
+    try:
+        assert served.client.get("/health").json() == {"status": "ok"}
+        assert served.client.get("/items/demo").json()["id"] == "demo"
+        slow = served.client.get("/slow", params={"seconds": "30"})
+        assert slow.status_code == 504  # the runtime, pid 1 of its namespace, is SIGKILLed
+        assert served.wait_log("Task timed out after 1.00 seconds")
+        assert served.client.get("/health").status_code == 200
+    finally:
+        assert served.stop() == 0
