@@ -7,6 +7,7 @@ ECR host name that LAMBDASHIP_REGISTRY_URL maps to the local registry, and deplo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -63,7 +64,14 @@ def push_image(registry_url: str, repo: str, marker: str) -> str:
     r = httpx.put(f"{registry_url}/v2/{repo}/manifests/{marker}", content=manifest,
                   headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
     assert r.status_code == 201, r.text
-    return r.headers["Docker-Content-Digest"]
+    digest = r.headers["Docker-Content-Digest"]
+    # moto's ECR is separate from the registry: tell it about the repository and the image too.
+    ecr = aws("ecr")
+    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+        ecr.create_repository(repositoryName=repo)
+    ecr.put_image(repositoryName=repo, imageManifest=manifest.decode(), imageDigest=digest, imageTag=marker,
+                  imageManifestMediaType="application/vnd.oci.image.manifest.v1+json")
+    return digest
 
 
 def image_uri(repo: str, digest: str) -> str:

@@ -121,12 +121,9 @@ def _h_publish(step: Step, p: dict[str, Any], ctx: dict[str, Any], plan: Plan) -
 
 
 def _h_put_tag(step: Step, p: dict[str, Any], ctx: dict[str, Any], plan: Plan) -> None:
-    from lambdaship.registry import RegistryClient
+    from lambdaship.aws import ecr
 
-    assert plan.target is not None
-    client = RegistryClient.for_registry(plan.target.registry)
-    data, media_type, _ = client.get_manifest(p["Repository"], p["Digest"])
-    client.put_manifest(p["Repository"], p["Tag"], data, media_type)
+    ecr.tag_image(p["Repository"], p["Digest"], p["Tag"])
 
 
 def _h_smoke(step: Step, p: dict[str, Any], ctx: dict[str, Any], plan: Plan) -> None:

@@ -42,20 +42,6 @@ class RollbackResult:
         }
 
 
-def _registry_host(function_name: str) -> str | None:
-    from lambdaship.aws import lambda_
-
-    fn = lambda_.get_function(function_name)
-    uri = (fn or {}).get("Code", {}).get("ImageUri") or ""
-    return uri.split("/", 1)[0] if "/" in uri else None
-
-
-def image_exists(registry: str, repository: str, digest: str) -> bool:
-    from lambdaship.registry import RegistryClient
-
-    return RegistryClient.for_registry(registry).head_manifest(repository, digest) == digest
-
-
 def plan_rollback(fn: FunctionConfig, to: str | None = None) -> tuple[Plan, str, str, str | None]:
     """Describe-only: (plan, from_version, to_version, digest)."""
     from lambdaship.aws import lambda_
@@ -97,9 +83,10 @@ def plan_rollback(fn: FunctionConfig, to: str | None = None) -> tuple[Plan, str,
 
     if target == current:
         raise LambdashipError(f"alias {fn.alias} of {name} already points at version {target}")
+    from lambdaship.aws import ecr
+
     repository, digest = version_image(name, target, versions[target])
-    registry = _registry_host(name)
-    if digest and repository and registry and not image_exists(registry, repository, digest):
+    if digest and repository and not ecr.image_exists(repository, digest):
         raise LambdashipError(
             f"the image of version {target} ({repository}@{digest}) no longer exists in the registry, "
             "so Lambda cannot run it",
