@@ -193,3 +193,19 @@ def tag_image(repository: str, digest: str, tag: str) -> None:
     manifest, media_type, _ = reg.get_manifest(repository, digest)
     reg.put_manifest(repository, tag, manifest, media_type)
     put_image(repository, manifest, media_type, [tag], digest)
+
+
+def describe_images(repository: str) -> list[dict[str, Any]] | None:
+    """Every image of ``repository`` (digest, tags, pushedAt, size, imageScanStatus), newest first;
+    None when the repository does not exist. (Added by the deploy helper for ``status``.)"""
+    from botocore.exceptions import ClientError
+
+    out: list[dict[str, Any]] = []
+    try:
+        for page in client("ecr").get_paginator("describe_images").paginate(repositoryName=repository):
+            out.extend(page.get("imageDetails", []))
+    except ClientError as exc:
+        if _is(exc, "RepositoryNotFoundException"):
+            return None
+        raise
+    return sorted(out, key=lambda d: str(d.get("imagePushedAt", "")), reverse=True)
