@@ -116,6 +116,13 @@ def bench_serve(n: int) -> tuple[list[float], list[float], float]:
     return http_ms, rie_ms, startup
 
 
+def bench_cold(image: str, runs: int = 5) -> list[dict]:
+    from lambdaship.local.serve import cold_start
+
+    cold_start(image)  # unpack + cache the rootfs (not timed)
+    return [cold_start(image) for _ in range(runs)]
+
+
 def table(rows: list[dict], direct_p50: float, startup: float) -> str:
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
@@ -150,6 +157,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--image", help="also time a cold start of this image (layout or ref) to GET /health")
     args = ap.parse_args()
     from lambdaship.config import load_project
     from lambdaship.local.serve import host_pythonpath
@@ -162,6 +170,12 @@ def main() -> None:
     serve = summary("HTTP GET through `serve` (httpx keep-alive)", http_ms)
     rie = summary("RIE endpoint through `serve`", rie_ms)
     text = table([direct, runtime, serve, rie], direct["p50"], startup)
+    if args.image:
+        cold = bench_cold(args.image)
+        secs = sorted(c["seconds"] for c in cold)
+        text += (f"\n\nCold start (fresh runtime, {cold[0]['mode']}, rootfs cached) to the first `GET /health` "
+                 f"answer, {len(secs)} runs: median {statistics.median(secs):.3f} s "
+                 f"(min {secs[0]:.3f}, max {secs[-1]:.3f}).")
     print(text)
     if args.write:
         write_docs(text)

@@ -275,3 +275,27 @@ def image_runtime(image_config: dict, rootfs: Path, *, max_workers: int = 2, log
         notes.append(f"running the image's app and dependency layers with the host Python "
                      f"{sys.version_info.major}.{sys.version_info.minor} ({why}); its OS layers are not used")
     return api, routes, notes
+
+
+def cold_start(image_spec: str, path: str = "/health", *, force_host: bool = False) -> dict[str, float | str]:
+    """Time a fresh runtime of an image (already unpacked/cached) to its first HTTP answer.
+
+    Returns seconds from spawning the runtime to the answer, the runtime's own init duration
+    and the mode ("chroot" or "host"). Used by the benchmarks (issue 11's cold-start figure).
+    """
+    from lambdaship.local.rootfs import cached_rootfs, load_image
+
+    img = load_image(image_spec)
+    rootfs = cached_rootfs(img)
+    api, routes, notes = image_runtime(img.config_json, rootfs, max_workers=1, force_host=force_host)
+    gateway = Gateway(api.invoke, routes=routes)
+    try:
+        t0 = time.perf_counter()
+        resp = gateway.handle("GET", path, [("Host", "localhost")], b"")
+        elapsed = time.perf_counter() - t0
+    finally:
+        api.close()
+    if not 200 <= resp.status < 300:
+        raise LambdashipError(f"cold start: GET {path} answered {resp.status}: {resp.body[:200]!r}")
+    return {"seconds": elapsed, "status": resp.status,
+            "mode": "chroot" if notes and "chroot" in notes[0] else "host"}
