@@ -143,6 +143,8 @@ def test_real_dependencies_over_the_limits_make_auto_choose_an_image(
     assert report["zip_size"] > 50 * 1024 * 1024
     assert report["recommendation"]["package_type"] == "image"
 
+    # as tests/test_deploy.py does: the push step expects the ECR repository to exist
+    boto3.client("ecr").create_repository(repositoryName=name)
     out = _deploy(app, "--skip-smoke")
     plan_steps = out["plan"]["steps"]
     assert plan_steps[0]["action"] == "package:Choose"
