@@ -202,3 +202,13 @@ def test_reload_on_code_change(plain_app: Path) -> None:
         assert version == 2
     finally:
         served.stop()
+
+
+def test_chunked_request_body_reaches_the_function(chalice: Served) -> None:
+    def gen():
+        yield b'{"name": '
+        yield b'"chunked"}'
+
+    r = chalice.client.post("/items", content=gen(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "chunked"

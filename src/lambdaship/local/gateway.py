@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from lambdaship.local.runtime_api import ACCOUNT_ID, InvokeResult
+from lambdaship.local.runtime_api import ACCOUNT_ID, InvokeResult, read_body
 
 RIE_PATH = re.compile(r"^/2015-03-31/functions/[^/]+/invocations/?$")
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
@@ -373,8 +373,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         pass
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = read_body(self)
         t0 = time.perf_counter()
         try:
             resp = self.server.gateway.handle(self.command, self.path, list(self.headers.items()), body,

@@ -94,6 +94,24 @@ def error_payload(message: str, error_type: str, trace: list[str] | None = None)
     return json.dumps(body).encode()
 
 
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """The request body: Content-Length or chunked transfer encoding."""
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            line = handler.rfile.readline()
+            size = int(line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                break
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+        return b"".join(chunks)
+    n = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(n) if n else b""
+
+
 class _RuntimeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -124,20 +142,7 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
         self.flush_headers()
 
     def _body(self) -> bytes:
-        n = int(self.headers.get("Content-Length") or 0)
-        if n:
-            return self.rfile.read(n)
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        return b""
+        return read_body(self)
 
     def do_GET(self) -> None:
         if self.path != f"{API_PREFIX}/invocation/next":
@@ -422,9 +427,13 @@ class RuntimeAPI:
                 self._retire(w)
                 if not self._closed and not self._workers:
                     # keep one warm replacement (after a timeout, a crash or a reload)
-                    fresh = Worker(self)
-                    self._workers.append(fresh)
-                    self._idle.append(fresh)
+                    try:
+                        fresh = Worker(self)
+                    except LambdashipError:
+                        fresh = None  # the next invocation will try again and report it
+                    if fresh is not None:
+                        self._workers.append(fresh)
+                        self._idle.append(fresh)
             else:
                 self._idle.append(w)
             self._cond.notify()
