@@ -284,8 +284,10 @@ def test_matrix_deploy_script_guards_new_branch_and_missing_commit(tmp_path: Pat
 @pytest.mark.parametrize(
     ("result", "expected"),
     [
-        ({"function_name": "chalice-demo", "digest": "sha256:" + "a" * 64, "version": "7", "status": "deployed"},
-         ["| chalice-demo | sha256:" + "a" * 64 + " | 7 | deployed |"]),
+        ({"function": "chalice-demo", "digest": "sha256:" + "a" * 64, "version": "7", "up_to_date": False,
+          "smoke": {"kind": "path", "path": "/health", "status": 200},
+          "plan": {"digest": "sha256:" + "a" * 64, "steps": []}},
+         ["| chalice-demo | sha256:" + "a" * 64 + " | 7 | deployed |  |\n"]),
         ({"results": [{"function": "orders", "digest": "sha256:" + "b" * 64, "status": "deployed"},
                       {"function": "users", "status": "failed", "error": "smoke test: 502"},
                       {"function": "billing", "status": "skipped", "reason": "unchanged"}]},
@@ -309,6 +311,8 @@ def test_summary_step_writes_the_digest(tmp_path: Path, single: Path, result, ex
     text = summary.read_text()
     for fragment in expected:
         assert fragment in text
+    table_rows = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| function")]
+    assert len(table_rows) == (len(expected) if result is not None else 0)
 
 
 def test_rerun_is_unchanged_and_never_overwrites_without_force(single: Path) -> None:

@@ -150,20 +150,20 @@ except (OSError, ValueError):
     out.write("### lambdaship deploy\\n\\nNo JSON result: see the step log.\\n")
     raise SystemExit(0)
 rows = []
-def walk(node, name=""):
+def walk(node):
     if isinstance(node, dict):
-        name = str(node.get("function_name") or node.get("function") or name)
-        if "digest" in node or "status" in node or "error" in node:
-            row = (name, str(node.get("digest") or ""), str(node.get("version") or ""),
-                   str(node.get("status") or ""), str(node.get("error") or node.get("reason") or ""))
-            if row not in rows:
-                rows.append(row)
+        name = node.get("function_name") or node.get("function")
+        if isinstance(name, str) and ("digest" in node or "status" in node or "error" in node):
+            status = node.get("status") or ("up to date" if node.get("up_to_date") else
+                                             "deployed" if node.get("version") else "")
+            rows.append((name, str(node.get("digest") or ""), str(node.get("version") or ""), str(status),
+                         str(node.get("error") or node.get("reason") or "")))
+            return
         for value in node.values():
-            if isinstance(value, (dict, list)):
-                walk(value, name)
+            walk(value)
     elif isinstance(node, list):
         for value in node:
-            walk(value, name)
+            walk(value)
 walk(data)
 out.write("### lambdaship deploy\\n\\n| function | digest | version | status | detail |\\n|---|---|---|---|---|\\n")
 for row in rows:
