@@ -185,7 +185,7 @@ def _tar_layer(root: Path, dest: Path) -> BaseArtifacts:
         comp = isal_zlib.compressobj(2, isal_zlib.DEFLATED, 31)
     except ImportError:  # pragma: no cover
         comp = zlib.compressobj(6, zlib.DEFLATED, 31)
-    tmp = dest.with_name(dest.name + ".tmp")
+    tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc, tmp.open("wb") as out:
         assert proc.stdout is not None
         while chunk := proc.stdout.read(1 << 20):
@@ -207,16 +207,38 @@ def _tar_layer(root: Path, dest: Path) -> BaseArtifacts:
     return BaseArtifacts(dest, "sha256:" + gz_hash.hexdigest(), gz_size, "sha256:" + raw_hash.hexdigest(), raw_size)
 
 
-def build_layer(*, rebuild: bool = False, log: object = None) -> BaseArtifacts:
-    """The base's single layer, built once per recipe and kept in ``cache_root()``."""
-    entry = cache_root() / recipe_hash()
+def _cached(entry: Path) -> BaseArtifacts | None:
     meta = entry / "layer.json"
-    if meta.is_file() and not rebuild:
-        info = json.loads(meta.read_text())
-        layer = entry / "layer.tar.gz"
-        if layer.is_file() and layer.stat().st_size == info["size"]:
-            return BaseArtifacts(layer, info["digest"], info["size"], info["diff_id"], info["uncompressed_size"])
+    if not meta.is_file():
+        return None
+    info = json.loads(meta.read_text())
+    layer = entry / "layer.tar.gz"
+    if layer.is_file() and layer.stat().st_size == info["size"]:
+        return BaseArtifacts(layer, info["digest"], info["size"], info["diff_id"], info["uncompressed_size"])
+    return None
+
+
+def build_layer(*, rebuild: bool = False, log: object = None) -> BaseArtifacts:
+    """The base's single layer, built once per recipe and kept in ``cache_root()``.
+
+    Concurrent callers (two test sessions, a benchmark) serialise on a lock file; the second
+    one finds the finished layer.
+    """
+    import fcntl
+
+    entry = cache_root() / recipe_hash()
+    if not rebuild and (art := _cached(entry)) is not None:
+        return art
     entry.mkdir(parents=True, exist_ok=True)
+    with (entry / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not rebuild and (art := _cached(entry)) is not None:
+            return art
+        return _build_locked(entry, log)
+
+
+def _build_locked(entry: Path, log: object) -> BaseArtifacts:
+    meta = entry / "layer.json"
     work = Path(tempfile.mkdtemp(prefix="build-", dir=entry))
     try:
         root = work / "rootfs"
