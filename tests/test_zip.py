@@ -136,6 +136,8 @@ def test_decide_direct_s3_image() -> None:
     assert d.package_type == "image" and "no zip_bucket" in d.reason
     d = zippkg.decide(80 * MiB, zippkg.ZIP_UNZIPPED_LIMIT + 1, "bkt", "auto")
     assert d.package_type == "image" and "250 MiB" in d.reason
+    d = zippkg.decide(None, zippkg.ZIP_UNZIPPED_LIMIT + 1, None, "auto")  # not compressed: not needed
+    assert d.package_type == "image" and "over the 250 MiB zip limit" in d.reason
     assert zippkg.decide(1, 1, None, "image").package_type == "image"
     d = zippkg.decide(1, 1, None, "auto", existing="Image")
     assert d.package_type == "image" and "already exists as a container image" in d.reason

@@ -342,7 +342,7 @@ class Decision:
         return {"package_type": self.package_type, "upload": self.upload, "reason": self.reason}
 
 
-def decide(zip_size: int, unzipped_size: int, bucket: str | None, requested: str = "auto",
+def decide(zip_size: int | None, unzipped_size: int, bucket: str | None, requested: str = "auto",
            existing: str | None = None) -> Decision:
     """Pick zip (direct or through S3) or image from measured sizes; explain it in one line.
 
@@ -359,7 +359,8 @@ def decide(zip_size: int, unzipped_size: int, bucket: str | None, requested: str
                 "set package_type = \"image\" (or \"auto\"), or deploy the zip under a new function_name",
             )
         return Decision("image", "", "the function already exists as a container image (package type is fixed)")
-    sizes = f"{_mib(zip_size)} zipped, {_mib(unzipped_size)} unzipped"
+    sizes = f"{_mib(zip_size)} zipped, {_mib(unzipped_size)} unzipped" if zip_size is not None else (
+        f"{_mib(unzipped_size)} unzipped")
     if unzipped_size > ZIP_UNZIPPED_LIMIT:
         if requested == "zip" or existing == "Zip":
             raise LambdashipError(
@@ -367,7 +368,9 @@ def decide(zip_size: int, unzipped_size: int, bucket: str | None, requested: str
                 "use package_type = \"image\" (a new function: the package type of an existing one is fixed)"
                 if existing == "Zip" else "use package_type = \"image\" or \"auto\"",
             )
-        return Decision("image", "", f"{_mib(unzipped_size)} unzipped is over the 250 MiB zip limit ({sizes})")
+        return Decision("image", "", f"{_mib(unzipped_size)} unzipped is over the 250 MiB zip limit")
+    if zip_size is None:
+        raise ValueError("decide() needs the zipped size when the unzipped size fits")
     if zip_size <= ZIP_DIRECT_LIMIT:
         return Decision("zip", "direct", f"{sizes}: fits a direct zip upload (50 MiB zipped, 250 MiB unzipped)")
     if bucket:
@@ -406,6 +409,15 @@ def plan(fn: FunctionConfig, *, bucket: str | None = None, existing: str | None 
         return ZipPlan(decide(0, 0, bucket, "image"), None, bucket)
     if existing == "Image" and fn.package_type == "auto":
         return ZipPlan(decide(0, 0, bucket, "auto", existing), None, bucket)
+    if fn.package_type == "auto":
+        # Over 250 MiB unzipped the answer is "image" whatever the zipped size: skip compressing.
+        from lambdaship import deps, project
+
+        installed = deps.install(fn, target="lambda")
+        unzipped = sum(p.stat().st_size for _, p in tree_files(Path(installed.path)))
+        unzipped += sum(p.stat().st_size for _, p in project.app_files(fn))
+        if unzipped > ZIP_UNZIPPED_LIMIT:
+            return ZipPlan(decide(None, unzipped, bucket, "auto", existing), None, bucket)
     art = build_zip(fn)
     decision = decide(art.size, art.unzipped_size, bucket, fn.package_type, existing)
     return ZipPlan(decision, art if decision.package_type == "zip" else None, bucket)
