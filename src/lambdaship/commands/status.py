@@ -1,0 +1,31 @@
+"""``lambdaship status``: what is deployed and what the registry holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, console, emit_json, project_and_function
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("status")
+    def status(
+        project: Path | None = ProjectOpt,
+        function: str | None = FunctionOpt,
+        versions: int = typer.Option(10, "--versions", help="How many recent versions to list."),
+        json_: bool = JsonOpt,
+    ) -> None:
+        """State, last update, alias → version → digest, recent versions, ECR images and scan status."""
+        from lambdaship.deploy.status import function_status, render
+
+        _, fn = project_and_function(project, function)
+        info = function_status(fn, versions=versions)
+        if json_:
+            emit_json(info)
+        else:
+            for line in render(info):
+                console.print(line, markup=False)
+        if not info["exists"] or info.get("state") == "Failed" or info.get("last_update_status") == "Failed":
+            raise typer.Exit(1)

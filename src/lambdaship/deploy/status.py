@@ -1,0 +1,101 @@
+"""What is deployed: function state, last update, alias → version → digest, versions, ECR images.
+
+Read-only. ``function_status`` is also what a fleet view (``status --all``) builds on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lambdaship.config import FunctionConfig
+from lambdaship.deploy.plan import digest_of_uri, parse_history, version_image
+
+RECENT_VERSIONS = 10
+
+
+def function_status(fn: FunctionConfig, *, versions: int = RECENT_VERSIONS, images: bool = True) -> dict[str, Any]:
+    from lambdaship.aws import ecr, lambda_
+
+    name = fn.function_name
+    info = lambda_.get_function(name)
+    out: dict[str, Any] = {"function": name, "alias": fn.alias, "exists": info is not None}
+    if info is None:
+        return out
+    cfg = info["Configuration"]
+    uri = info.get("Code", {}).get("ImageUri")
+    out.update({
+        "state": cfg.get("State"),
+        "state_reason": cfg.get("StateReason"),
+        "last_update_status": cfg.get("LastUpdateStatus"),
+        "last_update_reason": cfg.get("LastUpdateStatusReason"),
+        "package_type": cfg.get("PackageType"),
+        "latest_image_uri": uri,
+        "latest_digest": digest_of_uri(uri),
+        "memory": cfg.get("MemorySize"),
+        "timeout": cfg.get("Timeout"),
+        "architectures": cfg.get("Architectures"),
+        "last_modified": cfg.get("LastModified"),
+    })
+    published = lambda_.list_versions(name)
+    by_version = {v["Version"]: v for v in published}
+    alias = lambda_.get_alias(name, fn.alias)
+    deployed = None
+    if alias is not None:
+        av = alias["FunctionVersion"]
+        repo, digest = version_image(name, av, by_version.get(av)) if av != "$LATEST" else (None, out["latest_digest"])
+        deployed = {"version": av, "digest": digest, "repository": repo,
+                    "previous": parse_history(alias.get("Description")),
+                    "deployed_at": (by_version.get(av) or {}).get("LastModified")}
+    out["alias_target"] = deployed
+    out["deployed_digest"] = deployed["digest"] if deployed else None
+    out["versions"] = []
+    for v in reversed(published[-versions:] if versions else published):
+        repo, digest = version_image(name, v["Version"], v)
+        out["versions"].append({"version": v["Version"], "digest": digest, "repository": repo,
+                                "last_modified": v.get("LastModified"),
+                                "live": bool(deployed and deployed["version"] == v["Version"])})
+    out["images"] = None
+    if images:
+        repository = (deployed or {}).get("repository") or (
+            uri.split("/", 1)[1].split("@", 1)[0].split(":", 1)[0] if uri and "/" in uri else fn.repository_name)
+        details = ecr.describe_images(repository)
+        out["repository"] = repository
+        if details is not None:
+            out["images"] = [{
+                "digest": d.get("imageDigest"),
+                "tags": sorted(d.get("imageTags") or []),
+                "pushed_at": d.get("imagePushedAt"),
+                "size": d.get("imageSizeInBytes"),
+                "scan_status": (d.get("imageScanStatus") or {}).get("status"),
+                "findings": (d.get("imageScanFindingsSummary") or {}).get("findingSeverityCounts"),
+            } for d in details]
+    return out
+
+
+def render(status: dict[str, Any]) -> list[str]:
+    if not status["exists"]:
+        return [f"{status['function']}: not deployed"]
+    lines = [f"{status['function']}"]
+    last = status.get("last_update_status") or "-"
+    if status.get("last_update_reason"):
+        last += f" ({status['last_update_reason']})"
+    lines.append(f"  state          {status.get('state') or '-'}   last update: {last}")
+    if status.get("state_reason") and status.get("state") != "Active":
+        lines.append(f"  state reason   {status['state_reason']}")
+    t = status.get("alias_target")
+    if t:
+        lines.append(f"  alias          {status['alias']} → version {t['version']}  {t['digest'] or '?'}")
+    else:
+        lines.append(f"  alias          {status['alias']}: none")
+    lines.append(f"  $LATEST        {status.get('latest_digest') or status.get('latest_image_uri') or '-'}")
+    if status["versions"]:
+        lines.append("  versions:")
+        for v in status["versions"]:
+            mark = "*" if v["live"] else " "
+            lines.append(f"   {mark}{v['version']:>4}  {v['digest'] or '?'}  {v['last_modified'] or ''}")
+    if status.get("images") is not None:
+        lines.append(f"  images in {status.get('repository')}:")
+        for img in status["images"][:RECENT_VERSIONS]:
+            tags = ",".join(img["tags"]) or "<untagged>"
+            lines.append(f"    {img['digest']}  {tags}  scan: {img['scan_status'] or '-'}")
+    return lines
