@@ -291,10 +291,10 @@ def decide(
     """One function's decision given the changed paths (relative to ``repo``) and its old config."""
     reasons: list[str] = []
     if not config_existed:
-        reasons.append("new: no config at the compared commit")
-    elif old is None:
-        reasons.append("new function (not in the config at the compared commit)")
-    elif isinstance(old, str):
+        return Decision(fn.key, fn.function_name, True, ("new: no config at the compared commit",))
+    if old is None:
+        return Decision(fn.key, fn.function_name, True, ("new function (not in the config at the compared commit)",))
+    if isinstance(old, str):
         reasons.append(f"config changed: {old} at the compared commit")
     else:
         diff = config_changes(old, fn)
@@ -423,15 +423,15 @@ def deploy_all(
     changed_since: str | None = None,
     workers: int = DEFAULT_WORKERS,
     dry_run: bool = False,
-    create_role: bool = False,
-    skip_smoke: bool = False,
     worktree: bool = True,
     on_event: Event | None = None,
     ship: Callable[..., Any] | None = None,
+    **options: Any,
 ) -> FleetResult:
     """Deploy the functions that changed since ``changed_since`` (all when None), ``workers`` at a
     time. ``dry_run``: decide only (no build, no AWS call). ``ship``: the deploy of one function
-    (default :func:`lambdaship.deploy.pipeline.ship`)."""
+    (default :func:`lambdaship.deploy.pipeline.ship`); ``options`` go to it for every function
+    (``create_role``, ``skip_smoke``, ``create_bucket``)."""
     check_workers(workers)
     t0 = time.monotonic()
     decisions = detect_changes(project, changed_since, worktree=worktree)
@@ -464,7 +464,7 @@ def deploy_all(
         with lock:
             say(fn.key, f"deploying ({entry.reason})")
         try:
-            result = ship(fn, create_role=create_role, skip_smoke=skip_smoke, reporter=report)
+            result = ship(fn, reporter=report, **options)
         except BaseException as exc:  # one function's failure must not stop the others
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
@@ -477,7 +477,8 @@ def deploy_all(
         entry.digest = result.digest
         entry.result = result.to_json()
         entry.previous_version = result.previous_version
-        if result.up_to_date:
+        if result.up_to_date or not result.version:
+            # nothing published: the alias already served this image (at most blobs were re-checked)
             entry.status, entry.version = "up_to_date", result.alias_version
         else:
             entry.status, entry.version = "deployed", result.version
@@ -648,3 +649,84 @@ def status_rows(report: FleetStatus) -> list[list[str]]:
             _num(m.get("concurrent_executions_max")),
         ])
     return rows
+
+
+# -- command-line front ends (called by commands/deploy.py and commands/status.py) ---------------
+def _table(rows: list[list[str]], last_free: bool = True) -> list[str]:
+    """Plain aligned columns (no wrapping: CI logs and grep stay readable); the last column is not
+    padded."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=True)]
+        if last_free:
+            cells[-1] = r[-1]
+        out.append("  ".join(cells).rstrip())
+    return out
+
+
+def totals_line(result: FleetResult) -> str:
+    if result.dry_run:
+        return (f"{result.count('would_deploy')} would deploy, {result.count('skipped')} skipped "
+                "(dry run: nothing built or deployed)")
+    return (f"{result.count('deployed')} deployed, {result.count('up_to_date')} up to date, "
+            f"{result.count('failed')} failed, {result.count('skipped')} skipped in {result.seconds:.1f}s")
+
+
+def run_deploy_all(
+    project: Path | None,
+    *,
+    changed_since: str | None,
+    workers: int,
+    dry_run: bool,
+    json_: bool,
+    **options: Any,
+) -> int:
+    """``lambdaship deploy --all``: print the summary (or JSON); the exit code (1 if any failed)."""
+    from lambdaship.commands._common import console, emit_json, err_console
+    from lambdaship.config import load_project
+
+    check_workers(workers)
+    proj = load_project(project)
+
+    def event(key: str, message: str) -> None:
+        if not json_:
+            err_console.print(f"[{proj.functions[key].function_name}] {message}", markup=False, highlight=False)
+
+    result = deploy_all(proj, changed_since=changed_since, workers=workers, dry_run=dry_run, on_event=event,
+                        **options)
+    if json_:
+        emit_json(result.to_json())
+    else:
+        header = ["function", "status", "version", "digest", "reason" if dry_run else "detail"]
+        rows = [header, *[list(r) for r in summary_rows(result)]]
+        if dry_run:
+            rows = [[r[0], r[1], r[4]] for r in rows]
+        for line in _table(rows):
+            console.print(line, markup=False, highlight=False)
+        console.print(totals_line(result), markup=False, highlight=False)
+    return 0 if result.ok else 1
+
+
+def run_status_all(project: Path | None, *, since: str, json_: bool) -> int:
+    """``lambdaship status --all``: one table (or JSON) for every function of the project."""
+    from lambdaship.commands._common import console, emit_json
+    from lambdaship.config import load_project
+
+    window = parse_since(since)
+    proj = load_project(project)
+    report = status_all(proj, window)
+    if json_:
+        emit_json(report.to_json())
+    else:
+        for line in _table(status_rows(report), last_free=False):
+            console.print(line, markup=False, highlight=False)
+        console.print(
+            f"metrics: {report.start:%Y-%m-%d %H:%M}Z → {report.end:%Y-%m-%d %H:%M}Z (CloudWatch AWS/Lambda, "
+            "sums over the window; p50/p99 of Duration; max. concurrent executions)",
+            markup=False, highlight=False,
+        )
+        for st in report.functions:
+            if st.error:
+                console.print(f"{st.function_name}: {st.error}", markup=False, highlight=False)
+    return 1 if any(st.error for st in report.functions) else 0
