@@ -183,3 +183,30 @@ def test_run_chalice_image_on_the_debootstrap_base_in_a_chroot(local_stack, tmp_
         assert served.client.get("/health").status_code == 200
     finally:
         assert served.stop() == 0
+
+
+@pytest.mark.slow
+def test_offline_base_image_is_lambda_like(local_stack) -> None:
+    """`lambdaship local base` pushes a Docker v2s2 image that skopeo reads, with Lambda's layout."""
+    import subprocess
+
+    from tests.conftest import run_cli
+
+    proc = run_cli("local", "base", "--registry", local_stack.registry.url, "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["python"] == "3.11"
+    ref = info["ref"]
+    raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
+                         capture_output=True, text=True, check=True)
+    manifest = json.loads(raw.stdout)
+    assert manifest["mediaType"] == DOCKER_MANIFEST
+    assert all(layer["mediaType"] == DOCKER_LAYER_GZIP for layer in manifest["layers"])
+    cfg = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--config", f"docker://{ref}"],
+                         capture_output=True, text=True, check=True)
+    config = json.loads(cfg.stdout)["config"]
+    assert config["Entrypoint"] == ["/lambda-entrypoint.sh"]
+    assert config["WorkingDir"] == "/var/task"
+    assert "LAMBDA_TASK_ROOT=/var/task" in config["Env"]
+    again = run_cli("local", "base", "--registry", local_stack.registry.url)
+    assert again.returncode == 0 and again.stdout.strip() == ref, "cached: same digest, nothing rebuilt"
