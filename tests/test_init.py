@@ -234,3 +234,16 @@ def test_config_file_choice(handler_app: Path) -> None:
     assert data["config_file"] == str(handler_app / "lambdaship.toml")
     assert "lambdaship" not in (handler_app / "pyproject.toml").read_text().split("[project]")[1]
     assert load_project(handler_app).config_file == handler_app / "lambdaship.toml"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["chalice_app", "handler_app"])
+def test_lambdaship_build_accepts_the_config(
+    fixture: str, request: pytest.FixtureRequest, base_image_ref: str, tmp_path: Path
+) -> None:
+    app: Path = request.getfixturevalue(fixture)
+    init(app)
+    out = tmp_path / "layout"
+    proc = run_cli("build", "-C", str(app), "--base-image", base_image_ref, "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "index.json").is_file()
