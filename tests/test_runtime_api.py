@@ -145,3 +145,32 @@ def test_invoke_rejects_an_event_that_is_not_json(tmp_path: Path) -> None:
     proc = run_cli("invoke", "--local", "-C", str(EXAMPLES / "handler-app"), "--event", str(bad))
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: the event is not valid JSON")
+
+
+def test_invoke_remote_calls_the_alias(local_stack, tmp_path: Path) -> None:
+    """Without --local the deployed alias is invoked through the Lambda API (moto echoes the event)."""
+    import io
+    import uuid
+    import zipfile
+
+    import boto3
+
+    name = f"invoke-{uuid.uuid4().hex[:8]}"
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName=f"r-{name}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("main.py", "def handler(event, context):\n    return event\n")
+    lam = boto3.client("lambda")
+    lam.create_function(FunctionName=name, Role=role, Runtime="python3.12", Handler="main.handler",
+                        Code={"ZipFile": buf.getvalue()})
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+    (tmp_path / "lambdaship.toml").write_text(f'function_name = "{name}"\nhandler = "main.handler"\n')
+    (tmp_path / "main.py").write_text("def handler(event, context):\n    return event\n")
+
+    proc = run_cli("invoke", "-C", str(tmp_path), "--event", "-", "--json", input='{"ping": 1}')
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["ok"] is True and data["qualifier"] == "live" and data["function"] == name
+    assert data["result"] == {"ping": 1}
