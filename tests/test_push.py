@@ -428,3 +428,33 @@ def test_interrupted_chunk_resumes_or_restarts(local_stack, tmp_path: Path, fast
         assert any("resumes at offset 49152" in m for m in messages)
         assert not any("restarts" in m for m in messages)
     assert RegistryClient(local_stack.registry.url).get_blob(repo, big.digest) == big.path.read_bytes()
+
+
+def test_streaming_between_registries_survives_faults_on_both_sides(local_stack, tmp_path: Path, fast_retries,
+                                                                    small_chunks, monkeypatch) -> None:
+    """Source registry cuts blob downloads mid-body (resumed with Range), target drops uploads."""
+    import lambdaship.registry as reg
+
+    monkeypatch.setattr(reg, "CHUNK_SIZE", 160 * 1024)  # 3 PATCHes per upload
+    url2, proc = stack.start_registry(tmp_path / "registry2")
+    try:
+        big = [Entry("opt/big.bin", "file", data=os.urandom(400_000))]
+        base_ref = push_base(url2, tmp_path, repo="upstream/python", tag="3.12", layers=[big])
+        with FaultProxy(url2, rate=0.3, seed=1, faults=("cut", "500", "reset", "slow"), slow_seconds=0.05) as src, \
+                FaultProxy(local_stack.registry.url, rate=0.2, seed=2) as dst:
+            base = remote_layers(src.url, base_ref.replace(registry_host(url2), f"127.0.0.1:{src.port}"))
+            for seed in range(5):
+                src._rng.seed(seed)
+                dst._rng.seed(seed)
+                app = file_layer(tmp_path, {"var/task/app.py": f"S = {seed}\n".encode()})
+                image = make_image([*base, app], label=str(seed))
+                repo = uid(f"s2s{seed}")
+                res = push_image(image, f"127.0.0.1:{dst.port}/{repo}", ["t"])
+                assert res.streamed_blobs == 1
+                direct = RegistryClient(local_stack.registry.url)
+                assert direct.head_manifest(repo, "t") == image.digest
+                assert direct.get_blob(repo, base[0].digest) == RegistryClient(url2).get_blob(
+                    "upstream/python", base[0].digest)
+            assert src.counts["cut"] >= 1 and sum(dst.counts.values()) >= 1, (src.counts, dst.counts)
+    finally:
+        stack.stop_registry(proc)

@@ -900,6 +900,61 @@ class _IterChunks(_Chunks):
     pass
 
 
+PREFETCH_PIECES = 8  # pieces (up to READ_SIZE each) read ahead from a streamed source
+
+
+@contextlib.contextmanager
+def _prefetch(it: Iterator[bytes]) -> Iterator[Iterator[bytes]]:
+    """Read ``it`` in a background thread, a bounded number of pieces ahead.
+
+    Downloading from the source registry then overlaps with uploading to the target.
+    """
+    import queue
+
+    q: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH_PIECES)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for piece in it:
+                while not stop.is_set():
+                    try:
+                        q.put(piece, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item: Any = end
+        except BaseException as exc:  # handed to the consumer
+            item = exc
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=produce, name="lambdaship-prefetch", daemon=True)
+    thread.start()
+
+    def consume() -> Iterator[bytes]:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join(timeout=5)  # a producer stuck in a read ends when the source closes
+
+
 @contextlib.contextmanager
 def _open_source(source: BlobInput) -> Iterator[_Chunks]:
     if isinstance(source, bytes | bytearray | memoryview):
@@ -908,10 +963,11 @@ def _open_source(source: BlobInput) -> Iterator[_Chunks]:
         with source.open("rb") as fh:
             yield _FileChunks(fh)
     elif callable(source):
-        with source() as it:
-            yield _IterChunks(iter(it))
+        with source() as it, _prefetch(iter(it)) as ahead:
+            yield _IterChunks(ahead)
     else:
-        yield _IterChunks(iter(source))
+        with _prefetch(iter(source)) as ahead:
+            yield _IterChunks(ahead)
 
 
 def _credentials_for(registry: str) -> CredentialsProvider | None:
