@@ -563,36 +563,23 @@ class FleetStatus:
 
 
 def function_status(fn: FunctionConfig) -> FunctionStatus:
-    """State, last update status, alias → version, the alias's image digest, when it was deployed."""
-    from lambdaship.aws import lambda_
-    from lambdaship.deploy.plan import digest_of_uri, parse_marker
+    """State, last update status, alias → version, the alias's image digest, when it was deployed:
+    :func:`lambdaship.deploy.status.function_status` (the single-function view), condensed."""
+    from lambdaship.deploy import status as single
 
-    st = FunctionStatus(fn.key, fn.function_name, exists=False, alias=fn.alias)
-    latest = lambda_.get_function(fn.function_name)
-    if latest is None:
+    info = single.function_status(fn, versions=1, images=False)
+    st = FunctionStatus(fn.key, fn.function_name, exists=bool(info["exists"]), alias=fn.alias)
+    if not st.exists:
         st.state = "not deployed"
         return st
-    st.exists = True
-    cfg = latest.get("Configuration", {})
-    st.state = cfg.get("State")
-    st.last_update_status = cfg.get("LastUpdateStatus")
-    st.last_update_reason = cfg.get("LastUpdateStatusReason") or cfg.get("StateReason")
-    st.last_modified = cfg.get("LastModified")
-    shown = latest
-    alias = lambda_.get_alias(fn.function_name, fn.alias)
-    if alias is not None:
-        st.alias_version = alias.get("FunctionVersion")
-        if st.alias_version and st.alias_version != "$LATEST":
-            shown = lambda_.get_function(fn.function_name, st.alias_version) or latest
-    scfg = shown.get("Configuration", {})
-    repo, digest = parse_marker(scfg.get("Description"))
-    uri = shown.get("Code", {}).get("ImageUri")
-    st.digest = digest or digest_of_uri(uri) or digest_of_uri(shown.get("Code", {}).get("ResolvedImageUri"))
-    if repo is None and uri and "/" in uri:
-        repo = uri.split("/", 1)[1].split("@", 1)[0].split(":", 1)[0]
-    st.repository = repo
-    if shown is not latest and scfg.get("LastModified"):
-        st.last_modified = scfg["LastModified"]
+    target = info.get("alias_target") or {}
+    st.state = info.get("state")
+    st.last_update_status = info.get("last_update_status")
+    st.last_update_reason = info.get("last_update_reason") or info.get("state_reason")
+    st.alias_version = target.get("version")
+    st.digest = target.get("digest") if target else info.get("latest_digest")
+    st.repository = target.get("repository")
+    st.last_modified = target.get("deployed_at") or info.get("last_modified")
     return st
 
 
@@ -729,4 +716,4 @@ def run_status_all(project: Path | None, *, since: str, json_: bool) -> int:
         for st in report.functions:
             if st.error:
                 console.print(f"{st.function_name}: {st.error}", markup=False, highlight=False)
-    return 1 if any(st.error for st in report.functions) else 0
+    return 1 if any(st.error or "Failed" in (st.state, st.last_update_status) for st in report.functions) else 0
