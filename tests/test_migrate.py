@@ -28,6 +28,7 @@ import pytest
 from botocore.config import Config
 
 from tests.conftest import EXAMPLES, run_cli
+from tests.test_deploy import image_uri, push_image
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -183,11 +184,13 @@ def app_dir(tmp_path: Path, base_image_ref: str) -> Path:
     return app
 
 
-@pytest.fixture
-def image_ref(base_image_ref: str) -> str:
-    """The base image, addressed by an ECR host (LAMBDASHIP_REGISTRY_URL maps it to the local registry)."""
-    repo = base_image_ref.split("/", 1)[1]
-    return f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repo}"
+@pytest.fixture(scope="module")
+def image_ref(local_stack: Any) -> str:
+    """A small image in the registry and in moto's ECR, addressed by its ECR host and digest
+    (LAMBDASHIP_REGISTRY_URL maps the host to the local registry). The full build path is in
+    test_migrate_builds_and_pushes_the_project_image."""
+    repo = f"migrate-{uuid.uuid4().hex[:8]}"
+    return image_uri(repo, push_image(local_stack.registry.url, repo, "v1"))
 
 
 def migrate(app: Path, *args: str) -> Any:
@@ -325,3 +328,82 @@ def test_refuses_bad_input_before_changing_anything(
     r = migrate(app_dir, "--from", world.name, "--stage", "nope", "--image", image_ref)
     assert r.returncode == 2 and "no such stage" in r.stderr and "dev, prod" in r.stderr
     assert world.snapshot() == before
+
+
+@pytest.mark.slow
+def test_migrate_builds_and_pushes_the_project_image(local_stack: Any, world: World, app_dir: Path) -> None:
+    """No --image: the Chalice example is built (base image from the local registry) and pushed."""
+    queue_answers(local_stack, OK, OK)
+    new = f"{world.name}-image"
+    r = migrate(app_dir, "--from", world.name, "--stage", "prod", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    digest = out["digest"]
+    ecr_host = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+    assert out["image_uri"] == f"{ecr_host}/{new}@{digest}"
+    fn = _c("lambda").get_function(FunctionName=new)
+    assert fn["Code"]["ImageUri"] == out["image_uri"]
+    assert fn["Configuration"]["PackageType"] == "Image"
+    reg = local_stack.registry.url
+    manifest = httpx.get(f"{reg}/v2/{new}/manifests/{digest}", headers={"Accept": ",".join([
+        "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json"])})
+    assert manifest.status_code == 200
+    config = httpx.get(f"{reg}/v2/{new}/blobs/{manifest.json()['config']['digest']}").json()
+    assert config["config"]["Cmd"] == ["app.app"]  # the Chalice app object is the handler
+    # --stage prod: chalice's prod GREETING is overridden by lambdaship.toml's [environment].
+    env = fn["Configuration"]["Environment"]["Variables"]
+    assert env["GREETING"] == "hello" and env["STAGE"] == "dev"
+    assert _c("apigateway").get_integration(
+        restApiId=world.api, resourceId=next(
+            r["id"] for r in _c("apigateway").get_resources(restApiId=world.api)["items"] if r["path"] == "/health"),
+        httpMethod="GET")["uri"].endswith(f"function:{new}:live/invocations")
+
+
+# -- pure parts (no AWS) ----------------------------------------------------------------------------
+def test_chalice_stage_environment_precedence_and_placeholders(tmp_path: Path) -> None:
+    from lambdaship.errors import UsageError
+    from lambdaship.migrate import chalice
+
+    assert chalice.stage_env(tmp_path, None) is None  # not a Chalice project
+    with pytest.raises(UsageError):
+        chalice.stage_env(tmp_path, "prod")
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps({
+        "version": "2.0",
+        "environment_variables": {"A": "top", "B": "top", "SECRET": "${SECRET}"},
+        "stages": {
+            "prod": {"environment_variables": {"B": "prod", "C": "prod"},
+                     "lambda_functions": {"api_handler": {"environment_variables": {"C": "handler"}}}},
+        },
+    }))
+    prod = chalice.stage_env(tmp_path, "prod")
+    assert prod is not None
+    assert prod.values == {"A": "top", "B": "prod", "C": "handler"}
+    assert prod.placeholders == ["SECRET"]
+    dev = chalice.stage_env(tmp_path, None)  # default stage "dev" is not defined: top level only
+    assert dev is not None and dev.values == {"A": "top", "B": "top"}
+    with pytest.raises(UsageError, match="no such stage"):
+        chalice.stage_env(tmp_path, "dev")
+
+
+def test_policy_statements_become_add_permission_parameters() -> None:
+    from lambdaship.migrate.discover import arn_pattern, parse_statement
+
+    st = {"Sid": "s3", "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+          "Action": "lambda:InvokeFunction", "Resource": "arn:aws:lambda:us-east-1:1:function:f",
+          "Condition": {"StringEquals": {"AWS:SourceAccount": "123456789012"},
+                        "ArnLike": {"AWS:SourceArn": "arn:aws:s3:::bucket"}}}
+    perm = parse_statement(st, None)
+    assert perm is not None
+    assert perm.add_params("new", "live", "s3") == {
+        "FunctionName": "new", "Qualifier": "live", "StatementId": "s3", "Action": "lambda:InvokeFunction",
+        "Principal": "s3.amazonaws.com", "SourceArn": "arn:aws:s3:::bucket", "SourceAccount": "123456789012"}
+    assert parse_statement({**st, "Effect": "Deny"}, None) is None
+    pattern = arn_pattern("arn:aws:lambda:us-east-1:1:function:f")
+    base = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
+    for uri in (f"{base}arn:aws:lambda:us-east-1:1:function:f/invocations",
+                f"{base}arn:aws:lambda:us-east-1:1:function:f:live/invocations",
+                f"{base}arn:aws:lambda:us-east-1:1:function:f:${{stageVariables.alias}}/invocations"):
+        assert pattern.sub("NEW", uri) == f"{base}NEW/invocations"
+    assert not pattern.search(f"{base}arn:aws:lambda:us-east-1:1:function:f2/invocations")
+    assert pattern.fullmatch("arn:aws:lambda:us-east-1:1:function:f:7")

@@ -13,6 +13,8 @@ to callers.
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any
 
 from lambdaship.aws.session import client as _client
@@ -43,12 +45,22 @@ def _strip(resp: dict[str, Any]) -> dict[str, Any]:
     return resp
 
 
+@functools.cache
+def _cached(service: str, endpoint: str | None, region: str | None) -> Any:
+    return _client(service)
+
+
+def _c(service: str) -> Any:
+    """One client per service (and endpoint/region): creating a boto3 client costs ~0.1-0.4 s."""
+    return _cached(service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+
+
 def rest() -> Any:
-    return _client("apigateway")
+    return _c("apigateway")
 
 
 def http() -> Any:
-    return _client("apigatewayv2")
+    return _c("apigatewayv2")
 
 
 # ---- REST APIs (v1) ---------------------------------------------------------------------------

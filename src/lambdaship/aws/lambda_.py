@@ -211,3 +211,53 @@ def account_region() -> tuple[str, str]:
 
     ident = c("sts").get_caller_identity()
     return ident["Account"], region() or "us-east-1"
+
+
+# ---- resource policies, concurrency, URLs, deletion (used by migrate) ----------------------------
+def get_policy(function_name: str, qualifier: str | None = None) -> list[dict[str, Any]]:
+    """The statements of the function's (or alias's) resource policy; [] when it has none."""
+    from botocore.exceptions import ClientError
+
+    kw: dict[str, Any] = {"FunctionName": function_name}
+    if qualifier:
+        kw["Qualifier"] = qualifier
+    try:
+        policy = client().get_policy(**kw)["Policy"]
+    except ClientError as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            return []
+        raise
+    return list(json.loads(policy).get("Statement", []))
+
+
+def add_permission(**params: Any) -> None:
+    client().add_permission(**params)
+
+
+def remove_permission(function_name: str, statement_id: str, qualifier: str | None = None) -> None:
+    kw: dict[str, Any] = {"FunctionName": function_name, "StatementId": statement_id}
+    if qualifier:
+        kw["Qualifier"] = qualifier
+    client().remove_permission(**kw)
+
+
+def put_concurrency(function_name: str, reserved: int) -> None:
+    client().put_function_concurrency(FunctionName=function_name, ReservedConcurrentExecutions=reserved)
+
+
+def get_url_config(function_name: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        resp = dict(client().get_function_url_config(FunctionName=function_name))
+    except ClientError as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    resp.pop("ResponseMetadata", None)
+    return resp
+
+
+def delete_function(function_name: str) -> None:
+    """Delete the function with all its versions and aliases."""
+    client().delete_function(FunctionName=function_name)

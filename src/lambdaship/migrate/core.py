@@ -331,16 +331,16 @@ def _changed(what: str, now: Any, planned: Any) -> LambdashipError:
 
 
 def _h_permission(p: dict[str, Any], ctx: dict[str, Any], m: Migration) -> Undo:
-    from lambdaship.aws import lambda_extra
+    from lambdaship.aws import lambda_
 
-    lambda_extra.add_permission(**p)
-    return lambda: lambda_extra.remove_permission(p["FunctionName"], p["StatementId"], p["Qualifier"])
+    lambda_.add_permission(**p)
+    return lambda: lambda_.remove_permission(p["FunctionName"], p["StatementId"], p["Qualifier"])
 
 
 def _h_concurrency(p: dict[str, Any], ctx: dict[str, Any], m: Migration) -> None:
-    from lambdaship.aws import lambda_extra
+    from lambdaship.aws import lambda_
 
-    lambda_extra.put_concurrency(p["FunctionName"], p["ReservedConcurrentExecutions"])
+    lambda_.put_concurrency(p["FunctionName"], p["ReservedConcurrentExecutions"])
 
 
 def _h_rest_integration(p: dict[str, Any], ctx: dict[str, Any], m: Migration) -> Undo:
@@ -485,9 +485,9 @@ def _h_verify(p: dict[str, Any], ctx: dict[str, Any], m: Migration) -> None:
 
 
 def _h_delete_old(p: dict[str, Any], ctx: dict[str, Any], m: Migration) -> None:
-    from lambdaship.aws import lambda_extra
+    from lambdaship.aws import lambda_
 
-    lambda_extra.delete_function(p["FunctionName"])
+    lambda_.delete_function(p["FunctionName"])
 
 
 HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any], Migration], Undo | None]] = {
@@ -510,9 +510,9 @@ HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any], Migration], Undo |
 def _deploy_undo(step: Step, p: dict[str, Any], ctx: dict[str, Any]) -> Undo | None:
     """Undo of the deploy actions: the new function goes away with its versions, alias and policy."""
     if step.action == "lambda:CreateFunction":
-        from lambdaship.aws import lambda_extra
+        from lambdaship.aws import lambda_
 
-        return lambda: lambda_extra.delete_function(p["FunctionName"])
+        return lambda: lambda_.delete_function(p["FunctionName"])
     return None  # registry pushes/tags are content-addressed and harmless; the rest dies with the function
 
 

@@ -187,7 +187,7 @@ def parse_statement(st: dict[str, Any], qualifier: str | None) -> Permission | N
 
 
 def read_function(name: str) -> Inventory:
-    from lambdaship.aws import lambda_, lambda_extra
+    from lambdaship.aws import lambda_
 
     fn = lambda_.get_function(name)
     if fn is None:
@@ -200,7 +200,7 @@ def read_function(name: str) -> Inventory:
         tags=dict(fn.get("Tags") or {}),
         reserved_concurrency=(fn.get("Concurrency") or {}).get("ReservedConcurrentExecutions"),
         aliases=[a["Name"] for a in lambda_.list_aliases(name)],
-        url=lambda_extra.get_url_config(name),
+        url=lambda_.get_url_config(name),
     )
     return inv
 
@@ -218,11 +218,11 @@ def discover(inv: Inventory) -> Inventory:
 
 
 def _permissions(inv: Inventory) -> None:
-    from lambdaship.aws import lambda_extra
+    from lambdaship.aws import lambda_
 
     seen: set[tuple[Any, ...]] = set()
     for qualifier in [None, *inv.aliases]:
-        for st in lambda_extra.get_policy(inv.name, qualifier):
+        for st in lambda_.get_policy(inv.name, qualifier):
             perm = parse_statement(st, qualifier)
             if perm is None:
                 inv.warnings.append(f"policy statement {st.get('Sid')!r} of {inv.name} has a shape lambdaship "
