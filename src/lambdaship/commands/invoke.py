@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, emit_json, project_and_function
+from lambdaship.commands.serve import EnvFileOpt, SecretsOpt
 from lambdaship.errors import UsageError
 
 
@@ -46,6 +47,8 @@ def register(app: typer.Typer) -> None:
         qualifier: str | None = typer.Option(None, "--qualifier", "-q",
                                              help="Alias or version to invoke (remote; default: the alias)."),
         timeout: float | None = typer.Option(None, "--timeout", help="Override the function's timeout (s, --local)."),
+        env_file: Path | None = EnvFileOpt,
+        secrets: bool = SecretsOpt,
         json_: bool = JsonOpt,
     ) -> None:
         """Invoke the function once and print its result (then its logs, with --local).
@@ -55,7 +58,7 @@ def register(app: typer.Typer) -> None:
         payload = read_event(event)
         _, fn = project_and_function(project, function)
         if local:
-            data = _invoke_local(fn, payload, timeout)
+            data = _invoke_local(fn, payload, timeout, env_file, secrets)
         else:
             from lambdaship.aws import lambda_
 
@@ -76,14 +79,17 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
-def _invoke_local(fn: Any, payload: bytes, timeout: float | None) -> dict[str, Any]:
-    from lambdaship.local.serve import function_runtime, host_pythonpath
+def _invoke_local(fn: Any, payload: bytes, timeout: float | None, env_file: Path | None,
+                  secrets: bool) -> dict[str, Any]:
+    from lambdaship.local.serve import function_runtime, host_pythonpath, local_environment
 
+    environment = local_environment(fn, env_file, secrets)
     pythonpath, note = host_pythonpath(fn)
     if note:
         sys.stderr.write(f"note: {note}\n")
     logs: list[str] = []
-    api = function_runtime(fn, max_workers=1, log_sink=logs.append, timeout=timeout, pythonpath=pythonpath)
+    api = function_runtime(fn, max_workers=1, log_sink=logs.append, timeout=timeout, pythonpath=pythonpath,
+                           environment=environment)
     try:
         result = api.invoke(payload)
     finally:

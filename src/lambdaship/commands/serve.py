@@ -13,6 +13,9 @@ PortOpt = typer.Option(9000, "--port", "-p", help="Port to listen on (0 = any fr
 HostOpt = typer.Option("127.0.0.1", "--host", help="Address to listen on.")
 WorkersOpt = typer.Option(2, "--workers", "-w", min=1, max=64, help="Most runtime processes kept warm.")
 V2Opt = typer.Option(False, "--http-api-v2", help="Send HTTP API payload v2 events instead of REST API v1.")
+EnvFileOpt = typer.Option(None, "--env-file", help="A .env file whose values are added (default: 'env_file').",
+                          show_default=False)
+SecretsOpt = typer.Option(False, "--secrets", help="Also read the configured SSM / Secrets Manager values.")
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +29,8 @@ def register(app: typer.Typer) -> None:
         http_api_v2: bool = V2Opt,
         timeout: float | None = typer.Option(None, "--timeout", help="Override the function's timeout (seconds)."),
         reload: bool = typer.Option(True, "--reload/--no-reload", help="Restart the workers when the code changes."),
+        env_file: Path | None = EnvFileOpt,
+        secrets: bool = SecretsOpt,
     ) -> None:
         """Serve the function locally: any path as API Gateway events, plus the RIE endpoint.
 
@@ -37,15 +42,17 @@ def register(app: typer.Typer) -> None:
             Watcher,
             function_runtime,
             host_pythonpath,
+            local_environment,
             routes_for,
             serve_forever,
             stderr_sink,
         )
 
         _, fn = project_and_function(project, function)
+        environment = local_environment(fn, env_file, secrets)
         pythonpath, note = host_pythonpath(fn)
         api = function_runtime(fn, max_workers=workers, log_sink=stderr_sink(), timeout=timeout,
-                               pythonpath=pythonpath)
+                               pythonpath=pythonpath, environment=environment)
         routes = routes_for(fn.source)
         gateway = Gateway(api.invoke, routes=routes, http_api_v2=http_api_v2)
         api.start(warm=1)

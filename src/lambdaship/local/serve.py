@@ -42,8 +42,26 @@ def host_pythonpath(fn: FunctionConfig, *, quiet: bool = False) -> tuple[list[Pa
     return paths, note
 
 
+def local_environment(fn: FunctionConfig, env_file: Path | str | None = None, secrets: bool = False
+                      ) -> dict[str, str]:
+    """The function's environment for a local run: config ``environment`` + the env file;
+    with ``secrets`` also SSM / Secrets Manager (the same merge as ``lambdaship env``)."""
+    from lambdaship.deploy import env as env_mod
+
+    if secrets:
+        return dict(env_mod.resolve(fn, env_file).values)
+    values = dict(fn.environment)
+    path = env_mod.env_file_path(fn, env_file)
+    if path is not None:
+        if not path.is_file():
+            raise LambdashipError(f"env file {path} does not exist", "create it or fix env_file / --env-file")
+        values.update(env_mod.parse_env_file(path))
+    return values
+
+
 def function_runtime(fn: FunctionConfig, *, max_workers: int = 2, log_sink: LogSink | None = None,
-                     timeout: float | None = None, pythonpath: list[Path] | None = None) -> RuntimeAPI:
+                     timeout: float | None = None, pythonpath: list[Path] | None = None,
+                     environment: dict[str, str] | None = None) -> RuntimeAPI:
     """A RuntimeAPI running ``fn``'s handler from its source directory on the host Python."""
     from lambdaship.project import check_handler
 
@@ -54,7 +72,7 @@ def function_runtime(fn: FunctionConfig, *, max_workers: int = 2, log_sink: LogS
         fn.resolved_handler,
         cwd=fn.source,
         pythonpath=pythonpath,
-        environment=dict(fn.environment),
+        environment=dict(fn.environment) if environment is None else environment,
         timeout=float(timeout if timeout is not None else fn.timeout),
         memory=fn.memory,
         function_name=fn.function_name,
