@@ -12,7 +12,7 @@
 - Bytecode: compiled for the *target* Python only when an interpreter of exactly that version
   is found (never host-version .pyc for another target), in PEP 552 unchecked-hash mode with
   ``/var/task/...`` as the recorded path, so it stays valid whatever the file times are and
-  identical across machines.
+  identical across machines. Installer tooling (pip, setuptools, wheel) is not compiled.
 - Cleanup: ``bin/`` (console scripts with host shebangs) and installer lock files are removed
   and the RECORD files adjusted, so the tree does not depend on the host.
 - AWS base images ship boto3, botocore, s3transfer, jmespath, python-dateutil, urllib3 and six.
@@ -44,7 +44,7 @@ from lambdaship.errors import LambdashipError
 from lambdaship.local.stack import home
 
 MARKER = "info.json"  # next to the tree/ directory of a cache entry
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 AWS_BASE_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
 AWS_BASE_PREFIX = "public.ecr.aws/lambda/python"
 NEGATIVE_TTL = 3600  # seconds before looking again for a missing interpreter
@@ -351,18 +351,23 @@ def _clean(tree: Path) -> None:
         shutil.rmtree(pyc_dir, ignore_errors=True)
 
 
+# Installer tooling that some packages declare as dependencies but functions do not import at
+# run time: not worth compiling (60 % of the files of a Chalice app's dependencies).
+NO_BYTECODE = ("pip", "setuptools", "wheel", "_distutils_hack")
+
 COMPILE_SCRIPT = r"""
-import compileall, py_compile, sys
-ok = compileall.compile_dir(sys.argv[1], ddir=sys.argv[2], quiet=2, workers=int(sys.argv[3]),
+import compileall, py_compile, re, sys
+tree, ddir, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+skip = re.compile(re.escape(tree.rstrip("/")) + "/(?:" + "|".join(map(re.escape, sys.argv[4:])) + ")/")
+compileall.compile_dir(tree, ddir=ddir, quiet=2, workers=workers, rx=skip if sys.argv[4:] else None,
     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-sys.exit(0)
 """
 
 
 def compile_tree(tree: Path, interpreter: str, ddir: str = "/var/task") -> None:
     """Compile every .py below ``tree`` with ``interpreter`` (unchecked-hash .pyc)."""
     subprocess.run(
-        [interpreter, "-c", COMPILE_SCRIPT, str(tree), ddir, str(min(2, os.cpu_count() or 1))],
+        [interpreter, "-c", COMPILE_SCRIPT, str(tree), ddir, str(min(2, os.cpu_count() or 1)), *NO_BYTECODE],
         capture_output=True, text=True, timeout=900, check=False,
     )
 
