@@ -247,3 +247,14 @@ def test_lambdaship_build_accepts_the_config(
     proc = run_cli("build", "-C", str(app), "--base-image", base_image_ref, "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     assert (out / "index.json").is_file()
+
+
+def test_force_keeps_the_config_where_it_is(chalice_app: Path) -> None:
+    (chalice_app / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    init(chalice_app, "--config-file", "lambdaship.toml")
+    data = init(chalice_app, "--force")
+    assert data["config_file"] == str(chalice_app / "lambdaship.toml")
+    assert (chalice_app / "pyproject.toml").read_text() == '[project]\nname = "x"\n'
+    data = init(chalice_app, "--force", "--config-file", "pyproject.toml")
+    assert not (chalice_app / "lambdaship.toml").exists()
+    assert load_project(chalice_app).config_file == chalice_app / "pyproject.toml"

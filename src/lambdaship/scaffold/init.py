@@ -492,7 +492,9 @@ def run_init(
     if config_file not in (None, CONFIG_FILE, PYPROJECT):
         raise UsageError(f"--config-file must be {CONFIG_FILE} or {PYPROJECT}, not {config_file!r}")
     pyproject = directory / PYPROJECT
-    target_name = config_file or (PYPROJECT if pyproject.is_file() else CONFIG_FILE)
+    # --force rewrites the config where it is; a new one goes into pyproject.toml when there is one
+    default_name = existing.name if existing is not None else (PYPROJECT if pyproject.is_file() else CONFIG_FILE)
+    target_name = config_file or default_name
     detected = detect(directory, function_name=function_name, handler=handler, python=python)
     exported = export_requirements(directory, detected, _read_pyproject(directory))
     generated: list[Path] = []
