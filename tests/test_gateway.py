@@ -111,3 +111,21 @@ def test_rie_endpoint_passes_the_raw_event() -> None:
     resp = gw.handle("POST", "/2015-03-31/functions/function/invocations", [], b'{"raw": 1}')
     assert resp.status == 200 and resp.body == b'{"ok": true}' and seen == [b'{"raw": 1}']
     assert gw.handle("GET", "/anything", [], b"").status == 404  # Chalice app without that route
+
+
+def test_blueprint_routes_with_url_prefix(tmp_path: Path) -> None:
+    (tmp_path / "chalicelib").mkdir()
+    (tmp_path / "chalicelib" / "__init__.py").write_text("")
+    (tmp_path / "chalicelib" / "users.py").write_text(
+        "from chalice import Blueprint\nbp = Blueprint(__name__)\n"
+        "@bp.route('/{uid}', methods=['GET', 'DELETE'])\ndef one(uid): pass\n"
+        "@bp.route('/')\ndef all(): pass\n"
+    )
+    (tmp_path / "app.py").write_text(
+        "from chalice import Chalice\nfrom chalicelib.users import bp as users\n"
+        "app = Chalice(app_name='x')\napp.register_blueprint(users, url_prefix='/users')\n"
+        "@app.route('/')\ndef index(): pass\n"
+    )
+    routes = {r.path: r.methods for r in chalice_routes(tmp_path)}
+    assert routes == {"/": ("GET",), "/users": ("GET",), "/users/{uid}": ("DELETE", "GET")}
+    assert match_route(chalice_routes(tmp_path), "/users/42")[1] == {"uid": "42"}

@@ -70,29 +70,30 @@ class Route:
         return (-greedy, literal, len(segs))
 
 
-def chalice_routes(app_dir: Path) -> list[Route] | None:
-    """The routes of the Chalice app in ``app_dir`` (None when it is not a Chalice app)."""
-    app_py = app_dir / "app.py"
+def _parse(path: Path) -> ast.Module | None:
     try:
-        tree = ast.parse(app_py.read_text(encoding="utf-8"), str(app_py))
+        return ast.parse(path.read_text(encoding="utf-8"), str(path))
     except (OSError, SyntaxError, ValueError):
         return None
-    chalice_names = {
+
+
+def _app_names(tree: ast.Module, kinds: tuple[str, ...]) -> set[str]:
+    return {
         t.id
         for node in ast.walk(tree)
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-        and _call_name(node.value.func) in ("Chalice", "Blueprint")
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _call_name(node.value.func) in kinds
         for t in node.targets if isinstance(t, ast.Name)
     }
-    if not chalice_names:
-        return None
+
+
+def _decorated_routes(tree: ast.Module, names: set[str]) -> dict[str, set[str]]:
     routes: dict[str, set[str]] = {}
     for node in ast.walk(tree):
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             continue
         for dec in node.decorator_list:
             if not (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Attribute) and dec.func.attr == "route"
-                    and isinstance(dec.func.value, ast.Name) and dec.func.value.id in chalice_names):
+                    and isinstance(dec.func.value, ast.Name) and dec.func.value.id in names):
                 continue
             if not dec.args or not isinstance(dec.args[0], ast.Constant) or not isinstance(dec.args[0].value, str):
                 continue
@@ -102,6 +103,74 @@ def chalice_routes(app_dir: Path) -> list[Route] | None:
                     methods = {e.value.upper() for e in kw.value.elts
                                if isinstance(e, ast.Constant) and isinstance(e.value, str)}
             routes.setdefault(dec.args[0].value, set()).update(methods)
+    return routes
+
+
+def _module_file(app_dir: Path, module: str) -> Path | None:
+    base = app_dir.joinpath(*module.split("."))
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _blueprint_routes(app_dir: Path, tree: ast.Module) -> dict[str, set[str]]:
+    """Routes of blueprints registered with ``app.register_blueprint(bp, url_prefix=...)``."""
+    imported: dict[str, tuple[str, str]] = {}  # local name -> (module, name in module)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                imported[alias.asname or alias.name] = (node.module, alias.name)
+    routes: dict[str, set[str]] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "register_blueprint" and node.args):
+            continue
+        prefix = ""
+        for kw in node.keywords:
+            if kw.arg == "url_prefix" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                prefix = kw.value.value
+        if len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+            prefix = node.args[1].value
+        target = node.args[0]
+        if isinstance(target, ast.Name) and target.id in imported:
+            module, name = imported[target.id]
+            path = _module_file(app_dir, module)
+            sub = _parse(path) if path else None
+            names = {name} & _app_names(sub, ("Blueprint",)) if sub else set()
+        elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in imported:
+            module, name = imported[target.value.id]
+            path = _module_file(app_dir, f"{module}.{name}")
+            sub = _parse(path) if path else None
+            names = {target.attr} & _app_names(sub, ("Blueprint",)) if sub else set()
+        elif isinstance(target, ast.Name):
+            sub, names = tree, {target.id}
+        else:
+            continue
+        if not sub or not names:
+            continue
+        for route, methods in _decorated_routes(sub, names).items():
+            full = (prefix.rstrip("/") + route) if route != "/" or not prefix else prefix
+            routes.setdefault(full or "/", set()).update(methods)
+    return routes
+
+
+def chalice_routes(app_dir: Path) -> list[Route] | None:
+    """The routes of the Chalice app in ``app_dir`` (None when it is not a Chalice app).
+
+    Read statically from ``@app.route`` decorators in ``app.py`` and from blueprints
+    registered there (``app.register_blueprint(bp, url_prefix=...)``, imported from the app's
+    own modules); nothing of the app is imported.
+    """
+    tree = _parse(app_dir / "app.py")
+    if tree is None:
+        return None
+    app_names = _app_names(tree, ("Chalice",))
+    if not app_names:
+        return None
+    routes = _decorated_routes(tree, app_names)
+    for path, methods in _blueprint_routes(app_dir, tree).items():
+        routes.setdefault(path, set()).update(methods)
     return sorted((Route(p, tuple(sorted(m))) for p, m in routes.items()), key=lambda r: r.specificity, reverse=True)
 
 
