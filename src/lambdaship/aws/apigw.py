@@ -104,6 +104,13 @@ def get_stage(api_id: str, stage: str) -> dict[str, Any]:
     return _strip(rest().get_stage(restApiId=api_id, stageName=stage))
 
 
+def list_deployments(api_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for page in rest().get_paginator("get_deployments").paginate(restApiId=api_id):
+        out.extend(page.get("items", []))
+    return out
+
+
 def create_deployment(api_id: str, stage: str, description: str = "") -> str:
     """Deploy the API's current configuration to ``stage``; the new deployment's id."""
     return str(rest().create_deployment(restApiId=api_id, stageName=stage, description=description)["id"])

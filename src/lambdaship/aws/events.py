@@ -79,6 +79,13 @@ def list_subscriptions() -> list[dict[str, Any]]:
     return out
 
 
+def list_subscriptions_by_topic(topic_arn: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for page in _client("sns").get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+        out.extend(page.get("Subscriptions", []))
+    return out
+
+
 def get_subscription_attributes(subscription_arn: str) -> dict[str, str]:
     return dict(_client("sns").get_subscription_attributes(SubscriptionArn=subscription_arn).get("Attributes", {}))
 

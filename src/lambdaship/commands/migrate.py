@@ -71,7 +71,12 @@ def register(app: typer.Typer) -> None:
                 err_console.print(f"↩ undo {i}/{total} {step.action}" + (f"  {step.note}" if step.note else ""),
                                   markup=False)
 
-        mig.run(m, reporter=report, progress=tty)
+        shown = len(m.warnings)
+        try:
+            mig.run(m, reporter=report, progress=tty)
+        finally:
+            for w in m.warnings[shown:]:  # notes from the undo (e.g. an unused deployment left behind)
+                err_console.print(f"warning: {w}", markup=False)
         if json_:
             emit_json(m.to_json())
             return

@@ -479,6 +479,19 @@ def _h_verify(p: dict[str, Any], ctx: dict[str, Any], m: Migration) -> None:
             arn = events.get_event_source_mapping(q["UUID"]).get("FunctionArn")
             if not _points_at_new(arn, m, version):
                 wrong.append(f"mapping {q['UUID']}: {arn}")
+        elif s.action == "s3:PutBucketNotificationConfiguration":
+            conf = events.get_bucket_notification(q["Bucket"]).get("LambdaFunctionConfigurations", [])
+            arns = {c.get("Id"): c.get("LambdaFunctionArn") for c in conf}
+            if any(arns.get(i) != m.alias_arn for i in q["Ids"]):
+                wrong.append(f"bucket {q['Bucket']}: {sorted(set(arns.values()))}")
+        elif s.action == "sns:Subscribe":
+            endpoints = {x.get("Endpoint") for x in events.list_subscriptions_by_topic(q["TopicArn"])}
+            if m.alias_arn not in endpoints:
+                wrong.append(f"topic {q['TopicArn']}: no subscription of the alias")
+        elif s.action == "events:PutTargets":
+            targets = {t.get("Id"): t.get("Arn") for t in events.list_targets_by_rule(q["Rule"], q["EventBusName"])}
+            if targets.get(q["Target"].get("Id")) != m.alias_arn:
+                wrong.append(f"rule {q['Rule']}: {targets.get(q['Target'].get('Id'))}")
     if wrong:
         raise LambdashipError(f"{len(wrong)} trigger(s) do not point at {m.alias_arn} after the switch: "
                               + "; ".join(wrong))

@@ -252,8 +252,13 @@ def _rest(inv: Inventory) -> None:
         if not found:
             continue
         inv.rest.extend(found)
+        deployments = apigw.list_deployments(api["id"])
+        latest = max(deployments, key=lambda d: d.get("createdDate") or 0)["id"] if deployments else None
         for st in apigw.list_stages(api["id"]):
             inv.stages.append(Stage("rest", api["id"], st["stageName"], st.get("deploymentId")))
+            if st.get("deploymentId") != latest:
+                inv.warnings.append(f"stage {st['stageName']} of API {api['id']} serves an older deployment; "
+                                    "redeploying it also publishes every API change made since")
         for i in found:
             if i.credentials:
                 inv.warnings.append(f"{i.method} {i.path} of API {i.api_id} invokes with role {i.credentials}: "
