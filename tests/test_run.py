@@ -121,6 +121,7 @@ def test_layout_round_trip_and_unpack(tmp_path: Path) -> None:
 
 def test_run_image_without_python_uses_host_python(tmp_path: Path) -> None:
     """An image whose base has no Python: run the app layer with the host Python, and say so."""
+    from tests.conftest import run_cli
     from tests.test_serve import Served
 
     code = (
@@ -131,6 +132,10 @@ def test_run_image_without_python_uses_host_python(tmp_path: Path) -> None:
     )
     app = _layer(tmp_path, "app", [("dir", "var/task"), ("file", "var/task/main.py", code)])
     layout = write_layout(_image(tmp_path, [app], ["main.handler"]), tmp_path / "layout")
+    once = run_cli("run", str(layout), "--request", "GET", "/once", "--json")
+    assert once.returncode == 0, once.stderr
+    assert json.loads(once.stdout)["body"] == {"greeting": "from-image", "path": "/once"}
+    assert "host Python" in once.stderr
     served = Served(["run", str(layout), "--port", "0"], command=None)
     try:
         r = served.client.get("/hello")

@@ -26,6 +26,10 @@ def register(app: typer.Typer) -> None:
                                          help="Run the app layers with this machine's Python, not in a chroot."),
         get: str | None = typer.Option(None, "--get", metavar="PATH",
                                        help="Send one GET request through the gateway, print the answer, exit."),
+        request: tuple[str, str] | None = typer.Option(
+            None, "--request", metavar="METHOD PATH",
+            help="Send one request (e.g. --request POST /items) through the gateway, print the answer, exit."),
+        body: str | None = typer.Option(None, "--body", help="Request body for --request (JSON is sent as such)."),
         event: str | None = typer.Option(None, "--event", "-e",
                                          help="Invoke once with this JSON event (file or -), print the result, exit."),
         json_: bool = JsonOpt,
@@ -42,8 +46,17 @@ def register(app: typer.Typer) -> None:
         from lambdaship.local.rootfs import cached_rootfs, load_image
         from lambdaship.local.serve import image_runtime, serve_forever, stderr_sink
 
-        if get is not None and event is not None:
-            raise UsageError("--get and --event cannot be combined", "choose one")
+        if get is not None and request is not None:
+            raise UsageError("--get and --request cannot be combined", "choose one")
+        if get is not None:
+            request = ("GET", get)
+        if request is not None and event is not None:
+            raise UsageError("--request/--get and --event cannot be combined", "choose one")
+        method = path = ""
+        if request is not None:
+            method, path = request[0].upper(), request[1] if request[1].startswith("/") else "/" + request[1]
+            if not method.isalpha():
+                raise UsageError(f"{request[0]!r} is not an HTTP method", "use e.g. --request GET /health")
         payload = read_event(event) if event is not None else None
         img = load_image(image)
 
@@ -52,7 +65,7 @@ def register(app: typer.Typer) -> None:
             sys.stderr.flush()
 
         rootfs = cached_rootfs(img, progress=progress)
-        once = get is not None or payload is not None
+        once = request is not None or payload is not None
         logs: list[str] = []
         sink = logs.append if once else stderr_sink()
         api, routes, notes = image_runtime(img.config_json, rootfs, max_workers=workers, log_sink=sink,
@@ -69,17 +82,24 @@ def register(app: typer.Typer) -> None:
             ])
             return
         try:
-            if get is not None:
-                path = get if get.startswith("/") else "/" + get
-                resp = gateway.handle("GET", path, [("Host", "localhost"), ("User-Agent", "lambdaship-run")], b"")
+            if request is not None:
+                headers = [("Host", "localhost"), ("User-Agent", "lambdaship-run")]
+                raw = (body or "").encode()
+                if raw:
+                    try:
+                        json.loads(raw)
+                        headers.append(("Content-Type", "application/json"))
+                    except ValueError:
+                        headers.append(("Content-Type", "text/plain"))
+                resp = gateway.handle(method, path, headers, raw)
                 ok = 200 <= resp.status < 300
                 body = resp.body.decode("utf-8", "replace")
                 try:
                     parsed: Any = json.loads(body)
                 except ValueError:
                     parsed = body
-                data: dict[str, Any] = {"image": image, "digest": img.digest, "path": path, "status": resp.status,
-                                        "body": parsed, "ok": ok}
+                data: dict[str, Any] = {"image": image, "digest": img.digest, "method": method, "path": path,
+                                        "status": resp.status, "body": parsed, "ok": ok}
             else:
                 result = api.invoke(payload or b"{}")
                 ok = result.ok
@@ -91,7 +111,7 @@ def register(app: typer.Typer) -> None:
         if json_:
             emit_json(data)
         else:
-            if get is not None:
+            if request is not None:
                 sys.stdout.write(f"{data['status']} {json.dumps(data['body'])}\n")
             else:
                 sys.stdout.write(json.dumps(data.get("result", data.get("error")), indent=2) + "\n")
