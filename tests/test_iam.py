@@ -107,8 +107,8 @@ def test_monorepo_documents(mono: Path) -> None:
     passrole = by_sid["PassExecutionRole"]
     assert passrole["Action"] == ["iam:PassRole"]
     assert sorted(passrole["Resource"]) == [
-        f"arn:aws:iam::{ACCOUNT}:role/billing-runtime", f"arn:aws:iam::{ACCOUNT}:role/orders-execution",
-        f"arn:aws:iam::{ACCOUNT}:role/users-api-execution",
+        f"arn:aws:iam::{ACCOUNT}:role/billing-runtime", f"arn:aws:iam::{ACCOUNT}:role/orders-lambdaship-exec",
+        f"arn:aws:iam::{ACCOUNT}:role/users-api-lambdaship-exec",
     ]
     assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
     assert f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/orders:*" in by_sid["ReadFunctionLogs"]["Resource"]

@@ -98,7 +98,9 @@ class Target:
 def execution_role_name(fn: FunctionConfig) -> str:
     if fn.role:
         return fn.role.split(":role/", 1)[1].rsplit("/", 1)[-1]
-    return f"{fn.function_name}-execution"[:64]
+    from lambdaship.aws.iam import default_role_name  # the name `deploy --create-role` uses
+
+    return default_role_name(fn.function_name)
 
 
 def execution_role_arn(fn: FunctionConfig, t: Target) -> str:

@@ -393,7 +393,7 @@ def render_table(d: Detected, *, prefix: str = "") -> str:
     if d.requirements:
         lines.append(f"requirements = {_q(d.requirements)}")
     lines += [
-        '# role = "arn:aws:iam::123456789012:role/NAME-execution"   # see `lambdaship iam`',
+        '# role = "arn:aws:iam::123456789012:role/NAME-lambdaship-exec"   # see `lambdaship iam`',
         "# exclude = []                   # extra paths to leave out of the image",
     ]
     if d.environment:
