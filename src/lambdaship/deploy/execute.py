@@ -15,6 +15,9 @@ from lambdaship.aws.lambda_ import ConcurrentDeployError
 from lambdaship.deploy.plan import Plan, Step, digest_of_uri, history_description, parse_marker, resolve_params
 from lambdaship.errors import LambdashipError
 
+# ECR lifecycle rule installed with a new repository (deployed-* tags are never expired).
+KEEP_IMAGES = 50
+
 Reporter = Callable[[Step, dict[str, Any]], None]
 
 
@@ -39,10 +42,12 @@ def _h_create_role(step: Step, p: dict[str, Any], ctx: dict[str, Any], plan: Pla
 
 
 def _h_push(step: Step, p: dict[str, Any], ctx: dict[str, Any], plan: Plan) -> None:
+    from lambdaship.aws import ecr
     from lambdaship.push import push_image
 
     assert plan.target is not None and plan.target.image is not None
-    result = push_image(plan.target.image, f"{p['Registry']}/{p['Repository']}", progress=ctx.get("progress", False))
+    target = ecr.ensure_repository(p["Repository"], keep_images=KEEP_IMAGES)
+    result = push_image(plan.target.image, target, progress=ctx.get("progress", False))
     if result.digest != plan.target.digest:
         raise StepFailed(f"the registry stored {result.digest}, expected {plan.target.digest}")
     ctx["push"] = result

@@ -75,10 +75,13 @@ def target_from_ref(ref: str) -> Target:
 
 
 def target_from_build(fn: FunctionConfig, *, progress: bool = False) -> Target:
-    from lambdaship.aws import ecr
+    from lambdaship.aws import ecr, lambda_
     from lambdaship.image.build import build_image
 
-    result = build_image(fn, progress=progress)
+    # A fresh CI runner reuses the running image's dependency layer when the deps are unchanged.
+    current = lambda_.get_function(fn.function_name)
+    previous = (current or {}).get("Code", {}).get("ImageUri")
+    result = build_image(fn, progress=progress, reuse_deps_from=previous if previous and "@" in previous else None)
     registry = ecr.registry_for_account()
     registry = registry.split("://", 1)[-1].rstrip("/")
     image = result.image

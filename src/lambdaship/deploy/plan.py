@@ -232,6 +232,12 @@ def _config_changes(current: dict[str, Any], desired: dict[str, Any]) -> dict[st
     return out
 
 
+def _in_registry(target: Target) -> bool:
+    from lambdaship.registry import RegistryClient
+
+    return RegistryClient.for_registry(target.registry).head_manifest(target.repository, target.digest) is not None
+
+
 def desired_tags(fn: FunctionConfig) -> dict[str, str]:
     return {**fn.tags, MANAGED_TAG: fn.key}
 
@@ -270,6 +276,8 @@ def plan_deploy(
                               "trust lambda.amazonaws.com; attach AWSLambdaBasicExecutionRole only"))
             role = Later("{role}")
 
+    if target.image is not None and _in_registry(target):
+        target.image = None  # already pushed (same digest): nothing to upload
     if target.image is not None:
         steps.append(Step("registry:PushImage", {"Repository": target.repository, "Digest": target.digest,
                                                  "Registry": target.registry},
