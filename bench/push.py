@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import site
 import statistics
 import subprocess
@@ -108,6 +109,16 @@ def ours(layout: Path, dest: str) -> tuple[float, dict]:
     return dt, json.loads(out)
 
 
+def library(image: Image, dest: str, expect_uploaded: int) -> float:
+    from lambdaship.push import push_image
+
+    t0 = time.perf_counter()
+    res = push_image(image, dest, ["bench"])
+    dt = time.perf_counter() - t0
+    assert res.uploaded_blobs == expect_uploaded, res
+    return dt
+
+
 def skopeo(src: str, dest: str) -> float:
     return timed(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false", src,
                   f"docker://{dest}:bench"])[0]
@@ -134,26 +145,36 @@ def main() -> None:
     layout = write_layout(image, work / "layout")
     total = sum(x.size for x in image.layers) + len(image.config)
 
-    url1, p1 = stack.start_registry(work / "reg1")
-    url2, p2 = stack.start_registry(work / "reg2")
-    h1, h2 = url1.removeprefix("http://"), url2.removeprefix("http://")
+    url2, p2 = stack.start_registry(work / "upstream")
+    h2 = url2.removeprefix("http://")
+    procs = [p2]
     rows: dict[str, dict[str, list[float]]] = {}
     cpu: dict[str, dict[str, list[float]]] = {}
 
     def add(scenario: str, who: str, dt: float) -> None:
         rows.setdefault(scenario, {}).setdefault(who, []).append(dt)
-        exe = sys.executable if who == "ours" else "skopeo"
-        cpu.setdefault(scenario, {}).setdefault(who, []).append(CPU[exe][-1])
+        if who != "library":
+            exe = sys.executable if who == "ours" else "skopeo"
+            cpu.setdefault(scenario, {}).setdefault(who, []).append(CPU[exe][-1])
+
+    def fresh(name: str) -> str:
+        # A new, empty registry on a new port: skopeo's blob-info cache (which remembers where
+        # it pushed blobs before and mounts them from there) cannot help it, nor can anything help us.
+        url, proc = stack.start_registry(work / f"{name}-{uuid.uuid4().hex[:6]}")
+        procs.append(proc)
+        return url.removeprefix("http://")
 
     try:
         # Upstream copy of the base+deps for the registry-to-registry case.
         ours(layout, f"{h2}/upstream")
+        remote = [Layer(x.descriptor, x.diff_id, source=BlobSource(url2, "upstream")) for x in (base, deps)]
+        lay3 = write_layout(make_image([*remote, apps[0]], "0"), work / "layout-remote")
         for i in range(args.runs):
             t_start = timed([sys.executable, "-m", "lambdaship.cli", "--version"],
                             env={"PYTHONPATH": str(REPO / "src")})[0]
             add("start-up only (`--version`)", "ours", t_start)
             add("start-up only (`--version`)", "skopeo", timed(["skopeo", "--version"])[0])
-            r_ours, r_sko = f"{h1}/ours-{uuid.uuid4().hex[:6]}", f"{h1}/skopeo-{uuid.uuid4().hex[:6]}"
+            r_ours, r_sko = f"{fresh('ours')}/fn", f"{fresh('skopeo')}/fn"
             dt, res = ours(layout, r_ours)
             assert res["uploaded_blobs"] == 4, res
             add("cold (all blobs uploaded)", "ours", dt)
@@ -168,19 +189,26 @@ def main() -> None:
             assert res["uploaded_blobs"] == 2, res
             add("code-only change", "ours", dt)
             add("code-only change", "skopeo", skopeo(f"oci:{lay2}:latest", r_sko))
-            # Registry→registry: base+deps are remote layers on registry 2.
-            remote = [Layer(x.descriptor, x.diff_id, source=BlobSource(url2, "upstream")) for x in (base, deps)]
-            streamed = make_image([*remote, apps[0]], "0")
-            lay3 = write_layout(streamed, work / f"layout-remote-{i}")
-            dest = f"{h1}/r2r-ours-{uuid.uuid4().hex[:6]}"
-            dt, res = ours(lay3, dest)
+            # The same three pushes in-process (what `lambdaship deploy` does: no interpreter start-up).
+            r_lib = f"{fresh('lib')}/fn"
+            add("cold (all blobs uploaded)", "library", library(image, r_lib, 4))
+            add("unchanged re-push", "library", library(image, r_lib, 0))
+            add("code-only change", "library", library(make_image([base, deps, apps[i + 1]], f"lib{i}"), r_lib, 2))
+            add("registry→registry (base+deps streamed)", "library",
+                library(make_image([*remote, apps[0]], "0"), f"{fresh('r2r-lib')}/fn", 4))
+            # Registry→registry: base+deps are remote layers on the upstream registry.
+            dt, res = ours(lay3, f"{fresh('r2r-ours')}/fn")
             assert res["streamed_blobs"] == 2, res
             add("registry→registry (base+deps streamed)", "ours", dt)
             add("registry→registry (base+deps streamed)", "skopeo",
-                skopeo(f"docker://{h2}/upstream:bench", f"{h1}/r2r-skopeo-{uuid.uuid4().hex[:6]}"))
+                skopeo(f"docker://{h2}/upstream:bench", f"{fresh('r2r-skopeo')}/fn"))
+            for proc in procs[1:]:
+                stack.stop_registry(proc)
+            del procs[1:]
     finally:
-        stack.stop_registry(p1)
-        stack.stop_registry(p2)
+        for proc in procs:
+            stack.stop_registry(proc)
+        shutil.rmtree(work, ignore_errors=True)
 
     mb = total / 1e6
     lines = [
@@ -192,13 +220,18 @@ def main() -> None:
         f"of the client process (the registry's own work is the same for both). Load average at the end: "
         f"{os.getloadavg()[0]:.1f}.",
         "",
-        "| scenario | lambdaship wall | skopeo wall | wall ratio (skopeo / ours) | lambdaship CPU | skopeo CPU |",
-        "|---|---|---|---|---|---|",
+        "| scenario | `lambdaship push` (CLI) | `push_image` in-process | `skopeo copy` | skopeo / CLI | "
+        "skopeo / in-process | CPU: CLI | CPU: skopeo |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for scenario, who in rows.items():
         o, s = median(who["ours"]), median(who["skopeo"])
+        lib = median(who["library"]) if "library" in who else None
         co, cs = median(cpu[scenario]["ours"]), median(cpu[scenario]["skopeo"])
-        lines.append(f"| {scenario} | {o:.2f} s | {s:.2f} s | {s / o:.2f}x | {co:.2f} s | {cs:.2f} s |")
+        lib_t = f"{lib:.2f} s" if lib else "—"
+        lib_r = f"{s / lib:.2f}x" if lib else "—"
+        lines.append(f"| {scenario} | {o:.2f} s | {lib_t} | {s:.2f} s | {s / o:.2f}x | {lib_r} "
+                     f"| {co:.2f} s | {cs:.2f} s |")
     lines += ["", "Reproduce: `python bench/push.py --runs 5 --write`."]
     text = "\n".join(lines)
     print(text)
