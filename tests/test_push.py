@@ -458,3 +458,20 @@ def test_streaming_between_registries_survives_faults_on_both_sides(local_stack,
             assert src.counts["cut"] >= 1 and sum(dst.counts.values()) >= 1, (src.counts, dst.counts)
     finally:
         stack.stop_registry(proc)
+
+
+def test_lifecycle_policy_of_the_user_is_kept(local_stack) -> None:
+    from lambdaship.aws import ecr
+    from lambdaship.aws.session import client
+
+    name = uid("ownpolicy")
+    client("ecr").create_repository(repositoryName=name)
+    own = {"rules": [{"rulePriority": 1, "description": "team rule", "selection": {
+        "tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 5}, "action": {"type": "expire"}}]}
+    client("ecr").put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(own))
+    assert ecr.put_lifecycle_policy(name, 3) is False
+    assert json.loads(client("ecr").get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"]) == own
+    assert ecr.put_lifecycle_policy(name, 3, force=True) is True
+    ecr.ensure_repository(name, keep_images=7)  # an older lambdaship policy is updated
+    got = json.loads(client("ecr").get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])
+    assert got == ecr.lifecycle_policy(7)

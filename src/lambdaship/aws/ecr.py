@@ -130,15 +130,23 @@ def ensure_repository(name: str, *, scan_on_push: bool = True, mutable_tags: boo
     return repo["repositoryUri"]
 
 
-def put_lifecycle_policy(repository: str, keep: int) -> bool:
-    """Install ``lifecycle_policy(keep)``; False when the same policy is already there."""
+def is_lambdaship_policy(policy: dict[str, Any]) -> bool:
+    return any(str(r.get("description", "")).startswith("lambdaship:") for r in policy.get("rules", []))
+
+
+def put_lifecycle_policy(repository: str, keep: int, *, force: bool = False) -> bool:
+    """Install ``lifecycle_policy(keep)``; True when it was written.
+
+    Not written when the same policy is already there, nor (unless ``force``) over a policy
+    that lambdaship did not write — a team's own rules are theirs to keep.
+    """
     from botocore.exceptions import ClientError
 
     ecr = client("ecr")
     wanted = lifecycle_policy(keep)
     try:
         current = json.loads(ecr.get_lifecycle_policy(repositoryName=repository)["lifecyclePolicyText"])
-        if current == wanted:
+        if current == wanted or (not force and not is_lambdaship_policy(current)):
             return False
     except ClientError as exc:
         if not _is(exc, "LifecyclePolicyNotFoundException"):
