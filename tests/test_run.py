@@ -119,6 +119,26 @@ def test_layout_round_trip_and_unpack(tmp_path: Path) -> None:
     assert (root / "var/task/main.py").is_file()
 
 
+def test_rootfs_cache_reuses_unchanged_layers(tmp_path: Path) -> None:
+    """A new app layer on the same base+deps unpacks only that layer, without touching the old tree."""
+    from lambdaship.local.rootfs import cached_rootfs
+
+    base = _layer(tmp_path, "base", [("dir", "usr"), ("file", "usr/lib.py", "base"), ("file", "etc/conf", "v1")])
+    deps = _layer(tmp_path, "deps", [("file", "var/task/dep.py", "dep")])
+    app1 = _layer(tmp_path, "app1", [("file", "var/task/app.py", "one"), ("file", "etc/conf", "app1")])
+    app2 = _layer(tmp_path, "app2", [("file", "var/task/app.py", "two")])
+    one = cached_rootfs(_image(tmp_path, [base, deps, app1], ["app.h"]))
+    unpacked: list[str] = []
+    two = cached_rootfs(_image(tmp_path, [base, deps, app2], ["app.h"]), progress=unpacked.append)
+    assert len(unpacked) == 1 and unpacked[0].startswith("layer 3/3")
+    assert (one / "var/task/app.py").read_text() == "one" and (two / "var/task/app.py").read_text() == "two"
+    assert (one / "etc/conf").read_text() == "app1" and (two / "etc/conf").read_text() == "v1"
+    assert (one / "usr/lib.py").stat().st_ino == (two / "usr/lib.py").stat().st_ino  # shared, not copied
+    again: list[str] = []
+    assert cached_rootfs(_image(tmp_path, [base, deps, app2], ["app.h"]), progress=again.append) == two
+    assert again == []
+
+
 def test_run_image_without_python_uses_host_python(tmp_path: Path) -> None:
     """An image whose base has no Python: run the app layer with the host Python, and say so."""
     from tests.conftest import run_cli

@@ -10,11 +10,13 @@ host's /dev). Rootfs trees are cached by manifest digest under ``home()/rootfs``
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import platform
 import posixpath
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -173,25 +175,81 @@ def unpack(image: Image, dest: Path, *, progress: Callable[[str], None] | None =
     return dest
 
 
+def chain_ids(image: Image) -> list[str]:
+    """Chain id of every layer prefix (as in the OCI spec: sha256 over parent chain + diff_id)."""
+    out: list[str] = []
+    for layer in image.layers:
+        ident = layer.diff_id or layer.digest
+        out.append(ident if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {ident}".encode()).hexdigest())
+    return out
+
+
+def _snapshot(src: Path, dest: Path) -> None:
+    """Copy a tree as hard links (cheap; unpacking later layers replaces files, never writes through)."""
+    proc = subprocess.run(["cp", "-a", "-l", str(src), str(dest)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(src, dest, symlinks=True)
+
+
+def _publish(work: Path, final: Path) -> None:
+    try:
+        os.rename(work, final)
+    except OSError:
+        if not (final / ".lambdaship-complete").is_file():
+            raise
+
+
 def cached_rootfs(image: Image, *, progress: Callable[[str], None] | None = None) -> Path:
-    """The unpacked rootfs of ``image``, cached by manifest digest."""
-    root = rootfs_cache()
-    final = root / image.digest.split(":", 1)[1][:32]
+    """The unpacked rootfs of ``image``, cached per layer chain.
+
+    Every layer prefix (base, base + deps, …) is kept as a hard-linked snapshot, so an image
+    that only changes its last (app) layer unpacks just that layer on top of a snapshot.
+    """
+    chains = chain_ids(image)
+    root = rootfs_cache() / "chains"
+    root.mkdir(parents=True, exist_ok=True)
+    blobs = rootfs_cache() / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def dir_of(chain: str) -> Path:
+        return root / chain.split(":", 1)[1][:32]
+
+    if not chains:
+        empty = root / "empty"
+        (empty / "rootfs").mkdir(parents=True, exist_ok=True)
+        return empty / "rootfs"
+    final = dir_of(chains[-1])
     if (final / ".lambdaship-complete").is_file():
         return final / "rootfs"
-    root.mkdir(parents=True, exist_ok=True)
+    start = 0
+    for i in range(len(chains) - 1, -1, -1):
+        if (dir_of(chains[i]) / ".lambdaship-complete").is_file():
+            start = i + 1
+            break
     work = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
     try:
-        unpack(image, work / "rootfs", progress=progress)
-        (work / "config.json").write_bytes(image.config)
-        (work / ".lambdaship-complete").write_text(image.digest + "\n")
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.rename(work, final)
-        except OSError:
-            if not (final / ".lambdaship-complete").is_file():
-                raise
+        tree = work / "rootfs"
+        if start:
+            _snapshot(dir_of(chains[start - 1]) / "rootfs", tree)
+        else:
+            tree.mkdir()
+        for i in range(start, len(chains)):
+            layer = image.layers[i]
+            if progress:
+                progress(f"layer {i + 1}/{len(chains)} {layer.digest[:19]} ({layer.size / 1e6:.1f} MB)")
+            apply_layer(_layer_blob(layer, blobs), tree)
+            if i < len(chains) - 1 and not (dir_of(chains[i]) / ".lambdaship-complete").is_file():
+                snap = Path(tempfile.mkdtemp(prefix=".snap-", dir=root))
+                try:
+                    _snapshot(tree, snap / "rootfs")
+                    (snap / ".lambdaship-complete").write_text(chains[i] + "\n")
+                    _publish(snap, dir_of(chains[i]))
+                finally:
+                    if snap.exists():
+                        shutil.rmtree(snap, ignore_errors=True)
+        (work / ".lambdaship-complete").write_text(chains[-1] + "\n")
+        _publish(work, final)
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
@@ -206,6 +264,8 @@ def _host_platform() -> tuple[str, str]:
 
 def load_image(spec: str) -> Image:
     """An OCI layout directory, or a registry reference (tag or digest)."""
+    if not spec.strip():
+        raise LambdashipError("no image given", "pass an OCI layout directory or an image reference")
     path = Path(spec)
     if path.is_dir():
         if not (path / "index.json").is_file():
