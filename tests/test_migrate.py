@@ -95,6 +95,16 @@ class World:
         items = method(root, "items", ["POST"])
         method(items, "{item_id}", ["GET"])
         method(root, "static", ["GET"], integration="mock")
+        # One route calls the old function through its alias "prod" (qualified URI + alias policy).
+        version = lam.publish_version(FunctionName=self.name)["Version"]
+        lam.create_alias(FunctionName=self.name, Name="prod", FunctionVersion=version)
+        legacy = gw.create_resource(restApiId=self.api, parentId=root, pathPart="legacy")["id"]
+        gw.put_method(restApiId=self.api, resourceId=legacy, httpMethod="GET", authorizationType="NONE")
+        gw.put_integration(restApiId=self.api, resourceId=legacy, httpMethod="GET", type="AWS_PROXY",
+                           integrationHttpMethod="POST", uri=uri.replace("/invocations", ":prod/invocations"))
+        lam.add_permission(FunctionName=self.name, Qualifier="prod", StatementId="legacy-invoke",
+                           Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com",
+                           SourceArn=f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api}/*/GET/legacy")
         gw.create_deployment(restApiId=self.api, stageName="api")
         lam.add_permission(FunctionName=self.name, StatementId="apigw-invoke", Action="lambda:InvokeFunction",
                            Principal="apigateway.amazonaws.com",
@@ -162,6 +172,10 @@ class World:
             "sns": subs,
             "targets": _c("events").list_targets_by_rule(Rule=self.rule)["Targets"],
             "policy": json.loads(lam.get_policy(FunctionName=self.name)["Policy"]) if cfg else None,
+            "prod_policy": json.loads(lam.get_policy(FunctionName=self.name, Qualifier="prod")["Policy"])
+            if cfg else None,
+            "aliases": [(a["Name"], a["FunctionVersion"]) for a in lam.list_aliases(FunctionName=self.name)["Aliases"]]
+            if cfg else None,
             "old": cfg,
         }
 
@@ -213,8 +227,8 @@ def test_migrate_repoints_every_trigger_and_leaves_old_function_untouched(
     after = world.snapshot()
     # Per-route integrations re-pointed at the alias; the MOCK method untouched; no {proxy+} anywhere.
     new_uri = f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{alias_arn}/invocations"
-    assert sorted(after["rest"]) == sorted(before["rest"]) == ["GET /health", "GET /items/{item_id}", "GET /static",
-                                                               "POST /items"]
+    assert sorted(after["rest"]) == sorted(before["rest"]) == ["GET /health", "GET /items/{item_id}", "GET /legacy",
+                                                               "GET /static", "POST /items"]
     for key, integ in after["rest"].items():
         if key == "GET /static":
             assert integ == before["rest"][key]
@@ -231,11 +245,11 @@ def test_migrate_repoints_every_trigger_and_leaves_old_function_untouched(
 
     # Permissions on the new alias: same principals and SourceArns as the old statements.
     old_perms = {(s["Principal"]["Service"], s["Condition"]["ArnLike"]["AWS:SourceArn"])
-                 for s in before["policy"]["Statement"]}
+                 for s in before["policy"]["Statement"] + before["prod_policy"]["Statement"]}
     policy = json.loads(_c("lambda").get_policy(FunctionName=new, Qualifier="live")["Policy"])
     new_perms = {(s["Principal"]["Service"], s["Condition"]["ArnLike"]["AWS:SourceArn"])
                  for s in policy["Statement"]}
-    assert new_perms == old_perms and len(old_perms) == 5
+    assert new_perms == old_perms and len(old_perms) == 6
 
     # The new function has the old configuration, as an image.
     fn = _c("lambda").get_function(FunctionName=new)
@@ -253,8 +267,8 @@ def test_migrate_repoints_every_trigger_and_leaves_old_function_untouched(
 
     # The old function is untouched: configuration, policy, existence.
     assert after["old"] == before["old"]
-    assert after["policy"] == before["policy"]
-    assert "layer" not in r.stderr.lower() or "warning" in r.stderr
+    assert after["policy"] == before["policy"] and after["prod_policy"] == before["prod_policy"]
+    assert after["aliases"] == before["aliases"]
     assert "Runtime python3.12 and Handler app.app do not apply" in r.stderr
 
 
@@ -302,6 +316,20 @@ def test_failure_after_the_switch_restores_the_original_wiring_exactly(
     assert after == before
     assert world.old_exists()
     assert not any(f["FunctionName"] == new for f in _c("lambda").list_functions()["Functions"])
+
+
+def test_failing_new_version_stops_before_any_trigger_moves(
+    local_stack: Any, world: World, app_dir: Path, image_ref: str
+) -> None:
+    before = world.snapshot()
+    queue_answers(local_stack, FAIL)  # the new version answers 500: nothing may move
+    r = migrate(app_dir, "--from", world.name, "--image", image_ref)
+    assert r.returncode == 1
+    error = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "step 6/" in error[0] and "smoke:Invoke" in error[0], r.stderr
+    assert "apigateway:PutIntegration" not in r.stderr  # never reached
+    assert world.snapshot() == before
+    assert not any(f["FunctionName"] == f"{world.name}-image" for f in _c("lambda").list_functions()["Functions"])
 
 
 def test_delete_old_removes_the_old_function_after_the_switch(
@@ -407,3 +435,27 @@ def test_policy_statements_become_add_permission_parameters() -> None:
         assert pattern.sub("NEW", uri) == f"{base}NEW/invocations"
     assert not pattern.search(f"{base}arn:aws:lambda:us-east-1:1:function:f2/invocations")
     assert pattern.fullmatch("arn:aws:lambda:us-east-1:1:function:f:7")
+
+
+def test_image_warnings_name_what_an_image_cannot_carry(tmp_path: Path) -> None:
+    from lambdaship.config import FunctionConfig
+    from lambdaship.migrate.core import _image_warnings
+    from lambdaship.migrate.discover import Inventory
+
+    (tmp_path / "app.py").write_text("def handler(e, c):\n    return e\n")
+    fn = FunctionConfig(key="x", function_name="x-image", source=tmp_path, handler="app.handler", python="3.12")
+    cfg = {"Runtime": "python3.11", "Handler": "app.handler", "SnapStart": {"ApplyOn": "PublishedVersions"},
+           "Layers": [{"Arn": "arn:aws:lambda:us-east-1:1:layer:numpy:3"},
+                      {"Arn": "arn:aws:lambda:us-east-1:1:layer:x:1"}]}
+    inv = Inventory(name="x", arn="arn:aws:lambda:us-east-1:1:function:x", configuration=cfg, tags={},
+                    reserved_concurrency=None, aliases=[], url={"FunctionUrl": "https://abc.lambda-url.aws/"})
+    warnings = _image_warnings(inv, fn)
+    assert [w for w in warnings if w.startswith("layer ")] == [
+        "layer arn:aws:lambda:us-east-1:1:layer:numpy:3 cannot be used by an image function: "
+        "its content must come from the requirements",
+        "layer arn:aws:lambda:us-east-1:1:layer:x:1 cannot be used by an image function: "
+        "its content must come from the requirements"]
+    assert any("Runtime python3.11 and Handler app.handler do not apply" in w for w in warnings)
+    assert any("runs python3.11, the image is built for python 3.12" in w for w in warnings)
+    assert any("SnapStart" in w for w in warnings) and any("https://abc.lambda-url.aws/" in w for w in warnings)
+    assert all("\n" not in w for w in warnings)
