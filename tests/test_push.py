@@ -475,3 +475,33 @@ def test_lifecycle_policy_of_the_user_is_kept(local_stack) -> None:
     ecr.ensure_repository(name, keep_images=7)  # an older lambdaship policy is updated
     got = json.loads(client("ecr").get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])
     assert got == ecr.lifecycle_policy(7)
+
+
+@pytest.mark.slow
+def test_cli_push_builds_mounts_base_and_reuses_deps_on_a_fresh_runner(local_stack, base_image_ref: str,
+                                                                       tmp_path: Path) -> None:
+    import shutil
+
+    from tests.conftest import EXAMPLES
+
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "handler-app", app)
+    name = uid("built")
+    pyproject = app / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(
+        'function_name = "handler-demo"', f'function_name = "{name}"\nbase_image = "{base_image_ref}"'))
+    first = run_cli("push", "-C", str(app), "--json")
+    assert first.returncode == 0, first.stderr
+    one = json.loads(first.stdout)
+    assert one["mounted_blobs"] == 2  # the base image's layers, same registry
+    assert one["uploaded_blobs"] == 3  # deps layer, app layer, config
+    assert one["tags"][0].startswith("build-")  # not a git repository
+
+    with (app / "handler.py").open("a") as fh:
+        fh.write("\n# a one-line change\n")
+    fresh = run_cli("push", "-C", str(app), "--json", env={"LAMBDASHIP_HOME": str(tmp_path / "fresh-runner")})
+    assert fresh.returncode == 0, fresh.stderr
+    two = json.loads(fresh.stdout)
+    uploaded = [b["kind"] for b in two["blobs"] if b["action"] == "uploaded"]
+    assert sorted(uploaded) == ["config", "layer"] and two["skipped_blobs"] == 3, two
+    assert two["digest"] != one["digest"]

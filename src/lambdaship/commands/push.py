@@ -82,6 +82,17 @@ def register(app: typer.Typer) -> None:
         if layout is None or (to is None and repository is None) or project is not None or function is not None:
             fn = project_and_function(project, function)[1]
 
+        name = None
+        if to is None:
+            name = repository or (fn.repository_name if fn is not None else None)
+            if not name:
+                raise UsageError("no repository to push to", "give --repository NAME, --to REF or a config")
+            if fn is not None and fn.repository is None and repository is None:
+                from lambdaship.config import REPOSITORY_RE
+
+                if not REPOSITORY_RE.match(name):
+                    raise UsageError(f"{name!r} is not a valid ECR repository name", "set 'repository' in the config")
+
         if layout is not None:
             image = _read_layout(layout)
         else:
@@ -93,7 +104,8 @@ def register(app: typer.Typer) -> None:
                     "the image builder is not available in this installation",
                     "push an existing OCI layout with --layout DIR",
                 ) from None
-            image = build_image(fn, progress=interactive()).image
+            previous = _previous_image(name) if name else None
+            image = build_image(fn, progress=interactive() and not json_, reuse_deps_from=previous).image
 
         git_dir = fn.source if fn is not None else (project or Path.cwd())
         tags = default_tags(git_dir if git_dir.is_dir() else git_dir.parent)
@@ -104,9 +116,7 @@ def register(app: typer.Typer) -> None:
         else:
             from lambdaship.aws import ecr
 
-            name = repository or (fn.repository_name if fn is not None else None)
-            if not name:
-                raise UsageError("no repository to push to", "give --repository NAME, --to REF or a config")
+            assert name is not None
             target = ecr.ensure_repository(name, keep_images=keep_images)
 
         result = push_image(image, target, tags, progress=interactive() and not json_)
@@ -119,6 +129,17 @@ def register(app: typer.Typer) -> None:
             f"tags: {', '.join(result.tags) or '-'}"
         )
         typer.echo(result.image_ref)
+
+
+def _previous_image(repository: str) -> str | None:
+    """The newest image of the ECR repository (``uri@digest``), if any: a fresh CI runner reuses
+    its dependency layer when the dependency set is unchanged (read-only calls)."""
+    from lambdaship.aws import ecr
+
+    images = ecr.describe_images(repository)
+    if not images:
+        return None
+    return f"{ecr.registry_for_account()}/{repository}@{images[0]['imageDigest']}"
 
 
 def _read_layout(layout: Path):
