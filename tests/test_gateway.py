@@ -129,3 +129,24 @@ def test_blueprint_routes_with_url_prefix(tmp_path: Path) -> None:
     routes = {r.path: r.methods for r in chalice_routes(tmp_path)}
     assert routes == {"/": ("GET",), "/users": ("GET",), "/users/{uid}": ("DELETE", "GET")}
     assert match_route(chalice_routes(tmp_path), "/users/42")[1] == {"uid": "42"}
+
+
+def test_cors_preflight_for_cors_routes(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        "from chalice import Chalice\napp = Chalice(app_name='x')\n"
+        "@app.route('/open', methods=['PUT'], cors=True)\ndef a(): pass\n"
+        "@app.route('/closed')\ndef b(): pass\n"
+    )
+    routes = chalice_routes(tmp_path)
+    calls: list[bytes] = []
+
+    def invoke(payload: bytes) -> InvokeResult:
+        calls.append(payload)
+        return InvokeResult("rid", b'{"statusCode": 405, "body": ""}')
+
+    gw = Gateway(invoke, routes=routes)
+    pre = gw.handle("OPTIONS", "/open", [], b"")
+    assert pre.status == 200 and calls == []
+    assert dict(pre.headers)["Access-Control-Allow-Methods"] == "OPTIONS,PUT"
+    assert dict(pre.headers)["Access-Control-Allow-Origin"] == "*"
+    assert gw.handle("OPTIONS", "/closed", [], b"").status == 405 and len(calls) == 1  # up to Chalice

@@ -48,6 +48,7 @@ class Route:
 
     path: str
     methods: tuple[str, ...]
+    cors: bool = False
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -98,10 +99,15 @@ def _decorated_routes(tree: ast.Module, names: set[str]) -> dict[str, set[str]]:
             if not dec.args or not isinstance(dec.args[0], ast.Constant) or not isinstance(dec.args[0].value, str):
                 continue
             methods: set[str] = {"GET"}
+            cors = False
             for kw in dec.keywords:
                 if kw.arg == "methods" and isinstance(kw.value, ast.List | ast.Tuple):
                     methods = {e.value.upper() for e in kw.value.elts
                                if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+                elif kw.arg == "cors":
+                    cors = not (isinstance(kw.value, ast.Constant) and not kw.value.value)
+            if cors:
+                methods.add(_CORS)
             routes.setdefault(dec.args[0].value, set()).update(methods)
     return routes
 
@@ -171,7 +177,28 @@ def chalice_routes(app_dir: Path) -> list[Route] | None:
     routes = _decorated_routes(tree, app_names)
     for path, methods in _blueprint_routes(app_dir, tree).items():
         routes.setdefault(path, set()).update(methods)
-    return sorted((Route(p, tuple(sorted(m))) for p, m in routes.items()), key=lambda r: r.specificity, reverse=True)
+    # app.api.cors = True turns CORS on for every route
+    global_cors = any(
+        isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value is True
+        and any(isinstance(t, ast.Attribute) and t.attr == "cors" and isinstance(t.value, ast.Attribute)
+                and t.value.attr == "api" for t in node.targets)
+        for node in ast.walk(tree)
+    )
+    out = [Route(p, tuple(sorted(m - {_CORS})), cors=global_cors or _CORS in m) for p, m in routes.items()]
+    return sorted(out, key=lambda r: r.specificity, reverse=True)
+
+
+_CORS = "<cors>"
+CORS_ALLOW_HEADERS = "Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key"
+
+
+def cors_preflight(route: Route) -> HttpResponse:
+    """What the OPTIONS mock integration Chalice deploys for a ``cors=True`` route answers."""
+    methods = ",".join(sorted({*route.methods, "OPTIONS"}))
+    return HttpResponse(200, [("Content-Type", "application/json"), ("Access-Control-Allow-Origin", "*"),
+                              ("Access-Control-Allow-Methods", methods),
+                              ("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS),
+                              ("Access-Control-Max-Age", "600")], b"{}")
 
 
 def _call_name(func: ast.expr) -> str:
@@ -405,6 +432,8 @@ class Gateway:
             if matched is None:
                 return _json_response(404, {"message": "Not Found"})
             route, params = matched
+            if method == "OPTIONS" and route.cors and "OPTIONS" not in route.methods:
+                return cors_preflight(route)
             resource, route_key = route.path, f"{method} {route.path}"
         else:
             resource, route_key = "/{proxy+}", "$default"
