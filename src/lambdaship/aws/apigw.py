@@ -47,7 +47,11 @@ def _strip(resp: dict[str, Any]) -> dict[str, Any]:
 
 @functools.cache
 def _cached(service: str, endpoint: str | None, region: str | None) -> Any:
-    return _client(service)
+    from botocore.config import Config
+
+    # API Gateway's control plane throttles hard (a few requests per second per account);
+    # a Chalice app with many routes makes one Get+Put per route: adaptive retries pace them.
+    return _client(service, config=Config(retries={"max_attempts": 8, "mode": "adaptive"}))
 
 
 def _c(service: str) -> Any:
