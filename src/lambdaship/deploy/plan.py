@@ -16,7 +16,11 @@ from lambdaship.config import FunctionConfig
 from lambdaship.deploy.env import MASK, Change, Resolved, diff
 from lambdaship.errors import LambdashipError
 
-MARKER_RE = re.compile(r"lambdaship image=(?:(?P<repo>[a-z0-9][a-z0-9._/-]*)@)?(?P<digest>sha256:[0-9a-f]{64})")
+# Written in each published version's description: the image (or, for zip functions, the
+# zip's sha256 — see lambdaship.zipdeploy) that version runs.
+MARKER_RE = re.compile(
+    r"lambdaship (?:image=(?:(?P<repo>[a-z0-9][a-z0-9._/-]*)@)?|zip=)(?P<digest>sha256:[0-9a-f]{64})"
+)
 HISTORY_RE = re.compile(r"lambdaship previous=(?P<versions>[0-9,]*)")
 HISTORY_KEEP = 20
 MANAGED_TAG = "lambdaship:function"

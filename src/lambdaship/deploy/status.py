@@ -55,7 +55,9 @@ def function_status(fn: FunctionConfig, *, versions: int = RECENT_VERSIONS, imag
                                 "last_modified": v.get("LastModified"),
                                 "live": bool(deployed and deployed["version"] == v["Version"])})
     out["images"] = None
-    if images:
+    if cfg.get("PackageType") == "Zip":
+        out["latest_code_sha256"] = cfg.get("CodeSha256")
+    elif images:
         repository = (deployed or {}).get("repository") or (
             uri.split("/", 1)[1].split("@", 1)[0].split(":", 1)[0] if uri and "/" in uri else fn.repository_name)
         details = ecr.describe_images(repository)
@@ -87,7 +89,10 @@ def render(status: dict[str, Any]) -> list[str]:
         lines.append(f"  alias          {status['alias']} → version {t['version']}  {t['digest'] or '?'}")
     else:
         lines.append(f"  alias          {status['alias']}: none")
-    lines.append(f"  $LATEST        {status.get('latest_digest') or status.get('latest_image_uri') or '-'}")
+    if status.get("package_type") == "Zip":
+        lines.append(f"  $LATEST        zip, CodeSha256 {status.get('latest_code_sha256') or '-'}")
+    else:
+        lines.append(f"  $LATEST        {status.get('latest_digest') or status.get('latest_image_uri') or '-'}")
     if status["versions"]:
         lines.append("  versions:")
         for v in status["versions"]:
