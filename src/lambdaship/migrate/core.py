@@ -208,6 +208,8 @@ def prepare(
     arch = (cfg.get("Architectures") or ["x86_64"])[0]
     if arch != fn.architecture:
         warnings.append(f"the old function runs on {arch}; building for {arch} (the config says {fn.architecture})")
+    if fn.role and fn.role != cfg["Role"]:
+        warnings.append(f"the new function uses the configured role {fn.role}, not the old function's {cfg['Role']}")
     tags = {k: v for k, v in inv.tags.items() if not k.startswith("aws:")}
     new_fn = fn.model_copy(update={
         "function_name": new_name,
@@ -216,7 +218,7 @@ def prepare(
         "memory": cfg.get("MemorySize", fn.memory),
         "timeout": cfg.get("Timeout", fn.timeout),
         "ephemeral_storage": (cfg.get("EphemeralStorage") or {}).get("Size", fn.ephemeral_storage),
-        "role": cfg["Role"],
+        "role": fn.role or cfg["Role"],
         "description": cfg.get("Description") or fn.description,
         "tags": {**tags, **fn.tags, MIGRATED_FROM_TAG: old_name},
     })
