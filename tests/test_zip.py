@@ -150,3 +150,20 @@ def test_decide_zip_that_cannot_work_is_an_error() -> None:
         zippkg.decide(60 * MiB, 300 * MiB, "bkt", "zip")
     with pytest.raises(LambdashipError, match="cannot change a function's package type"):
         zippkg.decide(1, 1, None, "zip", existing="Image")
+
+
+def test_plan_auto_is_the_default_and_respects_base_image_and_existing_type(tmp_path: Path) -> None:
+    app = _handler_app(tmp_path / "app")
+    fn = load_project(app).function()
+    assert fn.package_type == "auto"  # the default
+    zp = zippkg.plan(fn)
+    assert zp.decision.package_type == "zip" and zp.decision.upload == "direct" and zp.artifact is not None
+    with_base = load_project(app, {"base_image": "127.0.0.1:5000/lambda-base/python:3.12"}).function()
+    zp = zippkg.plan(with_base)
+    assert zp.decision.package_type == "image" and "base_image is set" in zp.decision.reason
+    assert zp.artifact is None
+    assert zippkg.plan(with_base, existing="Zip").decision.package_type == "zip"  # type is fixed once deployed
+    zp = zippkg.plan(fn, existing="Image")
+    assert zp.decision.package_type == "image" and zp.artifact is None
+    assert zippkg.plan(load_project(app, {"package_type": "image"}).function()).decision.reason == (
+        'package_type = "image" in the config')

@@ -91,7 +91,10 @@ class FunctionConfig(_Strict):
     architecture: Literal["x86_64", "arm64"] = "x86_64"
     base_image: str | None = None
     repository: str | None = None
-    package_type: Literal["image", "zip", "auto"] = "image"
+    package_type: Literal["image", "zip", "auto"] = Field(
+        "auto",
+        description="auto: zip when it fits Lambda's zip limits (and no base_image is set), else image.",
+    )
     zip_bucket: str | None = Field(
         None, description="S3 bucket for zip packages over 50 MB (zipped); see docs/design-zip.md."
     )

@@ -187,7 +187,7 @@ def analyze(fn: FunctionConfig) -> SizeReport:
     installed = deps.install(fn, target="lambda")
     req = deps.requirements_file(fn)
     direct = sorted(deps.named_requirements(req.read_text(encoding="utf-8"))) if req else []
-    return analyze_tree(
+    report = analyze_tree(
         Path(installed.path),
         project.app_files(fn),
         deps_hash=installed.hash,
@@ -198,6 +198,12 @@ def analyze(fn: FunctionConfig) -> SizeReport:
         architecture=fn.architecture,
         zip_bucket=fn.zip_bucket,
     )
+    rec = report.recommendation
+    if fn.package_type != "auto":
+        rec["note"] = f'package_type = "{fn.package_type}" in the config decides the deploy'
+    elif fn.base_image and rec["package_type"] == "zip":
+        rec["note"] = "package_type auto deploys an image anyway: base_image is set"
+    return report
 
 
 def analyze_tree(
@@ -359,6 +365,8 @@ def render_table(report: SizeReport) -> Any:
     parts.append(Text.from_markup(f"[bold]Recommendation: {rec['package_type']}{how}[/] — {rec['reason']}"))
     if rec.get("alternative"):
         parts.append(Text(f"Alternatively: {rec['alternative']}"))
+    if rec.get("note"):
+        parts.append(Text(f"Note: {rec['note']}"))
     return Group(*parts)
 
 

@@ -418,6 +418,9 @@ def plan(fn: FunctionConfig, *, bucket: str | None = None, existing: str | None 
         unzipped += sum(p.stat().st_size for _, p in project.app_files(fn))
         if unzipped > ZIP_UNZIPPED_LIMIT:
             return ZipPlan(decide(None, unzipped, bucket, "auto", existing), None, bucket)
+        if fn.base_image and existing != "Zip":
+            return ZipPlan(Decision("image", "", f"base_image is set ({fn.base_image}); a zip function would run on "
+                                                  f"the managed python{fn.python} runtime instead"), None, bucket)
     art = build_zip(fn)
     decision = decide(art.size, art.unzipped_size, bucket, fn.package_type, existing)
     return ZipPlan(decision, art if decision.package_type == "zip" else None, bucket)
