@@ -131,8 +131,8 @@ def parse_percentiles(datapoints: list[dict[str, Any]]) -> dict[str, float | Non
     return out
 
 
-def duration_percentiles(function_name: str, start: datetime, end: datetime) -> dict[str, float | None]:
-    resp = client().get_metric_statistics(
+def duration_percentiles(function_name: str, start: datetime, end: datetime, cw: Any = None) -> dict[str, float | None]:
+    resp = (cw or client()).get_metric_statistics(
         Namespace=NAMESPACE, MetricName="Duration",
         Dimensions=[{"Name": DIMENSION, "Value": function_name}],
         StartTime=start, EndTime=end, Period=int((end - start).total_seconds()),
@@ -149,8 +149,9 @@ def lambda_metrics(
     if not function_names:
         return {}
     out = standard_metrics(function_names, start, end)
+    cw = client()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(function_names)))) as pool:
-        for name, pct in zip(function_names, pool.map(lambda n: duration_percentiles(n, start, end), function_names),
-                             strict=True):
+        for name, pct in zip(function_names, pool.map(lambda n: duration_percentiles(n, start, end, cw),
+                                                      function_names), strict=True):
             out[name].update(pct)
     return out
