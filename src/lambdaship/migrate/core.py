@@ -271,7 +271,8 @@ def _migration_steps(inv: Inventory, fn: FunctionConfig, alias_arn: str, delete_
         }, _note_rest(i)))
     for h in inv.http:
         steps.append(Step("apigatewayv2:UpdateIntegration", {
-            "ApiId": h.api_id, "IntegrationId": h.integration_id, "IntegrationUri": alias_arn, "ExpectedUri": h.uri,
+            "ApiId": h.api_id, "IntegrationId": h.integration_id,
+            "IntegrationUri": pattern.sub(alias_arn, h.uri, count=1), "ExpectedUri": h.uri,
         }, f"HTTP API {h.api_name or h.api_id} routes {', '.join(h.routes) or '(none)'}"))
     for m in inv.mappings:
         steps.append(Step("lambda:UpdateEventSourceMapping", {

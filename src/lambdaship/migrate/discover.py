@@ -274,7 +274,7 @@ def _http(inv: Inventory) -> None:
         found = [
             HttpIntegration(api_id, api.get("Name", ""), i["IntegrationId"], i.get("IntegrationUri", ""))
             for i in apigw.list_integrations_v2(api_id)
-            if pattern.fullmatch(i.get("IntegrationUri") or "")
+            if pattern.search(i.get("IntegrationUri") or "")  # a plain ARN or the .../functions/ARN/invocations form
         ]
         if not found:
             continue
