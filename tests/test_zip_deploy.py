@@ -114,18 +114,36 @@ def test_zip_through_s3_with_created_bucket(local_stack: StackState, tmp_path: P
         assert "handler.py" in zf.namelist()
 
 
-def test_zip_over_50_mib_without_bucket_is_refused_before_any_change(local_stack: StackState, tmp_path: Path) -> None:
-    lam, _, iam = _clients()
+def test_zip_over_50_mib_goes_through_s3_and_is_refused_without_a_bucket(
+    local_stack: StackState, tmp_path: Path
+) -> None:
+    lam, s3, iam = _clients()
     name = f"zipbig-{uuid.uuid4().hex[:8]}"
+    bucket = f"lambdaship-zips-{uuid.uuid4().hex[:8]}"
     app = _app(tmp_path, name, "zip", _role(iam))
-    # 60 MiB of incompressible app data
-    (app / "blob.bin").write_bytes(hashlib.shake_256(b"x").digest(60 * 1024 * 1024))
+    (app / "blob.bin").write_bytes(hashlib.shake_256(b"x").digest(51 * 1024 * 1024))  # incompressible
+
     proc = run_cli("deploy", cwd=app)
     assert proc.returncode == 1
     assert re.match(r"error: the zip package is [\d.]+ MiB zipped, over the 50 MiB direct-upload limit", proc.stderr)
     assert "--zip-bucket" in proc.stderr
-    names = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
-    assert name not in names
+    proc = run_cli("deploy", "--zip-bucket", bucket, cwd=app)
+    assert proc.returncode == 1 and f"S3 bucket '{bucket}' does not exist" in proc.stderr
+    assert "--create-bucket" in proc.stderr
+    assert name not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]  # nothing half-done
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+    out = _deploy(app, "--zip-bucket", bucket, "--create-bucket")
+    assert out["plan"]["steps"][0]["params"]["Upload"] == "s3"
+    upload = next(s for s in out["plan"]["steps"] if s["action"] == "zip:Upload")
+    key = upload["params"]["Key"]
+    assert key == f"lambdaship/{name}/{out['digest'].removeprefix('sha256:')}.zip"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert len(body) > 50 * 1024 * 1024 and "sha256:" + hashlib.sha256(body).hexdigest() == out["digest"]
+    cfg = lam.get_function_configuration(FunctionName=name)
+    assert cfg["PackageType"] == "Zip"
+    assert cfg["CodeSha256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
+    assert lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"] == out["version"] == "1"
 
 
 @pytest.mark.slow
