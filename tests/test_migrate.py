@@ -339,6 +339,7 @@ def test_delete_old_removes_the_old_function_after_the_switch(
     r = migrate(app_dir, "--from", world.name, "--image", image_ref, "--delete-old")
     assert r.returncode == 0, r.stderr
     assert f"{world.name} deleted" in r.stdout
+    assert f'set function_name = "{world.name}-image" in {app_dir / "lambdaship.toml"}' in r.stdout
     assert not world.old_exists()
     alias = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{world.name}-image:live"
     assert _c("apigatewayv2").get_integration(ApiId=world.http_api, IntegrationId=world.http_integration)[

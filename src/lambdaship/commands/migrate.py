@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         """Create an image function like FROM, move its triggers to the new alias; undo all on failure."""
         from lambdaship import migrate as mig
 
-        _, fn = project_and_function(project, function)
+        proj, fn = project_and_function(project, function)
         old = from_.rsplit(":function:", 1)[-1].split(":", 1)[0]
         tty = interactive() and not json_
         m = mig.prepare(old, fn, to=to, stage=stage, image=image, delete_old=delete_old, env_file=env_file,
@@ -86,6 +86,9 @@ def register(app: typer.Typer) -> None:
         console.print(f"migrated {inv.name} -> {m.alias_arn}", markup=False)
         console.print(f"  {moved} trigger(s) re-pointed, {len(inv.permissions)} permission(s) copied, "
                       f"{sum(1 for a in m.done if a.endswith('CreateDeployment'))} stage(s) redeployed", markup=False)
+        if fn.function_name != m.new_name:
+            console.print(f"  next: set function_name = \"{m.new_name}\" in {proj.config_file} so "
+                          "`lambdaship deploy` updates the new function", markup=False)
         if delete_old:
             console.print(f"  {inv.name} deleted", markup=False)
         else:
