@@ -92,5 +92,5 @@ def register(app: typer.Typer) -> None:
         if delete_old:
             console.print(f"  {inv.name} deleted", markup=False)
         else:
-            console.print(f"  {inv.name} left in place (unchanged, no traffic); delete it once satisfied: "
+            console.print(f"  {inv.name} left in place (unchanged); delete it once satisfied: "
                           f"aws lambda delete-function --function-name {inv.name}", markup=False)

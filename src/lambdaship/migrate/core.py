@@ -136,6 +136,8 @@ def _image_warnings(inv: Inventory, fn: FunctionConfig) -> list[str]:
     if inv.url:
         out.append(f"function URL {inv.url.get('FunctionUrl')} belongs to the old function and cannot move; "
                    "create one on the new alias and update its callers")
+    out.append(f"callers that invoke {inv.name} directly (SDK code, Step Functions, other functions) cannot be "
+               "discovered: point them at the new alias")
     if inv.reserved_concurrency is not None:
         out.append(f"reserved concurrency {inv.reserved_concurrency} is reserved for both functions "
                    "until the old one is deleted")
