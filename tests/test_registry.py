@@ -183,8 +183,10 @@ def test_upload_wrong_digest_is_refused(local_stack) -> None:
     with pytest.raises(RegistryError, match="does not match"):
         client.upload_blob(repo, wrong, len(data), data)
     big = b"y" * 200_000
-    with pytest.raises(RegistryError, match="expected 200000 bytes"):
+    with pytest.raises(RegistryError, match="does not match"):
         client.upload_blob(repo, wrong, len(big), big)
+    with pytest.raises(RegistryError, match="gave 200000 bytes, expected 300000"):
+        client.upload_blob(repo, wrong, 300_000, big)
     assert not client.blob_exists(repo, wrong)
 
 

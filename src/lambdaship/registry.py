@@ -54,6 +54,7 @@ REGISTRY_URL_ENV = "LAMBDASHIP_REGISTRY_URL"
 # Upload tuning: blobs up to MONOLITHIC_MAX go in one PUT; bigger ones in CHUNK_SIZE PATCHes.
 MONOLITHIC_MAX = 8 * 1024 * 1024
 CHUNK_SIZE = 16 * 1024 * 1024
+STREAM_CHUNK_SIZE = 8 * 1024 * 1024  # registry-to-registry: smaller chunks, bounded memory
 READ_SIZE = 1024 * 1024
 
 
@@ -620,6 +621,9 @@ class RegistryClient:
                         self._upload_chunked(repo, digest, size, chunks, report)
                 return
             except _RestartUpload as exc:
+                if isinstance(exc, _DigestInvalid) and _local_digest(source) not in (None, digest):
+                    raise RegistryError(f"the local blob {digest} does not match its digest",
+                                        "the file changed after the build; rebuild the image") from None
                 restarts += 1
                 log.debug("upload of %s to %s restarts (%s)", digest, repo, exc)
                 if progress and sent:
@@ -664,6 +668,8 @@ class RegistryClient:
                     report(len(data))
                     return
                 code, _ = _error_code(r)
+                if r.status_code == 400 and code == "DIGEST_INVALID" and not self.blob_exists(repo, digest):
+                    raise _DigestInvalid("the registry computed a different digest")
                 if r.status_code < 500 and r.status_code not in (400, 404, 416, 429):
                     self._raise(r, self._describe("PUT", f"/v2/{repo}/blobs/{digest}"))
                 failure = f"HTTP {r.status_code} {code or ''}".strip()
@@ -740,17 +746,17 @@ class RegistryClient:
 
     def _upload_chunked(self, repo: str, digest: str, size: int, chunks: _Chunks,
                         report: Callable[[int], None]) -> None:
+        # No hashing here: the registry checks the digest on the final PUT (and a streamed
+        # source checks itself); a local file is hashed only if the registry disagrees.
         loc = self._start_upload(repo)
         offset = 0
-        hasher = hashlib.sha256()
-        for data in chunks.chunks(self.chunk_size):
-            hasher.update(data)
+        chunk_size = self.chunk_size if isinstance(chunks, _FileChunks) else min(self.chunk_size, STREAM_CHUNK_SIZE)
+        for data in chunks.chunks(chunk_size):
             loc = self._patch(loc, data, offset, report)
             offset += len(data)
-        if offset != size or "sha256:" + hasher.hexdigest() != digest:
+        if offset != size:
             raise RegistryError(
-                f"the source of blob {digest} gave {offset} bytes with digest sha256:{hasher.hexdigest()}, "
-                f"expected {size} bytes",
+                f"the source of blob {digest} gave {offset} bytes, expected {size}",
                 "the source changed while pushing; rebuild or re-resolve the base image",
             )
         self._finish(repo, loc, digest, b"", report, offset)
@@ -869,6 +875,23 @@ class _RestartUpload(Exception):
     """The upload session is gone or unusable: start a new one (counts against the attempts)."""
 
 
+class _DigestInvalid(_RestartUpload):
+    """The registry computed another digest for what we sent."""
+
+
+def _local_digest(source: BlobInput) -> str | None:
+    """The digest of a file or bytes source (None for streams, which verify themselves)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return sha256_digest(bytes(source))
+    if not isinstance(source, Path):
+        return None
+    h = hashlib.sha256()
+    with source.open("rb") as fh:
+        while data := fh.read(READ_SIZE * 4):
+            h.update(data)
+    return "sha256:" + h.hexdigest()
+
+
 def _with_query(url: str, key: str, value: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode({key: value})}"
 
@@ -881,18 +904,21 @@ class _Chunks:
 
     def __init__(self, it: Iterator[bytes]) -> None:
         self._it = it
-        self._pending = b""
 
     def chunks(self, size: int) -> Iterator[bytes]:
-        buf = bytearray(self._pending)
-        self._pending = b""
+        pieces: list[bytes] = []
+        have = 0
         for piece in self._it:
-            buf += piece
-            while len(buf) >= size:
-                yield bytes(buf[:size])
-                del buf[:size]
-        if buf:
-            yield bytes(buf)
+            pieces.append(piece)
+            have += len(piece)
+            if have >= size:
+                data = b"".join(pieces)
+                for i in range(0, len(data) - size + 1, size):
+                    yield data[i:i + size]
+                rest = data[len(data) - len(data) % size:] if len(data) % size else b""
+                pieces, have = ([rest] if rest else []), len(rest)
+        if pieces:
+            yield b"".join(pieces)
 
     def read_all(self, size: int) -> bytes:
         return b"".join(self.chunks(max(size, 1)))
