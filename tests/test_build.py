@@ -312,3 +312,13 @@ def test_fresh_runner_reuses_the_pushed_deps_layer(base_image_ref: str, local_st
     # a reference that does not exist yet (first deploy) is not an error
     fourth = _build(app, "--base-image", base_image_ref, "--reuse-deps-from", target + "-missing")
     assert not fourth["deps_reused"]
+
+
+def test_format_conversion_keeps_config_and_layers(base_image_ref: str, tmp_path: Path) -> None:
+    app = _copy_app(HANDLER_APP, tmp_path / "app", 1_600_000_000)
+    docker = _build(app, "--base-image", base_image_ref)
+    oci = _build(app, "--base-image", base_image_ref, "--format", "oci")
+    assert oci["media_type"] == "application/vnd.oci.image.manifest.v1+json"
+    assert oci["config_digest"] == docker["config_digest"]
+    assert [x["digest"] for x in oci["layers"]] == [x["digest"] for x in docker["layers"]]
+    assert oci["manifest_digest"] != docker["manifest_digest"]
