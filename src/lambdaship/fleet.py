@@ -358,14 +358,16 @@ class FleetEntry:
     digest: str | None = None
     error: str | None = None
     seconds: float | None = None
-    result: dict[str, Any] | None = None
+    image_uri: str | None = None
+    created: bool = False
+    steps: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key, "function": self.function_name, "status": self.status, "reason": self.reason,
             "version": self.version, "previous_version": self.previous_version, "digest": self.digest,
             "error": self.error, "seconds": None if self.seconds is None else round(self.seconds, 2),
-            "result": self.result,
+            "image_uri": self.image_uri, "created": self.created, "steps": self.steps,
         }
 
 
@@ -475,7 +477,7 @@ def deploy_all(
             return
         entry.seconds = time.monotonic() - started
         entry.digest = result.digest
-        entry.result = result.to_json()
+        entry.image_uri, entry.created, entry.steps = result.image_uri, bool(result.created), list(result.steps)
         entry.previous_version = result.previous_version
         if result.up_to_date or not result.version:
             # nothing published: the alias already served this image (at most blobs were re-checked)
