@@ -12,7 +12,8 @@
 - Bytecode: compiled for the *target* Python only when an interpreter of exactly that version
   is found (never host-version .pyc for another target), in PEP 552 unchecked-hash mode with
   ``/var/task/...`` as the recorded path, so it stays valid whatever the file times are and
-  identical across machines. Installer tooling (pip, setuptools, wheel) is not compiled.
+  identical across machines. Installer tooling (pip, setuptools, wheel) and
+  packages' bundled test suites are not compiled (still shipped as .py).
 - Cleanup: ``bin/`` (console scripts with host shebangs) and installer lock files are removed
   and the RECORD files adjusted, so the tree does not depend on the host.
 - AWS base images ship boto3, botocore, s3transfer, jmespath, python-dateutil, urllib3 and six.
@@ -44,7 +45,7 @@ from lambdaship.errors import LambdashipError
 from lambdaship.local.stack import home
 
 MARKER = "info.json"  # next to the tree/ directory of a cache entry
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
 AWS_BASE_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
 AWS_BASE_PREFIX = "public.ecr.aws/lambda/python"
 NEGATIVE_TTL = 3600  # seconds before looking again for a missing interpreter
@@ -352,14 +353,16 @@ def _clean(tree: Path) -> None:
 
 
 # Installer tooling that some packages declare as dependencies but functions do not import at
-# run time: not worth compiling (60 % of the files of a Chalice app's dependencies).
+# run time: not worth compiling (60 % of the files of a Chalice app's dependencies). Test
+# suites shipped inside packages (``pkg/**/tests/``, e.g. pandas/tests) are not compiled either.
 NO_BYTECODE = ("pip", "setuptools", "wheel", "_distutils_hack")
 
 COMPILE_SCRIPT = r"""
 import compileall, py_compile, re, sys
 tree, ddir, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
-skip = re.compile(re.escape(tree.rstrip("/")) + "/(?:" + "|".join(map(re.escape, sys.argv[4:])) + ")/")
-compileall.compile_dir(tree, ddir=ddir, quiet=2, workers=workers, rx=skip if sys.argv[4:] else None,
+top = "|".join(map(re.escape, sys.argv[4:])) or "(?!)"
+skip = re.compile(re.escape(tree.rstrip("/")) + "/(?:(?:" + top + ")/|.+/tests?/)")
+compileall.compile_dir(tree, ddir=ddir, quiet=2, workers=workers, rx=skip,
     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
 """
 
