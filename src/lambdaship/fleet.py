@@ -151,6 +151,12 @@ def _requirement_paths(fn: FunctionConfig) -> list[Path]:
     return requirement_files(req) if req.is_file() else [req.resolve()]
 
 
+def _env_file(fn: FunctionConfig) -> Path | None:
+    from lambdaship.deploy.env import env_file_path
+
+    return env_file_path(fn, None)
+
+
 def _config_tables(text: str, name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     data = tomllib.loads(text)
     if name == PYPROJECT:
@@ -305,11 +311,14 @@ def decide(
     deps = [paths[p] for p in paths if p in req_paths]
     if deps:
         reasons.append(f"dependency set changed: {', '.join(deps)}")
+    env_path = _env_file(fn)
+    if env_path is not None and env_path in paths:
+        reasons.append(f"environment file changed: {paths[env_path]}")
     source = fn.source.resolve()
     src = []
     for p, shown in paths.items():
         rel = _rel(p, source)
-        if rel is not None and p not in req_paths and in_image(fn, rel):
+        if rel is not None and p not in req_paths and p != env_path and in_image(fn, rel):
             src.append(shown)
     if src:
         reasons.append(f"source changed: {_few(src)}")
