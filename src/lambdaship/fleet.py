@@ -671,6 +671,21 @@ def totals_line(result: FleetResult) -> str:
             f"{result.count('failed')} failed, {result.count('skipped')} skipped in {result.seconds:.1f}s")
 
 
+def check_all_flags(command: str, all_: bool, *, fleet_only: dict[str, Any], single_only: dict[str, Any]) -> None:
+    """Usage errors for ``--all``: ``fleet_only`` flags (e.g. ``--changed-since``) need it,
+    ``single_only`` flags (e.g. ``--function``) exclude it. Values that are None/False are unset."""
+    if not all_:
+        given = [flag for flag, value in fleet_only.items() if value not in (None, False)]
+        if given:
+            raise UsageError(f"{command}: {given[0]} needs --all", f"use `lambdaship {command} --all {given[0]} …`")
+        return
+    given = [flag for flag, value in single_only.items() if value not in (None, False)]
+    if given:
+        raise UsageError(f"{command}: --all and {given[0]} exclude each other",
+                         f"drop {given[0]} (per-function settings belong in the config), or run "
+                         f"`lambdaship {command} --function <key>` for one function")
+
+
 def run_deploy_all(
     project: Path | None,
     *,
