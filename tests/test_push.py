@@ -505,3 +505,56 @@ def test_cli_push_builds_mounts_base_and_reuses_deps_on_a_fresh_runner(local_sta
     uploaded = [b["kind"] for b in two["blobs"] if b["action"] == "uploaded"]
     assert sorted(uploaded) == ["config", "layer"] and two["skipped_blobs"] == 3, two
     assert two["digest"] != one["digest"]
+
+
+def test_parallel_pushes_to_one_repository(local_stack, tmp_path: Path) -> None:
+    """Several pushes at once into one repository, sharing a dependency layer: all land intact."""
+    import concurrent.futures as cf
+
+    deps = file_layer(tmp_path, {"var/task/shared.bin": os.urandom(300_000)})
+    images = [make_image([deps, file_layer(tmp_path, {"var/task/app.py": f"N = {i}\n".encode()})], label=str(i))
+              for i in range(6)]
+    repo = uid("parallel")
+    dest = target(local_stack, repo)
+    with cf.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda ix: push_image(ix[1], dest, [f"t{ix[0]}"]), enumerate(images)))
+    client = RegistryClient(local_stack.registry.url)
+    for i, (image, res) in enumerate(zip(images, results, strict=True)):
+        assert res.digest == image.digest
+        assert client.head_manifest(repo, f"t{i}") == image.digest
+    assert client.get_blob(repo, deps.digest) == deps.path.read_bytes()
+    assert sorted(client.list_tags(repo)) == sorted(f"t{i}" for i in range(6))
+
+
+def test_fault_proxy_in_front_of_moto_and_registry(local_stack, tmp_path: Path, fast_retries,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same proxy works in front of moto: ECR calls that get a 500 or a reset are retried by
+    boto3 (standard mode), registry calls by the registry client; the ECR push completes."""
+    from lambdaship.aws import ecr
+    from lambdaship.aws.session import client
+
+    seen: dict[str, int] = {}
+
+    def moto_rule(method: str, path: str, n: int) -> str | None:
+        if method == "POST":
+            seen["post"] = seen.get("post", 0) + 1
+            if seen["post"] in (1, 4):
+                return "500" if seen["post"] == 1 else "reset"
+        return "pass"
+
+    with FaultProxy(local_stack.moto.url, rule=moto_rule) as moto, \
+            FaultProxy(local_stack.registry.url, rate=0.2, seed=7) as reg:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
+        monkeypatch.setenv("LAMBDASHIP_REGISTRY_URL", reg.url)
+        RegistryClient.clear_cache()
+        try:
+            name = uid("proxied")
+            uri = ecr.ensure_repository(name, keep_images=5)
+            image = make_image([file_layer(tmp_path, {"var/task/app.py": b"proxied = 1\n"})])
+            res = push_image(image, uri, ["git-proxied"])
+            assert res.digest == image.digest
+            assert moto.counts["500"] == 1 and moto.counts["reset"] == 1
+        finally:
+            RegistryClient.clear_cache()
+    details = client("ecr").describe_images(repositoryName=name)["imageDetails"]
+    assert [d["imageDigest"] for d in details] == [image.digest]
