@@ -138,9 +138,12 @@ def write_index_layout(layout: Path, archs: list[str], tag: str = "latest") -> N
     }))
 
 
-def skopeo_push(layout: Path, tag: str, dest: str, *, fmt: str | None = "v2s2", all_images: bool = False) -> None:
-    """``skopeo copy oci:LAYOUT:TAG docker://DEST`` (plain HTTP allowed)."""
+def skopeo_push(layout: Path, tag: str, dest: str, *, fmt: str | None = "v2s2", all_images: bool = False,
+                creds: str | None = None) -> None:
+    """``skopeo copy oci:LAYOUT:TAG docker://DEST`` (plain HTTP allowed; ``creds`` = "user:password")."""
     cmd = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
+    if creds:
+        cmd += ["--dest-creds", creds]
     if fmt:
         cmd += ["--format", fmt]
     if all_images:

@@ -322,3 +322,30 @@ def test_format_conversion_keeps_config_and_layers(base_image_ref: str, tmp_path
     assert oci["config_digest"] == docker["config_digest"]
     assert [x["digest"] for x in oci["layers"]] == [x["digest"] for x in docker["layers"]]
     assert oci["manifest_digest"] != docker["manifest_digest"]
+
+
+def test_base_on_an_ecr_host_behind_basic_auth(local_stack, tmp_path: Path) -> None:
+    """ECR host name → LAMBDASHIP_REGISTRY_URL, credentials from GetAuthorizationToken (moto)."""
+    import warnings
+
+    from lambdaship.local import stack
+    from tests.images import registry_host, skopeo_push, write_base_layout
+
+    password = f"{stack.ACCOUNT_ID}-auth-token"  # what moto's GetAuthorizationToken hands out
+    htpasswd = tmp_path / "htpasswd"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # Python 3.11/3.12: bcrypt for the registry's htpasswd file
+    htpasswd.write_text(f"AWS:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+    url, proc = stack.start_registry(
+        tmp_path / "reg", extra_config=f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n")
+    try:
+        write_base_layout(tmp_path / "base", tag="3.12")
+        skopeo_push(tmp_path / "base", "3.12", f"{registry_host(url)}/lambda/python:3.12", creds=f"AWS:{password}")
+        ecr_base = f"{stack.ACCOUNT_ID}.dkr.ecr.{local_stack.region}.amazonaws.com/lambda/python:3.12"
+        app = _copy_app(HANDLER_APP, tmp_path / "app", 1_600_000_000)
+        result = _build(app, "--base-image", ecr_base, env={"LAMBDASHIP_REGISTRY_URL": url})
+        assert [x["role"] for x in result["layers"]] == ["base", "base", "deps", "app"]
+        assert result["base"] == ecr_base
+    finally:
+        stack.stop_registry(proc)
