@@ -133,3 +133,14 @@ def test_missing_requirements_file(tmp_path: Path) -> None:
     fn = _fn(tmp_path, "six\n").model_copy(update={"requirements": "nope.txt"})
     with pytest.raises(LambdashipError, match=r"requirements file .*nope\.txt not found"):
         deps.install(fn)
+
+
+def test_pip_fallback_installs_for_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deps, "uv_binary", lambda: None)
+    assert deps.installer()[0] == "pip"
+    fn = _fn(tmp_path, "markupsafe==3.0.2\n", architecture="arm64")
+    result = deps.install(fn)
+    so = [p.name for p in result.path.rglob("*.so")]
+    assert so and all("cpython-312-aarch64-linux-gnu" in n for n in so)
+    assert not [p for p in result.path.rglob("*.pyc") if ".cpython-312." not in p.name]  # --no-compile
+    assert result.requirements == ["markupsafe==3.0.2"]
