@@ -395,3 +395,25 @@ def test_bearer_token_challenge_flow(local_stack, tmp_path: Path, monkeypatch: p
         RegistryClient.clear_cache()
         stack.stop_registry(proc)
         tokens.stop()
+
+
+def test_download_cut_mid_body_resumes_with_range(local_stack, tmp_path: Path) -> None:
+    from tests.faultproxy import FaultProxy
+
+    repo = f"range-{uuid.uuid4().hex[:8]}"
+    data = os.urandom(3 * 1024 * 1024)
+    RegistryClient(local_stack.registry.url).upload_blob(repo, _digest(data), len(data), data)
+    gets = {"n": 0}
+
+    def rule(method: str, path: str, n: int) -> str | None:
+        if method == "GET" and "/blobs/sha256:" in path:
+            gets["n"] += 1
+            return "cut" if gets["n"] == 1 else "pass"
+        return "pass"
+
+    with FaultProxy(local_stack.registry.url, rule=rule) as proxy:
+        client = RegistryClient(proxy.url)
+        out = client.download_blob(repo, _digest(data), tmp_path / "blob")
+        statuses = [r.status for r in proxy.log if r.method == "GET"]
+    assert out.read_bytes() == data
+    assert proxy.counts["cut"] == 1 and statuses == [200, 206]  # the second GET asked for the rest only
