@@ -40,7 +40,6 @@ def make(tf, base: str, role: str, n: int) -> Path:  # type: ignore[no-untyped-d
         k = "abc"[i % 3]
         table = re.search(r"\[functions\.%s\](.*?)(?=\n\[|\Z)" % k, text, re.S).group(1)  # noqa: UP031
         name = f"bench-{k}{i}-{uuid.uuid4().hex[:8]}"
-        tf._aws("ecr").create_repository(repositoryName=name)
         extra += f"\n[functions.{k}{i}]" + re.sub(r'function_name = "[^"]+"', f'function_name = "{name}"', table)
     if extra:
         (root / "lambdaship.toml").write_text(text + extra)
