@@ -349,3 +349,16 @@ def test_base_on_an_ecr_host_behind_basic_auth(local_stack, tmp_path: Path) -> N
         assert result["base"] == ecr_base
     finally:
         stack.stop_registry(proc)
+
+
+def test_app_without_dependencies_has_no_deps_layer(base_image_ref: str, tmp_path: Path) -> None:
+    app = _copy_app(HANDLER_APP, tmp_path / "app", 1_600_000_000)
+    (app / "requirements.txt").unlink()
+    (app / "pyproject.toml").write_text(
+        '[tool.lambdaship]\nfunction_name = "no-deps"\nhandler = "handler.handler"\npython = "3.12"\n')
+    (app / "handler.py").write_text("def handler(event, context):\n    return {'ok': True}\n")
+    out = tmp_path / "layout"
+    result = _build(app, "--base-image", base_image_ref, "--out", str(out))
+    assert [x["role"] for x in result["layers"]] == ["base", "base", "app"]
+    labels = json.loads(_blob(out, result["config_digest"]))["config"]["Labels"]
+    assert "dev.lambdaship.deps-layer" not in labels and labels["dev.lambdaship.function"] == "no-deps"

@@ -188,7 +188,13 @@ def tar_stream(entries: Iterable[Entry], mtime: int | None = None) -> Iterator[b
             pad = -len(e.data) % 512
         else:
             assert e.source is not None
-            with open(e.source, "rb") as fh:
+            try:
+                fh = open(e.source, "rb")  # noqa: SIM115 - closed by the with below
+            except OSError as exc:
+                raise LambdashipError(
+                    f"cannot read {e.source}: {exc.strerror}", "fix its permissions or exclude it"
+                ) from None
+            with fh:
                 size = os.fstat(fh.fileno()).st_size
                 yield _header(e, size, mtime)
                 left = size
