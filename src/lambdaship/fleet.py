@@ -702,9 +702,8 @@ def run_deploy_all(
     check_workers(workers)
     proj = load_project(project)
 
-    def event(key: str, message: str) -> None:
-        if not json_:
-            err_console.print(f"[{proj.functions[key].function_name}] {message}", markup=False, highlight=False)
+    def event(key: str, message: str) -> None:  # stderr, also with --json (CI logs show progress)
+        err_console.print(f"[{proj.functions[key].function_name}] {message}", markup=False, highlight=False)
 
     result = deploy_all(proj, changed_since=changed_since, workers=workers, dry_run=dry_run, on_event=event,
                         **options)
