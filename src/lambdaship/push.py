@@ -19,10 +19,9 @@ API (``PutImage``) so ``DescribeImages`` and Lambda see them.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -208,9 +207,8 @@ def push_image(image: Image, target: str, tags: Sequence[str] = (), *, progress:
 def _push_blob(client: RegistryClient, registry: str, repo: str, blob: _Blob, prog: _Progress) -> str:
     if client.blob_exists(repo, blob.digest):
         return "skipped"
-    advance = prog.blob(blob)
     if blob.data is not None:
-        client.upload_blob(repo, blob.digest, blob.size, blob.data, progress=advance)
+        client.upload_blob(repo, blob.digest, blob.size, blob.data, progress=prog.blob(blob))
         return "uploaded"
     layer = blob.layer
     assert layer is not None
@@ -219,15 +217,11 @@ def _push_blob(client: RegistryClient, registry: str, repo: str, blob: _Blob, pr
             and client.mount_blob(repo, blob.digest, src.repository)):
         return "mounted"
     if layer.path is not None and layer.path.is_file():
-        client.upload_blob(repo, blob.digest, blob.size, layer.path, progress=advance)
+        client.upload_blob(repo, blob.digest, blob.size, layer.path, progress=prog.blob(blob))
         return "uploaded"
     assert src is not None
-    source_client = RegistryClient.for_registry(src.registry)
-
-    @contextlib.contextmanager
-    def open_source() -> Iterator[Iterator[bytes]]:
-        with source_client.stream_blob(src.repository, blob.digest) as it:
-            yield it
-
-    client.upload_blob(repo, blob.digest, blob.size, open_source, progress=advance)
+    source = RegistryClient.for_registry(src.registry)
+    # A callable source: re-opened (from the start) if the upload has to restart.
+    client.upload_blob(repo, blob.digest, blob.size, lambda: source.stream_blob(src.repository, blob.digest),
+                       progress=prog.blob(blob))
     return "streamed"
