@@ -558,3 +558,19 @@ def test_fault_proxy_in_front_of_moto_and_registry(local_stack, tmp_path: Path, 
             RegistryClient.clear_cache()
     details = client("ecr").describe_images(repositoryName=name)["imageDetails"]
     assert [d["imageDigest"] for d in details] == [image.digest]
+
+
+def test_cli_push_repository_options(local_stack, tmp_path: Path) -> None:
+    from lambdaship.aws.session import client
+
+    layout = write_layout(make_image([file_layer(tmp_path, {"a.py": b"a"})]), tmp_path / "layout")
+    name = uid("opts")
+    proc = run_cli("push", "--layout", str(layout), "--repository", name, "--no-scan-on-push", "--immutable-tags",
+                   "--kms-key", "alias/lambdaship-test", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    repo = client("ecr").describe_repositories(repositoryNames=[name])["repositories"][0]
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is False
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert repo["encryptionConfiguration"]["encryptionType"] == "KMS"
+    bad = run_cli("push", "--layout", str(layout), "--repository", name, "--tag", "no good", cwd=tmp_path)
+    assert bad.returncode == 2 and "not a valid tag" in bad.stderr

@@ -69,6 +69,14 @@ def register(app: typer.Typer) -> None:
             DEFAULT_KEEP, "--keep-images", min=1,
             help="ECR lifecycle policy: keep this many pushed images (deployed ones are never expired).",
         ),
+        scan_on_push: bool = typer.Option(
+            True, "--scan-on-push/--no-scan-on-push", help="New ECR repository: scan images on push.",
+        ),
+        immutable_tags: bool = typer.Option(False, "--immutable-tags", help="New ECR repository: immutable tags."),
+        kms_key: str | None = typer.Option(
+            None, "--kms-key", help="New ECR repository: encrypt with this KMS key (default: AES-256).",
+            show_default=False,
+        ),
         json_: bool = JsonOpt,
     ) -> None:
         """Build the function's image (or read --layout) and push it; prints repository@sha256:…."""
@@ -117,7 +125,10 @@ def register(app: typer.Typer) -> None:
             from lambdaship.aws import ecr
 
             assert name is not None
-            target = ecr.ensure_repository(name, keep_images=keep_images)
+            target = ecr.ensure_repository(
+                name, keep_images=keep_images, scan_on_push=scan_on_push, mutable_tags=not immutable_tags,
+                encryption="KMS" if kms_key else "AES256", kms_key=kms_key,
+            )
 
         result = push_image(image, target, tags, progress=interactive() and not json_)
         if json_:
