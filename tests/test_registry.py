@@ -417,3 +417,35 @@ def test_download_cut_mid_body_resumes_with_range(local_stack, tmp_path: Path) -
         statuses = [r.status for r in proxy.log if r.method == "GET"]
     assert out.read_bytes() == data
     assert proxy.counts["cut"] == 1 and statuses == [200, 206]  # the second GET asked for the rest only
+
+
+def test_credentials_from_auth_files_and_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import stat
+
+    from lambdaship.registry import docker_config_credentials
+
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    (tmp_path / "docker").mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-testhelper"
+    # The credential-helper protocol: server URL on stdin, JSON on stdout.
+    helper.write_text('#!/bin/sh\nread server\nprintf \'{"ServerURL":"%s","Username":"u-%s","Secret":"s3"}\' '
+                      '"$server" "$server"\n')
+    helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({
+        "auths": {"https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()}},
+        "credHelpers": {"ghcr.io": "testhelper"},
+        "credsStore": "testhelper",
+    }))
+    assert docker_config_credentials("docker.io") == ("hub", "pw")
+    assert docker_config_credentials("ghcr.io") == ("u-ghcr.io", "s3")
+    assert docker_config_credentials("quay.io") == ("u-quay.io", "s3")  # credsStore
+    (tmp_path / "run" / "containers").mkdir(parents=True)
+    (tmp_path / "run" / "containers" / "auth.json").write_text(json.dumps(
+        {"auths": {"quay.io": {"auth": base64.b64encode(b"podman:pw2").decode()}}}))
+    assert docker_config_credentials("quay.io") == ("podman", "pw2")  # skopeo/podman login wins

@@ -289,20 +289,66 @@ def _scope_key(request: httpx.Request) -> tuple[str, str] | None:
     return m.group(1), "pull" if request.method in ("GET", "HEAD") else "push"
 
 
-def docker_config_credentials(host: str) -> Credentials | None:
-    """Credentials for ``host`` from ``$DOCKER_CONFIG/config.json`` ``auths`` (no helpers)."""
-    path = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
-    try:
-        auths = json.loads(path.read_text()).get("auths") or {}
-    except (OSError, ValueError):
+def _auth_files() -> list[Path]:
+    """Where ``docker login`` / ``skopeo login`` / ``podman login`` keep credentials, in order."""
+    files = []
+    if os.environ.get("REGISTRY_AUTH_FILE"):
+        files.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        files.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
+    files.append(Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json")
+    return files
+
+
+def _host_matches(key: str, host: str) -> bool:
+    k = re.sub(r"^https?://", "", key).split("/", 1)[0]
+    return k == host or (host == DOCKER_HUB and k in ("index.docker.io", "registry-1.docker.io"))
+
+
+def _credential_helper(helper: str, host: str) -> Credentials | None:
+    """``docker-credential-<helper> get`` (the Docker credential-helper protocol)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which(f"docker-credential-{helper}")
+    if not exe:
         return None
-    for key, entry in auths.items():
-        k = re.sub(r"^https?://", "", key).split("/", 1)[0]
-        if k == host or (host == DOCKER_HUB and k in ("index.docker.io", "registry-1.docker.io")):
-            raw = entry.get("auth")
-            if raw:
-                user, _, pw = base64.b64decode(raw).decode().partition(":")
+    server = "https://index.docker.io/v1/" if host == DOCKER_HUB else host
+    try:
+        proc = subprocess.run([exe, "get"], input=server, capture_output=True, text=True, timeout=30)
+        data = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    if not data or not data.get("Secret"):
+        return None
+    return data.get("Username") or "", data["Secret"]
+
+
+def docker_config_credentials(host: str) -> Credentials | None:
+    """Credentials for ``host`` from the container tools' auth files.
+
+    ``$REGISTRY_AUTH_FILE``, ``$XDG_RUNTIME_DIR/containers/auth.json`` (skopeo/podman), then
+    ``$DOCKER_CONFIG/config.json`` (docker): ``credHelpers`` for the host, ``auths`` entries,
+    and ``credsStore`` (credential helpers are run as ``docker-credential-<name> get``).
+    """
+    for path in _auth_files():
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for key, helper in (config.get("credHelpers") or {}).items():
+            if _host_matches(key, host):
+                creds = _credential_helper(helper, host)
+                if creds:
+                    return creds
+        for key, entry in (config.get("auths") or {}).items():
+            if _host_matches(key, host) and entry.get("auth"):
+                user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
                 return user, pw
+        if config.get("credsStore"):
+            creds = _credential_helper(config["credsStore"], host)
+            if creds:
+                return creds
     return None
 
 
