@@ -497,8 +497,8 @@ class RegistryClient:
         """A (cached) client for ``registry`` with the right credentials.
 
         ECR hosts: basic auth ``AWS:<token>`` from ``GetAuthorizationToken``, requested only
-        if the registry asks; ``LAMBDASHIP_REGISTRY_URL`` replaces the host. Others: Docker's
-        ``config.json`` credentials when present, else anonymous/bearer.
+        if the registry asks; ``LAMBDASHIP_REGISTRY_URL`` replaces the host. Others: the
+        credentials of ``docker login`` / ``skopeo login`` when present, else anonymous/bearer.
         """
         registry = registry.rstrip("/")
         key = f"{registry}|{base_url(registry)}"
@@ -536,7 +536,7 @@ class RegistryClient:
         if status in (401, 403):
             hint = (
                 "check your registry credentials (for ECR: AWS credentials with ecr:* permissions; "
-                "for others: docker login / $DOCKER_CONFIG/config.json)"
+                "for others: docker login or skopeo login)"
             )
         elif status == 429 or status >= 500:
             hint = "the registry is unavailable or rate-limiting; try again later"
