@@ -21,17 +21,15 @@ SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".chalice",
              ".ruff_cache", "build", "dist", ".lambdaship"}
 
 
-def host_pythonpath(fn: FunctionConfig, *, quiet: bool = False) -> tuple[list[Path], str | None]:
-    """The app directory plus its dependencies installed for this host's Python.
+def host_pythonpath(fn: FunctionConfig) -> tuple[list[Path], str | None]:
+    """The app directory plus its dependencies installed (cached) for this host's Python.
 
     Returns the path list and a note for the user (None when nothing to say).
     """
+    from lambdaship import deps
+
     paths = [fn.source]
     note = None
-    try:
-        from lambdaship import deps
-    except ImportError:  # builder not available: run with what the host Python already has
-        return paths, "dependencies are not installed for the host (lambdaship.deps unavailable); using host packages"
     result = deps.install(fn, target="host")
     dep_path = Path(result.path)
     if dep_path.is_dir():
