@@ -114,6 +114,13 @@ def publish_version(**params: Any) -> dict[str, Any]:
     return _strip(_call("PublishVersion", client().publish_version, params["FunctionName"], **params))
 
 
+def delete_version(function_name: str, version: str) -> None:
+    """Delete one published version (never $LATEST)."""
+    if not version.isdigit():
+        raise ValueError(f"not a published version: {version!r}")
+    client().delete_function(FunctionName=function_name, Qualifier=version)
+
+
 def get_alias(function_name: str, alias: str) -> dict[str, Any] | None:
     from botocore.exceptions import ClientError
 

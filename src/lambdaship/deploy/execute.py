@@ -7,6 +7,7 @@ step fails the alias still points at the version it pointed at before.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,23 +107,39 @@ def _h_publish(step: Step, p: dict[str, Any], ctx: dict[str, Any], plan: Plan) -
 
     assert plan.target is not None
     name, uri, digest = plan.function_name, plan.target.image_uri, plan.target.digest
-    latest = lambda_.get_function(name)
-    if latest is None:
-        raise ConcurrentDeployError(name, "the function was deleted")
-    if latest.get("Code", {}).get("ImageUri") != uri:
-        other = digest_of_uri(latest.get("Code", {}).get("ImageUri"))
-        raise ConcurrentDeployError(name, f"$LATEST now runs {other or 'another image'}")
-    cfg = latest["Configuration"]
-    params = {**p, "RevisionId": cfg.get("RevisionId"), "CodeSha256": cfg.get("CodeSha256")}
-    resp = lambda_.publish_version(**{k: v for k, v in params.items() if v is not None})
-    version = resp["Version"]
-    # Check what was published: the version must run our image and carry our marker.
-    published = lambda_.get_function(name, version)
-    got_uri = (published or {}).get("Code", {}).get("ImageUri")
-    _, marked = parse_marker((published or {}).get("Configuration", {}).get("Description"))
-    if got_uri != uri or (marked is not None and marked != digest):
-        raise ConcurrentDeployError(name, f"version {version} does not run {digest}")
-    ctx["version"] = version
+    existing = [int(v["Version"]) for v in lambda_.list_versions(name)]
+    newest_before = max(existing, default=0)
+    for attempt in (1, 2):
+        latest = lambda_.get_function(name)
+        if latest is None:
+            raise ConcurrentDeployError(name, "the function was deleted")
+        if latest.get("Code", {}).get("ImageUri") != uri:
+            other = digest_of_uri(latest.get("Code", {}).get("ImageUri"))
+            raise ConcurrentDeployError(name, f"$LATEST now runs {other or 'another image'}")
+        cfg = latest["Configuration"]
+        # Lambda refuses with PreconditionFailed if $LATEST changed since this read.
+        params = {**p, "RevisionId": cfg.get("RevisionId"), "CodeSha256": cfg.get("CodeSha256")}
+        version = lambda_.publish_version(**{k: v for k, v in params.items() if v is not None})["Version"]
+        # Check what was published: the version must run our image and carry our marker.
+        published = lambda_.get_function(name, version)
+        got_uri = (published or {}).get("Code", {}).get("ImageUri")
+        _, marked = parse_marker((published or {}).get("Configuration", {}).get("Description"))
+        if got_uri == uri and marked in (None, digest):
+            ctx["version"] = version
+            return
+        if marked == digest and int(version) > newest_before:
+            # We published while another deploy changed $LATEST (possible only where Lambda does
+            # not enforce the preconditions): remove the version so none carries a wrong marker.
+            # Nothing points at it: we have not moved the alias, others reject our marker.
+            with contextlib.suppress(Exception):
+                lambda_.delete_version(name, version)
+            raise ConcurrentDeployError(name, f"version {version} does not run {digest}")
+        if attempt == 2 or got_uri != uri:
+            raise ConcurrentDeployError(name, f"version {version} does not run {digest}")
+        # Lambda handed back another deploy's version (nothing changed since it published) while
+        # $LATEST runs our image: we are the latest writer; re-apply our code and publish again.
+        lambda_.update_function_code(FunctionName=name, ImageUri=uri)
+        lambda_.wait_updated(name)
 
 
 def _h_put_tag(step: Step, p: dict[str, Any], ctx: dict[str, Any], plan: Plan) -> None:
