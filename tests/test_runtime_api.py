@@ -139,6 +139,15 @@ def test_invoke_local_json_and_function_error(tmp_path: Path) -> None:
     assert "about to fail" in text.stderr
 
 
+def test_invoke_local_path_sends_a_per_route_api_gateway_event() -> None:
+    proc = run_cli("invoke", "--local", "-C", str(EXAMPLES / "chalice-app"), "--path", "/items/demo", "--json")
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)["result"]
+    assert answer["statusCode"] == 200 and json.loads(answer["body"])["id"] == "demo"
+    unknown = run_cli("invoke", "--local", "-C", str(EXAMPLES / "chalice-app"), "--path", "/nope")
+    assert unknown.returncode == 2 and "no Chalice route matches /nope" in unknown.stderr
+
+
 def test_invoke_rejects_an_event_that_is_not_json(tmp_path: Path) -> None:
     bad = tmp_path / "event.json"
     bad.write_text("{not json")

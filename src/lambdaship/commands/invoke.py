@@ -32,6 +32,28 @@ def read_event(event: str | None) -> bytes:
     return data or b"{}"
 
 
+def http_event(app_dir: Path, method: str, path: str, body: bytes = b"") -> bytes:
+    """An API Gateway REST proxy event for ``METHOD path`` (per-route shape for Chalice apps)."""
+    from lambdaship.local.gateway import build_event_v1, match_route
+    from lambdaship.local.serve import routes_for
+
+    if not path.startswith("/"):
+        raise UsageError(f"--path {path!r} must start with '/'")
+    routes = routes_for(app_dir)
+    route_path = path.split("?", 1)[0]
+    if routes is not None:
+        matched = match_route(routes, route_path)
+        if matched is None:
+            raise UsageError(f"no Chalice route matches {route_path}",
+                             f"routes: {', '.join(r.path for r in routes) or 'none'}")
+        resource, params = matched[0].path, matched[1]
+    else:
+        resource, params = "/{proxy+}", ({"proxy": route_path.lstrip("/")} if route_path != "/" else {})
+    event = build_event_v1(method.upper(), path, [("Host", "localhost"), ("User-Agent", "lambdaship-invoke")], body,
+                           resource=resource, path_params=params)
+    return json.dumps(event).encode()
+
+
 def _print_result(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
@@ -49,14 +71,21 @@ def register(app: typer.Typer) -> None:
         timeout: float | None = typer.Option(None, "--timeout", help="Override the function's timeout (s, --local)."),
         env_file: Path | None = EnvFileOpt,
         secrets: bool = SecretsOpt,
+        path: str | None = typer.Option(None, "--path", help="Send an API Gateway proxy event for this HTTP path "
+                                        "(Chalice apps: per-route shape) instead of --event."),
+        method: str = typer.Option("GET", "--method", "-X", help="HTTP method for --path."),
         json_: bool = JsonOpt,
     ) -> None:
         """Invoke the function once and print its result (then its logs, with --local).
 
         Exit status 1 when the function fails (the error is printed as Lambda shapes it).
         """
+        if path is not None and event is not None:
+            raise UsageError("--path and --event cannot be combined", "choose one")
         payload = read_event(event)
         _, fn = project_and_function(project, function)
+        if path is not None:
+            payload = http_event(fn.source, method, path)
         if local:
             data = _invoke_local(fn, payload, timeout, env_file, secrets)
         else:
