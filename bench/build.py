@@ -139,6 +139,8 @@ def measure(args: argparse.Namespace, app: Path, base: str, tmp: Path, registry_
         info["deps_layer"] = next(x["size"] for x in cold["layers"] if x["role"] == "deps")
         info["deps_unpacked"] = next(x["uncompressed_size"] for x in cold["layers"] if x["role"] == "deps")
         info["bytecode"] = cold["bytecode"]
+        for k in ("deps_install", "deps_bytecode", "layers", "total"):
+            info.setdefault("cold_" + k, []).append(cold["timings"].get(k, 0.0))
         dt, _ = lambdaship_build(app, base, home, uvc)
         res["ls_warm"].append(dt)
         # push the first image so a "fresh runner" can find its dependency layer
@@ -192,6 +194,9 @@ def render(rows: dict, args: argparse.Namespace) -> str:
         f"- dependency layer: {info['deps_layer'] / 1e6:.1f} MB gzip ({info['deps_unpacked'] / 1e6:.1f} MB tar), "
         f"bytecode for 3.12 {'included' if info['bytecode'] else 'not included (no python3.12 here)'}; "
         f"peer layer {info['peer_layer'] / 1e6:.1f} MB (no bytecode).",
+        f"- lambdaship cold, in-process (median): install {median(info['cold_deps_install']):.2f} s, "
+        f"bytecode {median(info['cold_deps_bytecode']):.2f} s, layers (tar + gzip + sha256, 2 threads) "
+        f"{median(info['cold_layers']):.2f} s, total {median(info['cold_total']):.2f} s.",
         f"- reproducible (same digest from {args.runs} cold builds): lambdaship "
         f"{'yes' if rows['reproducible'] else 'NO'}, peer {'yes' if rows['peer_reproducible'] else 'no'}.",
         "- lambdaship's numbers include CLI start-up and reading the base image's manifest and config "

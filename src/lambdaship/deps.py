@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -60,6 +60,7 @@ class DepsResult:
     cached: bool = False  # True when the cache already held this set
     pruned: tuple[str, ...] = ()  # packages left out because the base image ships them
     bytecode: bool = False  # .pyc compiled for the target version
+    timings: dict[str, float] = field(default_factory=dict, compare=False)  # install, bytecode (seconds)
 
 
 def canonical_name(name: str) -> str:
@@ -418,13 +419,16 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
         return DepsResult(entry / "tree", key, info["requirements"], cached=True,
                           pruned=tuple(info.get("pruned", [])), bytecode=bool(info.get("bytecode")))
     root.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
         tree = tmp / "tree"
         tree.mkdir()
         if req is not None and named | _has_options(req_text):
             cmd, env = _install_cmd(fn, target, req, tree)
+            t0 = time.monotonic()
             proc = subprocess.run(cmd, cwd=req.parent, env=env, capture_output=True, text=True, timeout=1800)
+            timings["install"] = time.monotonic() - t0
             if proc.returncode != 0:
                 raise _sdist_error(proc.stderr, fn) or LambdashipError(
                     f"installing the dependencies in {req.name} failed: {_last_error_line(proc.stderr)}",
@@ -437,7 +441,9 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
                 _remove_dist(tree, dist_info)
                 pruned.append(spec.split("==")[0])
         if pyc:
+            t0 = time.monotonic()
             compile_tree(tree, pyc)
+            timings["bytecode"] = time.monotonic() - t0
         requirements = sorted(_installed(tree))
         (tmp / MARKER).write_text(json.dumps(
             {"requirements": requirements, "pruned": pruned, "bytecode": bool(pyc), "python": fn.python,
@@ -451,7 +457,8 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return DepsResult(entry / "tree", key, requirements, cached=False, pruned=tuple(pruned), bytecode=bool(pyc))
+    return DepsResult(entry / "tree", key, requirements, cached=False, pruned=tuple(pruned), bytecode=bool(pyc),
+                      timings=timings)
 
 
 def _has_options(text: str) -> set[str]:

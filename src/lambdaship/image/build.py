@@ -491,6 +491,8 @@ def build_image(
             deps = deps_mod.install(fn)
         base = base_f.result()
     timings["base_and_deps"] = time.monotonic() - t0
+    if deps is not None:
+        timings.update({f"deps_{k}": v for k, v in deps.timings.items()})
     media_type = base.media_type
     layer_type = LAYER_TYPES[media_type]
 
