@@ -207,11 +207,14 @@ def _search_interpreter(version: str, env: str | None) -> str | None:
             yield env
             return
         which = shutil.which(f"python{version}")
-        if which:
+        shim = which is not None and "/shims/" in which  # pyenv dispatcher: slow, may not be active
+        if which and not shim:
             yield which
         pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
         for p in sorted((pyenv_root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True):
             yield str(p)
+        if which and shim:
+            yield which
         uv = uv_binary()
         if uv:
             try:
