@@ -250,6 +250,16 @@ def test_basic_auth_with_ecr_credentials(local_stack, tmp_path: Path, monkeypatc
             anonymous.blob_exists("x", sha256_digest(b"x"))
         assert exc.value.status == 401 and "credentials" in exc.value.one_line()
 
+        # Refused (e.g. expired) credentials are fetched again once.
+        calls = {"n": 0}
+
+        def rotating() -> tuple[str, str]:
+            calls["n"] += 1
+            return ("AWS", "expired-token") if calls["n"] == 1 else ("AWS", password)
+
+        rotated = RegistryClient(url, credentials=rotating)
+        assert rotated.blob_exists("x", sha256_digest(b"x")) is False and calls["n"] == 2
+
         monkeypatch.setenv("LAMBDASHIP_REGISTRY_URL", url)
         RegistryClient.clear_cache()
         ecr_host = f"{stack.ACCOUNT_ID}.dkr.ecr.{local_stack.region}.amazonaws.com"

@@ -374,6 +374,10 @@ class _RegistryAuth(httpx.Auth):
                 self._creds_loaded = True
             return self._creds
 
+    def reload(self) -> None:
+        with self._lock:
+            self._creds_loaded = False
+
     def _basic_header(self) -> str | None:
         creds = self.credentials()
         if not creds:
@@ -403,37 +407,51 @@ class _RegistryAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
         self._apply(request)
         response = yield request
-        if response.status_code != 401:
-            return
-        header = response.headers.get("WWW-Authenticate", "")
-        scheme, params = _parse_challenge(header)
-        if scheme == "basic":
-            self._basic = True
-            auth = self._basic_header()
-            if not auth:
+        reloaded = False
+        for _ in range(3):  # challenge → credentials → (refused: fetch them again) → give up
+            if response.status_code != 401:
                 return
-        elif scheme == "bearer":
-            self._bearer = params
-            key = _scope_key(request)
-            scopes = params.get("scope", "").split()  # space-separated when several are needed
-            if key:
-                wanted = f"repository:{key[0]}:{'pull' if key[1] == 'pull' else 'pull,push'}"
-                if wanted not in scopes:
-                    scopes.append(wanted)
-                scopes += self._extra_scopes.get(key[0], [])
-            token = yield from self._fetch_token(params, scopes)
-            if token is None:
+            scheme, params = _parse_challenge(response.headers.get("WWW-Authenticate", ""))
+            if scheme == "basic":
+                self._basic = True
+                sent = request.headers.get("Authorization")
+                auth = self._basic_header()
+                if auth is not None and auth == sent:
+                    if reloaded:
+                        return
+                    # Our credentials were refused: they may have expired (ECR tokens last 12 h).
+                    self.reload()
+                    reloaded = True
+                    auth = self._basic_header()
+                    if auth == sent:
+                        return
+                if not auth:
+                    return
+            elif scheme == "bearer":
+                if reloaded:
+                    return  # a fresh token was refused: not allowed
+                reloaded = True
+                self._bearer = params
+                key = _scope_key(request)
+                scopes = params.get("scope", "").split()  # space-separated when several are needed
+                if key:
+                    wanted = f"repository:{key[0]}:{'pull' if key[1] == 'pull' else 'pull,push'}"
+                    if wanted not in scopes:
+                        scopes.append(wanted)
+                    scopes += self._extra_scopes.get(key[0], [])
+                token = yield from self._fetch_token(params, scopes)
+                if token is None:
+                    return
+                self._tokens[key] = token
+                auth = f"Bearer {token}"
+            else:
                 return
-            self._tokens[key] = token
-            auth = f"Bearer {token}"
-        else:
-            return
-        if not _replayable(request):
-            # A streamed body cannot be sent twice; the caller retries with a fresh body, and
-            # the cached credentials are applied up front next time.
-            return
-        request.headers["Authorization"] = auth
-        yield request
+            if not _replayable(request):
+                # A streamed body cannot be sent twice; the caller retries with a fresh body, and
+                # the cached credentials are applied up front next time.
+                return
+            request.headers["Authorization"] = auth
+            response = yield request
 
     def _fetch_token(self, params: dict[str, str], scopes: list[str]) -> Iterator[httpx.Request]:
         realm = params.get("realm")
