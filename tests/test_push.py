@@ -392,6 +392,9 @@ def test_cli_push_to_any_registry_and_errors(local_stack, tmp_path: Path) -> Non
     assert proc.stdout.strip().splitlines()[-1] == f"{dest}@{image.digest}"
     bad = run_cli("push", "--layout", str(tmp_path / "missing"), "--to", dest, cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+    for args in (["--to", "Upper/Case"], ["--to", f"{dest}@sha256:{'a' * 64}"], ["--repository", "Bad_Name"]):
+        usage = run_cli("push", "--layout", str(layout), *args, cwd=tmp_path)
+        assert usage.returncode == 2 and len(usage.stderr.strip().splitlines()) == 1, usage.stderr
     down = run_cli("push", "--layout", str(layout), "--to", "127.0.0.1:9/x", cwd=tmp_path,
                    env={"LAMBDASHIP_RETRY_ATTEMPTS": "2", "LAMBDASHIP_RETRY_WAIT": "0.01"})
     assert down.returncode == 1 and len(down.stderr.strip().splitlines()) == 1, down.stderr

@@ -85,6 +85,11 @@ def _blobs(image: Image) -> list[_Blob]:
     return out
 
 
+def check_target(target: str, tags: Sequence[str] = ()) -> tuple[Reference, list[str]]:
+    """Validate a push target and tags (no request): (repository reference, all tags)."""
+    return _target(target, tags)
+
+
 def _target(target: str, tags: Sequence[str]) -> tuple[Reference, list[str]]:
     ref = Reference.parse(target)
     if ref.digest:

@@ -92,14 +92,21 @@ def register(app: typer.Typer) -> None:
 
         name = None
         if to is None:
+            from lambdaship.config import REPOSITORY_RE
+
             name = repository or (fn.repository_name if fn is not None else None)
             if not name:
                 raise UsageError("no repository to push to", "give --repository NAME, --to REF or a config")
-            if fn is not None and fn.repository is None and repository is None:
-                from lambdaship.config import REPOSITORY_RE
+            if not REPOSITORY_RE.match(name):
+                raise UsageError(f"{name!r} is not a valid ECR repository name",
+                                 "lowercase letters, digits, '.', '_', '-', '/' (--repository or 'repository')")
+        else:
+            from lambdaship.push import check_target
 
-                if not REPOSITORY_RE.match(name):
-                    raise UsageError(f"{name!r} is not a valid ECR repository name", "set 'repository' in the config")
+            try:
+                check_target(to, tag)
+            except LambdashipError as exc:
+                raise UsageError(exc.message, exc.hint) from None
 
         if layout is not None:
             image = _read_layout(layout)
