@@ -81,5 +81,8 @@ def register(app: typer.Typer) -> None:
             moved = f"{result.previous_version} → {result.alias_version}"
         console.print(f"deployed {fn.function_name} version {result.version} ({result.digest})", markup=False)
         console.print(f"alias {fn.alias}: {moved}", markup=False)
-        if result.smoke:
-            console.print(f"smoke test passed: {result.smoke}", markup=False)
+        smoke = result.smoke
+        if smoke and smoke.get("kind") == "path":
+            console.print(f"smoke test passed: {smoke['method']} {smoke['path']} → {smoke['status']}", markup=False)
+        elif smoke:
+            console.print("smoke test passed: event invoked without error", markup=False)
