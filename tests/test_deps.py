@@ -144,3 +144,12 @@ def test_pip_fallback_installs_for_the_target(tmp_path: Path, monkeypatch: pytes
     assert so and all("cpython-312-aarch64-linux-gnu" in n for n in so)
     assert not [p for p in result.path.rglob("*.pyc") if ".cpython-312." not in p.name]  # --no-compile
     assert result.requirements == ["markupsafe==3.0.2"]
+
+
+def test_bytecode_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fn = _fn(tmp_path, "humanize==4.12.3\n")
+    monkeypatch.setenv("LAMBDASHIP_BYTECODE", "0")
+    off = deps.install(fn)
+    assert not off.bytecode and not list(off.path.rglob("*.pyc"))
+    monkeypatch.delenv("LAMBDASHIP_BYTECODE")
+    assert deps.plan(fn).hash != off.hash or deps.find_interpreter("3.12") is None

@@ -12,7 +12,7 @@
 - Bytecode: compiled for the *target* Python only when an interpreter of exactly that version
   is found (never host-version .pyc for another target), in PEP 552 unchecked-hash mode with
   ``/var/task/...`` as the recorded path, so it stays valid whatever the file times are and
-  identical across machines. Installer tooling (pip, setuptools, wheel) and
+  identical across machines (``LAMBDASHIP_BYTECODE=0`` turns it off). Installer tooling (pip, setuptools, wheel) and
   packages' bundled test suites are not compiled (still shipped as .py).
 - Cleanup: ``bin/`` (console scripts with host shebangs) and installer lock files are removed
   and the RECORD files adjusted, so the tree does not depend on the host.
@@ -61,6 +61,8 @@ class DepsResult:
     pruned: tuple[str, ...] = ()  # packages left out because the base image ships them
     bytecode: bool = False  # .pyc compiled for the target version
     timings: dict[str, float] = field(default_factory=dict, compare=False)  # install, bytecode (seconds)
+    content_bytes: int = -1  # bytes of file content in the tree (-1: unknown)
+    entries: int = -1  # files, directories and symlinks in the tree (-1: unknown)
 
 
 def canonical_name(name: str) -> str:
@@ -165,6 +167,11 @@ def _interpreter_version(exe: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def bytecode_enabled() -> bool:
+    """``LAMBDASHIP_BYTECODE=0`` turns bytecode off (faster cold builds, slower cold starts)."""
+    return os.environ.get("LAMBDASHIP_BYTECODE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @cache
@@ -403,7 +410,7 @@ def plan(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") ->
     prune: tuple[str, ...] = ()
     if target == "lambda" and _base_is_aws(fn):
         prune = tuple(p for p in AWS_BASE_PACKAGES if p not in named)
-    pyc = find_interpreter(fn.python) if target == "lambda" else None
+    pyc = find_interpreter(fn.python) if target == "lambda" and bytecode_enabled() else None
     key = _cache_key(fn, target, req_text, prune, pyc)
     return DepsPlan(key, req, req_text, frozenset(named), prune, pyc)
 
@@ -420,7 +427,8 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
     if info_file.is_file():
         info = json.loads(info_file.read_text())
         return DepsResult(entry / "tree", key, info["requirements"], cached=True,
-                          pruned=tuple(info.get("pruned", [])), bytecode=bool(info.get("bytecode")))
+                          pruned=tuple(info.get("pruned", [])), bytecode=bool(info.get("bytecode")),
+                          content_bytes=int(info.get("content_bytes", -1)), entries=int(info.get("entries", -1)))
     root.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
@@ -448,9 +456,10 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
             compile_tree(tree, pyc)
             timings["bytecode"] = time.monotonic() - t0
         requirements = sorted(_installed(tree))
+        content_bytes, entries = tree_size(tree)
         (tmp / MARKER).write_text(json.dumps(
             {"requirements": requirements, "pruned": pruned, "bytecode": bool(pyc), "python": fn.python,
-             "target": target},
+             "target": target, "content_bytes": content_bytes, "entries": entries},
             sort_keys=True,
         ))
         try:
@@ -461,7 +470,18 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return DepsResult(entry / "tree", key, requirements, cached=False, pruned=tuple(pruned), bytecode=bool(pyc),
-                      timings=timings)
+                      timings=timings, content_bytes=content_bytes, entries=entries)
+
+
+def tree_size(root: Path) -> tuple[int, int]:
+    """(bytes of file content, number of entries) below ``root``."""
+    total = count = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        count += len(dirnames) + len(filenames)
+        for f in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total, count
 
 
 def _has_options(text: str) -> set[str]:

@@ -15,13 +15,11 @@ normalised (``lambdaship.image.layer``), the config's ``created`` and history co
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import subprocess
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -253,33 +251,42 @@ def app_bytecode(files: list[tuple[str, Path]], python: str) -> tuple[list[layer
     """Unchecked-hash .pyc for the app's .py files, compiled by a ``python`` interpreter.
 
     Returns no entries (and False) when no interpreter of that exact version is available.
+    Compiled files are cached in ``<home>/pyc`` by (content, path in the image, version), so a
+    rebuild compiles only the files that changed.
     """
-    from lambdaship.deps import find_interpreter
+    from lambdaship.deps import bytecode_enabled, find_interpreter
 
     sources = [(rel, p) for rel, p in files if rel.endswith(".py") and not p.is_symlink()]
-    if not sources:
+    if not sources or not bytecode_enabled():
         return [], False
     exe = find_interpreter(python)
     if exe is None:
         return [], False
     tag = "cpython-" + python.replace(".", "")
-    with tempfile.TemporaryDirectory(prefix="lambdaship-pyc-") as tmp:
-        jobs = []
-        for rel, p in sources:
-            d, _, name = rel.rpartition("/")
-            pyc_rel = (f"{d}/" if d else "") + f"__pycache__/{name[:-3]}.{tag}.pyc"
-            jobs.append((str(p), os.path.join(tmp, pyc_rel), f"/{TASK_ROOT}/{rel}", pyc_rel))
+    cache_dir = home() / "pyc"
+    entries: list[layer_mod.Entry] = []
+    todo = []
+    for rel, p in sources:
+        d, _, name = rel.rpartition("/")
+        pyc_name = f"{TASK_ROOT}/" + (f"{d}/" if d else "") + f"__pycache__/{name[:-3]}.{tag}.pyc"
+        dfile = f"/{TASK_ROOT}/{rel}"
+        key = sha256_digest(p.read_bytes() + f"\0{dfile}\0{tag}\0unchecked-hash".encode()).split(":", 1)[1]
+        cached = cache_dir / key[:2] / key
+        if cached.is_file():
+            entries.append(layer_mod.Entry(pyc_name, "file", data=cached.read_bytes()))
+        else:
+            todo.append((str(p), str(cached), dfile, pyc_name))
+    if todo:
         proc = subprocess.run(
-            [exe, "-c", _COMPILE_APP], input=json.dumps([j[:3] for j in jobs]),
+            [exe, "-c", _COMPILE_APP], input=json.dumps([list(j[:3]) for j in todo]),
             capture_output=True, text=True, timeout=300,
         )
         if proc.returncode != 0 or proc.stdout.strip() != tag:
             return [], False
-        entries = []
-        for _src, cfile, _dfile, pyc_rel in jobs:
-            if os.path.exists(cfile):
+        for _src, cfile, _dfile, pyc_name in todo:
+            if os.path.exists(cfile):  # absent: a syntax error (Python reports it at import)
                 with open(cfile, "rb") as fh:
-                    entries.append(layer_mod.Entry(f"{TASK_ROOT}/{pyc_rel}", "file", data=fh.read()))
+                    entries.append(layer_mod.Entry(pyc_name, "file", data=fh.read()))
     return entries, True
 
 
@@ -306,17 +313,6 @@ def _deps_layer(tree: Path, deps_hash: str, media_type: str, mtime: int) -> tupl
                                "uncompressed_size": lay.uncompressed_size}))
     os.replace(tmp, index)
     return lay, False
-
-
-def _tree_size(root: Path) -> tuple[int, int]:
-    """(bytes of file content, number of entries) below ``root``."""
-    total = count = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        count += len(dirnames) + len(filenames)
-        for f in filenames:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-    return total, count
 
 
 def _tar_estimate(content: int, entries: int) -> int:
@@ -501,7 +497,10 @@ def build_image(
         deps_content, deps_count = reused.uncompressed_size or reused.size, 1
     else:
         assert deps is not None
-        deps_content, deps_count = _tree_size(deps.path)
+        if deps.entries >= 0:
+            deps_content, deps_count = deps.content_bytes, deps.entries
+        else:
+            deps_content, deps_count = deps_mod.tree_size(deps.path)
     has_deps = deps_count > 0
     pyc_entries, bytecode = app_bytecode(files, fn.python)
     app_extra = sum(len(e.data or b"") for e in pyc_entries)
