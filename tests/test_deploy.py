@@ -171,6 +171,7 @@ def test_failing_smoke_test_leaves_alias_and_exits_nonzero(local_stack, registry
     queue_results(local_stack.moto.url, {"statusCode": 200, "body": "ok"})
     r = deploy(proj, "--image", image_uri(name, d1))
     assert r.returncode == 0, r.stderr
+    assert "smoke test passed: GET /health → 200" in r.stdout
     queue_results(local_stack.moto.url, {"statusCode": 503, "body": "down"})
     r = deploy(proj, "--image", image_uri(name, d2))
     assert r.returncode == 1
