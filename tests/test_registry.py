@@ -459,3 +459,21 @@ def test_credentials_from_auth_files_and_helpers(tmp_path: Path, monkeypatch: py
     (tmp_path / "run" / "containers" / "auth.json").write_text(json.dumps(
         {"auths": {"quay.io": {"auth": base64.b64encode(b"podman:pw2").decode()}}}))
     assert docker_config_credentials("quay.io") == ("podman", "pw2")  # skopeo/podman login wins
+
+
+def test_timeouts_are_retried(local_stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.faultproxy import FaultProxy
+
+    monkeypatch.setenv("LAMBDASHIP_RETRY_WAIT", "0.01")
+    n_head = {"n": 0}
+
+    def rule(method: str, path: str, n: int) -> str | None:
+        if method == "HEAD":
+            n_head["n"] += 1
+            return "slow" if n_head["n"] == 1 else "pass"
+        return "pass"
+
+    with FaultProxy(local_stack.registry.url, rule=rule, slow_seconds=1.0) as proxy:
+        client = RegistryClient(proxy.url, timeout=0.3)
+        assert client.blob_exists("timeouts", sha256_digest(b"none")) is False
+        assert n_head["n"] == 2  # the slow answer timed out, then the HEAD was retried
