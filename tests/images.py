@@ -170,12 +170,12 @@ def push_base(
     return ref
 
 
-def push_index(registry_url: str, work: Path, repo: str, tag: str, archs: list[str]) -> str:
-    """Push a multi-architecture OCI image index; return its reference."""
+def push_index(registry_url: str, work: Path, repo: str, tag: str, archs: list[str], fmt: str | None = None) -> str:
+    """Push a multi-architecture image index (OCI; ``fmt="v2s2"``: Docker manifest list)."""
     layout = work / f"index-{repo.replace('/', '_')}-{tag}"
     write_index_layout(layout, archs, tag=tag)
     ref = f"{registry_host(registry_url)}/{repo}:{tag}"
-    skopeo_push(layout, tag, ref, fmt=None, all_images=True)
+    skopeo_push(layout, tag, ref, fmt=fmt, all_images=True)
     return ref
 
 

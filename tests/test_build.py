@@ -362,3 +362,17 @@ def test_app_without_dependencies_has_no_deps_layer(base_image_ref: str, tmp_pat
     assert [x["role"] for x in result["layers"]] == ["base", "base", "app"]
     labels = json.loads(_blob(out, result["config_digest"]))["config"]["Labels"]
     assert "dev.lambdaship.deps-layer" not in labels and labels["dev.lambdaship.function"] == "no-deps"
+
+
+def test_docker_manifest_list_base_like_the_aws_images(local_stack, tmp_path: Path) -> None:
+    repo = f"dlist-{uuid.uuid4().hex[:8]}"
+    ref = push_index(local_stack.registry.url, tmp_path, repo, "3.12", ["amd64", "arm64"], fmt="v2s2")
+    app = _copy_app(HANDLER_APP, tmp_path / "app", 1_600_000_000)
+    hashes = set()
+    for arch, goarch in (("x86_64", "amd64"), ("arm64", "arm64")):
+        out = tmp_path / f"layout-{arch}"
+        result = _build(app, "--base-image", ref, "--architecture", arch, "--out", str(out))
+        assert result["media_type"] == "application/vnd.docker.distribution.manifest.v2+json"  # never a list
+        assert json.loads(_blob(out, result["config_digest"]))["architecture"] == goarch
+        hashes.add(result["deps_hash"])  # installed for that platform (wheel tags: see test_deps)
+    assert len(hashes) == 2
