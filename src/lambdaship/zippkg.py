@@ -30,6 +30,7 @@ import struct
 import tempfile
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -132,6 +133,35 @@ def tree_files(root: Path) -> list[tuple[str, Path]]:
     return out
 
 
+@dataclass(frozen=True)
+class _Compressed:
+    crc: int
+    size: int
+    compressed_size: int
+    chunks: list[bytes]
+    mode: int
+
+
+def _compress(path: Path) -> _Compressed:
+    """Raw deflate (zlib level 9) of one file; zlib releases the GIL, so threads run in parallel."""
+    mode = _mode(path.stat())
+    comp = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+    crc = size = 0
+    chunks: list[bytes] = []
+    with path.open("rb") as src:
+        while chunk := src.read(READ_SIZE):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+            if out := comp.compress(chunk):
+                chunks.append(out)
+    chunks.append(comp.flush())
+    return _Compressed(crc, size, sum(len(c) for c in chunks), chunks, mode)
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 class _Writer:
     """Writes our zip dialect to a seekable file; see the module docstring."""
 
@@ -156,28 +186,13 @@ class _Writer:
         ) + name)
         self.unzipped += size
 
-    def add_file(self, arcname: str, path: Path) -> None:
+    def add_compressed(self, arcname: str, c: _Compressed) -> None:
         name = arcname.encode("utf-8")
-        st = path.stat()
         offset = self.fh.tell()
-        self.fh.write(self._header(name, 0, 0, 0))
-        comp = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
-        crc = csize = size = 0
-        with path.open("rb") as src:
-            while chunk := src.read(READ_SIZE):
-                crc = zlib.crc32(chunk, crc)
-                size += len(chunk)
-                out = comp.compress(chunk)
-                csize += len(out)
-                self.fh.write(out)
-        out = comp.flush()
-        csize += len(out)
-        self.fh.write(out)
-        end = self.fh.tell()
-        self.fh.seek(offset)
-        self.fh.write(self._header(name, crc, csize, size))
-        self.fh.seek(end)
-        self._record(name, offset, crc, csize, size, _mode(st))
+        self.fh.write(self._header(name, c.crc, c.compressed_size, c.size))
+        for chunk in c.chunks:
+            self.fh.write(chunk)
+        self._record(name, offset, c.crc, c.compressed_size, c.size, c.mode)
 
     def add_raw(self, arcname: str, raw: _Raw, src: BinaryIO) -> None:
         name = arcname.encode("utf-8")
@@ -252,6 +267,11 @@ def write_zip(out: Path, files: Iterable[tuple[str, Path]], raw_from: Path | Non
     try:
         with os.fdopen(fd, "w+b") as fh:
             src = raw_from.open("rb") if raw_from is not None else None
+            fresh = [n for n in names if not isinstance(chosen[n], _Raw)]
+            window = 2 * _workers()  # files compressed ahead of the writer (bounds memory)
+            pool = ThreadPoolExecutor(_workers(), thread_name_prefix="zip")
+            futures: dict[str, Future[_Compressed]] = {}
+            submitted = done = 0
             try:
                 writer = _Writer(fh)
                 for name in names:
@@ -259,10 +279,19 @@ def write_zip(out: Path, files: Iterable[tuple[str, Path]], raw_from: Path | Non
                     if isinstance(item, _Raw):
                         assert src is not None
                         writer.add_raw(name, item, src)
-                    else:
-                        writer.add_file(name, item)
+                        continue
+                    while submitted < len(fresh) and submitted < done + window:
+                        path = chosen[fresh[submitted]]
+                        assert isinstance(path, Path)
+                        futures[fresh[submitted]] = pool.submit(_compress, path)
+                        submitted += 1
+                    writer.add_compressed(name, futures.pop(name).result())
+                    done += 1
                 writer.finish()
             finally:
+                for f in futures.values():
+                    f.cancel()
+                pool.shutdown(wait=True)
                 if src is not None:
                     src.close()
         return _finish_file(tmp, out, len(names), writer.unzipped)
