@@ -70,11 +70,21 @@ def _resolve_parent(dest: Path, rel: str) -> str:
     return "/".join(resolved)
 
 
-def _inside(dest: Path, name: str) -> str:
-    """The real relative path for member ``name``: parents resolved, the last component kept."""
+def _inside(dest: Path, name: str, cache: dict[str, str] | None = None) -> str:
+    """The real relative path for member ``name``: parents resolved, the last component kept.
+
+    ``cache`` memoises parent resolutions; clear it whenever a symlink or directory is
+    created in place of something else, or removed.
+    """
     name = posixpath.normpath("/" + name).lstrip("/")
     parent, base = posixpath.split(name)
-    real_parent = _resolve_parent(dest, parent) if parent else ""
+    if not parent:
+        return base
+    real_parent = cache.get(parent) if cache is not None else None
+    if real_parent is None:
+        real_parent = _resolve_parent(dest, parent)
+        if cache is not None:
+            cache[parent] = real_parent
     return posixpath.join(real_parent, base) if real_parent else base
 
 
@@ -107,12 +117,15 @@ def _open_blob(path: Path) -> IO[bytes]:
 def apply_layer(blob: Path, dest: Path) -> None:
     """Apply one layer (gzip or plain tar) on top of ``dest``."""
     seen: set[str] = set()
+    cache: dict[str, str] = {}
     with _open_blob(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
         for member in tf:
             name = posixpath.normpath("/" + member.name).lstrip("/")
             if not name or name == ".":
                 continue
             parent, base = posixpath.split(name)
+            if base == OPAQUE or base.startswith(WHITEOUT) or member.issym():
+                cache.clear()  # the tree's shape changes: resolve parents afresh
             if base == OPAQUE:
                 real = _resolve_parent(dest, parent)
                 directory = dest / real if real else dest
@@ -129,17 +142,19 @@ def apply_layer(blob: Path, dest: Path) -> None:
                 continue
             if member.ischr() or member.isblk() or member.isfifo():
                 continue
-            real = _inside(dest, name)
+            real = _inside(dest, name, cache)
             if not real:
                 continue
             seen.add(real)
             target = dest / real
             if target.is_symlink() or (target.exists() and not (member.isdir() and target.is_dir())):
+                if target.is_symlink() or target.is_dir():
+                    cache.clear()
                 _remove(target)
             m = copy.copy(member)
             m.name = real
             if member.islnk():
-                link = _inside(dest, member.linkname)
+                link = _inside(dest, member.linkname, cache)
                 if not (dest / link).exists():
                     continue
                 m.linkname = link
