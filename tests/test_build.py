@@ -71,11 +71,16 @@ def test_same_inputs_same_digest_in_other_directories_times_and_caches(
 def test_warm_rebuild_uses_the_caches(base_image_ref: str, tmp_path: Path) -> None:
     app = _copy_app(HANDLER_APP, tmp_path / "app", 1_600_000_000)
     home = {"LAMBDASHIP_HOME": str(tmp_path / "home")}
-    cold = _build(app, "--base-image", base_image_ref, env=home)
-    warm = _build(app, "--base-image", base_image_ref, env=home)
+    cold = _build(app, "--base-image", base_image_ref, "--out", str(tmp_path / "l1"), env=home)
+    base_blob = tmp_path / "home" / "blobs" / "sha256" / cold["layers"][0]["digest"].split(":")[1]
+    first = base_blob.stat()
+    warm = _build(app, "--base-image", base_image_ref, "--out", str(tmp_path / "l2"), env=home)
     assert not cold["deps_cached"] and not cold["deps_layer_cached"]
     assert warm["deps_cached"] and warm["deps_layer_cached"]
     assert warm["manifest_digest"] == cold["manifest_digest"]
+    # base blobs are downloaded once into the cache, then reused (same file, not rewritten)
+    again = base_blob.stat()
+    assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
 
 
 def test_code_only_change_keeps_the_deps_layer(base_image_ref: str, tmp_path: Path) -> None:
