@@ -256,7 +256,7 @@ def app_bytecode(files: list[tuple[str, Path]], python: str) -> tuple[list[layer
     """
     from lambdaship.deps import bytecode_enabled, find_interpreter
 
-    sources = [(rel, p) for rel, p in files if rel.endswith(".py") and not p.is_symlink()]
+    sources = [(rel, p) for rel, p in files if rel.endswith(".py") and not p.is_symlink() and p.is_file()]
     if not sources or not bytecode_enabled():
         return [], False
     exe = find_interpreter(python)
