@@ -88,6 +88,11 @@ def pip_platforms(python: str, architecture: str) -> list[str]:
 def requirements_file(fn: FunctionConfig) -> Path | None:
     if fn.requirements:
         path = (fn.source / fn.requirements).resolve()
+        if path.exists() and not path.is_file():
+            raise LambdashipError(
+                f"requirements file {path} is not a regular file",
+                "point 'requirements' at a requirements.txt (relative to the function's source directory)",
+            )
         if not path.is_file():
             raise LambdashipError(
                 f"requirements file {path} not found",
