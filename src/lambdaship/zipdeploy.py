@@ -92,6 +92,8 @@ def plan_zip(
     steps.append(choice_step(zplan))
 
     role: Any = fn.role
+    if current is None and role is not None:
+        iam.check_role(role)
     if current is None and role is None:
         if not create_role:
             raise LambdashipError(

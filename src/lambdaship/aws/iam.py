@@ -32,6 +32,32 @@ def role_arn(name: str) -> str | None:
         raise
 
 
+def check_role(arn: str) -> None:
+    """Raise when the configured execution role ARN names no role of this account.
+
+    Checked before anything is created, so a typo does not leave a pushed image or a bucket
+    behind. A caller without ``iam:GetRole`` (the generated CI policy does not grant it) skips
+    the check; Lambda's CreateFunction still refuses a missing role.
+    """
+    from botocore.exceptions import ClientError
+
+    from lambdaship.errors import LambdashipError
+
+    name = arn.rsplit("/", 1)[-1]
+    try:
+        client().get_role(RoleName=name)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "NoSuchEntity":
+            raise LambdashipError(
+                f"the execution role {arn} does not exist",
+                "create it, fix 'role' in the config, or remove 'role' and pass --create-role",
+            ) from None
+        if code in ("AccessDenied", "AccessDeniedException"):
+            return
+        raise
+
+
 def default_role_name(function_name: str) -> str:
     return f"{function_name}-lambdaship-exec"[:64]
 

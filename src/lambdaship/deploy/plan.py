@@ -267,6 +267,8 @@ def plan_deploy(
     steps = plan.steps
 
     role: Any = fn.role
+    if current is None and role is not None:
+        iam.check_role(role)
     if current is None and role is None:
         if not create_role:
             raise LambdashipError(
