@@ -18,6 +18,7 @@ import ast
 import fnmatch
 import os
 import re
+import stat
 from pathlib import Path
 
 from lambdaship.config import FunctionConfig
@@ -168,6 +169,15 @@ def check_handler(fn: FunctionConfig, files: list[tuple[str, Path]] | None = Non
             "fix 'handler' (module path relative to 'source', e.g. 'app.handler' for app.py)",
         )
     path = by_name[found]
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        regular = True  # the read below reports why
+    if not regular:  # a FIFO would block the read forever; the image leaves special files out anyway
+        raise LambdashipError(
+            f"handler {handler!r}: {found} is not a regular file",
+            "replace it with the module's source file",
+        )
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except SyntaxError as exc:
