@@ -110,7 +110,8 @@ def resolve(fn: FunctionConfig, env_file: Path | str | None = None) -> Resolved:
     path = env_file_path(fn, env_file)
     if path is not None:
         if not path.is_file():
-            raise ConfigError(f"env file {path} does not exist", "create it or fix env_file / --env-file")
+            what = "is not a regular file" if path.exists() else "does not exist"
+            raise ConfigError(f"env file {path} {what}", "create it or fix env_file / --env-file")
         put(parse_env_file(path), f"env_file:{path.name}")
     ssm_sources = [s.ssm_path for s in fn.secrets if s.ssm_path]
     sm_sources = [s.secretsmanager for s in fn.secrets if s.secretsmanager]

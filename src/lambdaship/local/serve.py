@@ -52,7 +52,8 @@ def local_environment(fn: FunctionConfig, env_file: Path | str | None = None, se
     path = env_mod.env_file_path(fn, env_file)
     if path is not None:
         if not path.is_file():
-            raise LambdashipError(f"env file {path} does not exist", "create it or fix env_file / --env-file")
+            what = "is not a regular file" if path.exists() else "does not exist"
+            raise LambdashipError(f"env file {path} {what}", "create it or fix env_file / --env-file")
         values.update(env_mod.parse_env_file(path))
     return values
 
