@@ -13,7 +13,11 @@
   is found (never host-version .pyc for another target), in PEP 552 unchecked-hash mode with
   ``/var/task/...`` as the recorded path, so it stays valid whatever the file times are and
   identical across machines (``LAMBDASHIP_BYTECODE=0`` turns it off). Installer tooling (pip, setuptools, wheel) and
-  packages' bundled test suites are not compiled (still shipped as .py).
+  packages' bundled test suites are not compiled.
+- Test suites: ``tests``/``test`` sub-packages inside a package (``pandas/tests``,
+  ``numpy/_core/tests``; never a top-level package) are left out of Lambda trees — a fifth of
+  a numpy + pandas install — unless a non-test module of the package imports them
+  (``from .tests``, ``import pkg.tests``…), which keeps them. ``LAMBDASHIP_KEEP_TESTS=1`` keeps all.
 - Cleanup: ``bin/`` (console scripts with host shebangs) and installer lock files are removed
   and the RECORD files adjusted, so the tree does not depend on the host.
 - AWS base images ship boto3, botocore, s3transfer, jmespath, python-dateutil, urllib3 and six.
@@ -261,6 +265,8 @@ def _cache_key(fn: FunctionConfig, target: str, req_text: str, prune: tuple[str,
         "prune": list(prune),
         "bytecode": pyc is not None,
     }
+    if target == "lambda" and prune_tests_enabled():
+        payload["prune_tests"] = True
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -368,6 +374,61 @@ def _clean(tree: Path) -> None:
         shutil.rmtree(pyc_dir, ignore_errors=True)
 
 
+TEST_DIRS = ("tests", "test")
+
+
+def prune_tests_enabled() -> bool:
+    return os.environ.get("LAMBDASHIP_KEEP_TESTS", "").lower() not in ("1", "true", "yes")
+
+
+def _imports_of(package: Path) -> str:
+    """The text of every non-test module of a top-level package (to look for imports of its tests)."""
+    parts = []
+    for dirpath, dirnames, filenames in os.walk(package):
+        dirnames[:] = [d for d in dirnames if d not in TEST_DIRS]
+        for f in filenames:
+            if f.endswith(".py"):
+                with contextlib.suppress(OSError):
+                    parts.append(Path(dirpath, f).read_text(encoding="utf-8", errors="replace"))
+    return "\n".join(parts)
+
+
+def _prune_tests(tree: Path) -> list[str]:
+    """Remove packages' bundled test suites (``<pkg>/**/tests/`` with an ``__init__.py`` parent);
+    keep one when a non-test module of the package mentions importing it. Returns what was removed
+    (paths relative to ``tree``) and drops those files from the RECORDs."""
+    removed: list[str] = []
+    for top in sorted(tree.iterdir()):
+        if not top.is_dir() or top.is_symlink() or not (top / "__init__.py").is_file():
+            continue
+        found = []
+        for dirpath, dirnames, _files in os.walk(top):
+            for d in sorted(dirnames):
+                if d in TEST_DIRS and (Path(dirpath) / "__init__.py").is_file():
+                    found.append(Path(dirpath) / d)
+            dirnames[:] = [d for d in dirnames if d not in TEST_DIRS]
+        if not found:
+            continue
+        text = _imports_of(top)
+        for d in found:
+            dotted = ".".join(d.relative_to(tree).parts)
+            parent = ".".join(d.parent.relative_to(tree).parts)
+            pattern = (rf"(?:import|from)\s+(?:{re.escape(dotted)}\b|{re.escape(parent)}\s+import\s+{d.name}\b"
+                       rf"|\.+{d.name}\b|\.+\s+import\s+{d.name}\b)")
+            if re.search(pattern, text):
+                continue
+            shutil.rmtree(d)
+            removed.append(d.relative_to(tree).as_posix() + "/")
+    if removed:
+        prefixes = tuple(removed)
+        for record in tree.glob("*.dist-info/RECORD"):
+            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [ln for ln in lines if not ln.startswith(prefixes)]
+            if len(kept) != len(lines):
+                record.write_text("".join(kept), encoding="utf-8")
+    return removed
+
+
 # Installer tooling that some packages declare as dependencies but functions do not import at
 # run time: not worth compiling (60 % of the files of a Chalice app's dependencies). Test
 # suites shipped inside packages (``pkg/**/tests/``, e.g. pandas/tests) are not compiled either.
@@ -456,6 +517,7 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
             if spec.split("==")[0] in prune:
                 _remove_dist(tree, dist_info)
                 pruned.append(spec.split("==")[0])
+        pruned_tests = _prune_tests(tree) if target == "lambda" and prune_tests_enabled() else []
         if pyc:
             t0 = time.monotonic()
             compile_tree(tree, pyc)
@@ -463,7 +525,8 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
         requirements = sorted(_installed(tree))
         content_bytes, entries = tree_size(tree)
         (tmp / MARKER).write_text(json.dumps(
-            {"requirements": requirements, "pruned": pruned, "bytecode": bool(pyc), "python": fn.python,
+            {"requirements": requirements, "pruned": pruned, "pruned_tests": pruned_tests,
+             "bytecode": bool(pyc), "python": fn.python,
              "target": target, "content_bytes": content_bytes, "entries": entries},
             sort_keys=True,
         ))
