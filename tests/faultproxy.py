@@ -196,12 +196,13 @@ class FaultProxy:
                     return
                 fault = self._decide(method, target)
                 if fault == "500":
-                    self._answer(conn, 500, b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}')
+                    self._answer(conn, 500, b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}',
+                                 head=method == "HEAD")
                     self._record(method, target, fault, 500)
                     continue
                 if fault == "429":
                     self._answer(conn, 429, b'{"errors":[{"code":"TOOMANYREQUESTS","message":"injected"}]}',
-                                 [("Retry-After", f"{self.retry_after:g}")])
+                                 [("Retry-After", f"{self.retry_after:g}")], head=method == "HEAD")
                     self._record(method, target, fault, 429)
                     continue
                 if fault == "reset":
@@ -232,7 +233,8 @@ class FaultProxy:
                     upstream.close()
                     upstream, up_file = None, None
                 if fault == "500-after":
-                    self._answer(conn, 500, b'{"errors":[{"code":"UNKNOWN","message":"injected after"}]}')
+                    self._answer(conn, 500, b'{"errors":[{"code":"UNKNOWN","message":"injected after"}]}',
+                                 head=method == "HEAD")
                     self._record(method, target, fault, 500)
                     continue
                 if fault == "reset-after":
@@ -262,10 +264,13 @@ class FaultProxy:
                 upstream.close()
 
     @staticmethod
-    def _answer(conn: socket.socket, status: int, body: bytes, extra: list[tuple[str, str]] | None = None) -> None:
+    def _answer(conn: socket.socket, status: int, body: bytes, extra: list[tuple[str, str]] | None = None,
+                *, head: bool = False) -> None:
+        """An injected answer; a HEAD answer has no body (like a real server's), else the client
+        would read the body as the next response on the kept-alive connection."""
         reason = {500: "Internal Server Error", 429: "Too Many Requests"}.get(status, "Error")
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *(extra or [])]
-        conn.sendall(_head(f"HTTP/1.1 {status} {reason}", headers) + body)
+        conn.sendall(_head(f"HTTP/1.1 {status} {reason}", headers) + (b"" if head else body))
 
 
 def _head(start: str, headers: list[tuple[str, str]]) -> bytes:
