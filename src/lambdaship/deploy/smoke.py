@@ -59,7 +59,12 @@ def run(function_name: str, qualifier: str, *, event: dict[str, Any] | None = No
 
     payload = proxy_event(path, method) if path is not None else (event or {})
     what = f"{method} {path}" if path is not None else "event"
-    error, body = lambda_.invoke(function_name, qualifier, payload)
+    from botocore.exceptions import ResponseStreamingError
+
+    try:
+        error, body = lambda_.invoke(function_name, qualifier, payload)
+    except ResponseStreamingError:  # the answer was cut mid-body (boto3 does not retry that): ask once more
+        error, body = lambda_.invoke(function_name, qualifier, payload)
     try:
         answer = json.loads(body) if body else None
     except ValueError:
