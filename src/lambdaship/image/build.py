@@ -15,10 +15,12 @@ normalised (``lambdaship.image.layer``), the config's ``created`` and history co
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Callable
@@ -276,17 +278,26 @@ def app_bytecode(files: list[tuple[str, Path]], python: str) -> tuple[list[layer
             entries.append(layer_mod.Entry(pyc_name, "file", data=cached.read_bytes()))
         else:
             todo.append((str(p), str(cached), dfile, pyc_name))
-    if todo:
+    if todo and exe == sys.executable and sys.implementation.cache_tag == tag:
+        # The running interpreter is the target version: compile here, no interpreter start-up
+        # (measured 0.1-0.3 s of a fresh runner's code-only build on a loaded 2-core machine).
+        import py_compile
+
+        for src, cfile, dfile, _pyc_name in todo:
+            with contextlib.suppress(py_compile.PyCompileError):
+                py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True, optimize=0,
+                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    elif todo:
         proc = subprocess.run(
             [exe, "-c", _COMPILE_APP], input=json.dumps([list(j[:3]) for j in todo]),
             capture_output=True, text=True, timeout=300,
         )
         if proc.returncode != 0 or proc.stdout.strip() != tag:
             return [], False
-        for _src, cfile, _dfile, pyc_name in todo:
-            if os.path.exists(cfile):  # absent: a syntax error (Python reports it at import)
-                with open(cfile, "rb") as fh:
-                    entries.append(layer_mod.Entry(pyc_name, "file", data=fh.read()))
+    for _src, cfile, _dfile, pyc_name in todo:
+        if os.path.exists(cfile):  # absent: a syntax error (Python reports it at import)
+            with open(cfile, "rb") as fh:
+                entries.append(layer_mod.Entry(pyc_name, "file", data=fh.read()))
     return entries, True
 
 
@@ -460,7 +471,7 @@ def build_image(
     if image_format not in ("base", "docker", "oci"):
         raise LambdashipError(f"unknown image format {image_format!r}", "use base, docker or oci")
     from lambdaship import deps as deps_mod
-    from lambdaship.project import app_files, check_handler
+    from lambdaship.project import app_files, check_handler, warn_access_keys
 
     say = _reporter(progress)
     timings: dict[str, float] = {}
@@ -471,6 +482,7 @@ def build_image(
     skip = [p.resolve() for p in (out, tar) if p is not None]
     files = app_files(fn, extra_excludes=skip)
     check_handler(fn, files)
+    warn_access_keys(files)
     app_entries = layer_mod.entries_from_files(files, TASK_ROOT, root=fn.source)
     app_content = sum(p.lstat().st_size for _rel, p in files if p.is_file() and not p.is_symlink())
 
