@@ -15,10 +15,12 @@ defined at the module's top level (def, class, assignment or import).
 from __future__ import annotations
 
 import ast
+import contextlib
 import fnmatch
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 
 from lambdaship.config import FunctionConfig
@@ -29,7 +31,12 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "tests", "test", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox",
     ".env", ".env.*", ".aws", "*.pem", "*.key", ".chalice/deployments", ".lambdaship",
     ".DS_Store", ".idea", ".vscode", "node_modules",
+    ".ssh", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "*.p12", "*.pfx",
+    "*.env", "lambdaship.toml",  # the config holds 'environment' values: they go to Lambda, not the image
 )
+# An AWS access key ID (long-term AKIA…, temporary ASIA…) in an app file.
+ACCESS_KEY_RE = re.compile(rb"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])")
+ACCESS_KEY_SCAN_MAX = 4 * 1024 * 1024  # bytes; larger files (data, binaries) are not scanned
 
 
 def _matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
@@ -57,6 +64,10 @@ def app_files(fn: FunctionConfig, *, extra_excludes: list[Path] | None = None) -
     excludes = (*DEFAULT_EXCLUDES, *fn.exclude)
     includes = [p.strip().lstrip("/").removeprefix("./") for p in fn.include if p.strip()]
     skip = {os.path.abspath(p) for p in (extra_excludes or [])}
+    pyproject = root / "pyproject.toml"
+    with contextlib.suppress(OSError):  # a pyproject.toml holding the lambdaship config (and its environment)
+        if pyproject.is_file() and re.search(rb"^\s*\[\s*tool\.lambdaship\b", pyproject.read_bytes(), re.M):
+            skip.add(os.path.abspath(pyproject))
     out: list[tuple[str, Path]] = []
 
     def hit(rel: str, patterns) -> bool:
@@ -192,3 +203,31 @@ def check_handler(fn: FunctionConfig, files: list[tuple[str, Path]] | None = Non
             f"handler {handler!r}: {found} does not define {attr!r}",
             f"define '{attr}' at the module's top level or fix 'handler'",
         )
+
+
+def files_with_access_keys(files: list[tuple[str, Path]]) -> list[str]:
+    """Arcnames of the regular app files (up to 4 MiB) that contain an AWS access key ID."""
+    hits = []
+    for rel, path in files:
+        try:
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode) or st.st_size > ACCESS_KEY_SCAN_MAX:
+                continue
+            if ACCESS_KEY_RE.search(path.read_bytes()):
+                hits.append(rel)
+        except OSError:
+            continue
+    return hits
+
+
+def warn_access_keys(files: list[tuple[str, Path]]) -> list[str]:
+    """One warning line on stderr (file names only, never the key) when app files hold AWS keys."""
+    hits = files_with_access_keys(files)
+    if hits:
+        shown = ", ".join(hits[:3]) + (f" and {len(hits) - 3} more file(s)" if len(hits) > 3 else "")
+        sys.stderr.write(
+            f"warning: {shown}: looks like an AWS access key ID (AKIA/ASIA…) that would ship in the package; "
+            "remove it and use the function's role or its secrets\n"
+        )
+        sys.stderr.flush()
+    return hits

@@ -333,6 +333,7 @@ def build_zip(fn: FunctionConfig, *, out: Path | None = None) -> ZipArtifact:
     installed = deps.install(fn, target="lambda")
     base = deps_zip(Path(installed.path), installed.hash)
     app = project.app_files(fn)
+    project.warn_access_keys(app)
     tmp_out = cache_dir() / "tmp" / f"{fn.function_name}.zip"
     art = write_zip(tmp_out, app, raw_from=base.path)
     dest = out if out is not None else cache_dir() / f"{art.sha256}.zip"
