@@ -153,13 +153,16 @@ def test_real_dependencies_over_the_limits_make_auto_choose_an_image(
     lam, _, iam = _clients()
     name = f"autobig-{uuid.uuid4().hex[:8]}"
     app = _app(tmp_path, name, "auto", _role(iam), extra=f'\nbase_image = "{base_image_ref}"')
-    (app / "requirements.txt").write_text("numpy==2.3.4\npandas==2.3.3\nscipy==1.16.3\n")
+    # ≈ 360 MiB unzipped, ≈ 120 MiB zipped: over both zip limits whatever the installer prunes or compiles
+    (app / "requirements.txt").write_text("numpy==2.3.4\npandas==2.3.3\nscipy==1.16.3\npyarrow==21.0.0\n")
 
     size = run_cli("size", "--json", cwd=app)
     assert size.returncode == 0, size.stderr
     report = json.loads(size.stdout)
     assert report["zip_size"] > 50 * 1024 * 1024
+    assert report["unzipped_size"] > 250 * 1024 * 1024
     assert report["recommendation"]["package_type"] == "image"
+    assert "over the 250 MiB zip limit" in report["recommendation"]["reason"]
 
     # as tests/test_deploy.py does: the push step expects the ECR repository to exist
     boto3.client("ecr").create_repository(repositoryName=name)
@@ -167,7 +170,7 @@ def test_real_dependencies_over_the_limits_make_auto_choose_an_image(
     plan_steps = out["plan"]["steps"]
     assert plan_steps[0]["action"] == "package:Choose"
     assert plan_steps[0]["params"]["PackageType"] == "Image"
-    assert "zip limit" in plan_steps[0]["note"] or "direct zip upload" in plan_steps[0]["note"]
+    assert "unzipped is over the 250 MiB zip limit" in plan_steps[0]["note"]  # the size decided, not base_image
     assert out["image_uri"] and "@sha256:" in out["image_uri"]
     cfg = lam.get_function_configuration(FunctionName=name)
     assert cfg["PackageType"] == "Image"
