@@ -21,6 +21,17 @@ FunctionOpt = typer.Option(
 )
 JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
 
+# Flags that override the configuration (config keys of the same name); None = not given.
+BaseImageOpt = typer.Option(
+    None, "--base-image", help="Base image reference (default: public.ecr.aws/lambda/python:<python>).",
+    show_default=False,
+)
+PythonOpt = typer.Option(None, "--python", help="Lambda Python version, e.g. 3.12.", show_default=False)
+ArchitectureOpt = typer.Option(None, "--architecture", "--arch", help="x86_64 or arm64.", show_default=False)
+PackageTypeOpt = typer.Option(None, "--package-type", help="image, zip or auto.", show_default=False)
+MemoryOpt = typer.Option(None, "--memory", help="Memory in MB (128-10240).", show_default=False)
+TimeoutOpt = typer.Option(None, "--timeout", help="Timeout in seconds (1-900).", show_default=False)
+
 console = Console(stderr=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -7,9 +7,12 @@ from pathlib import Path
 import typer
 
 from lambdaship.commands._common import (
+    ArchitectureOpt,
+    BaseImageOpt,
     FunctionOpt,
     JsonOpt,
     ProjectOpt,
+    PythonOpt,
     console,
     emit_json,
     interactive,
@@ -41,15 +44,9 @@ def register(app: typer.Typer) -> None:
             None, "--tar", help="Also write a tar that 'docker load' (and skopeo docker-archive:) accepts.",
             show_default=False, dir_okay=False,
         ),
-        base_image: str | None = typer.Option(
-            None, "--base-image", help="Base image reference (default: public.ecr.aws/lambda/python:<python>).",
-            show_default=False,
-        ),
-        python: str | None = typer.Option(None, "--python", help="Lambda Python version, e.g. 3.12.",
-                                          show_default=False),
-        architecture: str | None = typer.Option(
-            None, "--architecture", "--arch", help="x86_64 or arm64.", show_default=False
-        ),
+        base_image: str | None = BaseImageOpt,
+        python: str | None = PythonOpt,
+        architecture: str | None = ArchitectureOpt,
         tag: str = typer.Option("latest", "--tag", help="Name of the image inside the layout / tar."),
         image_format: str = typer.Option(
             "base", "--format", help="Manifest format: base (same as the base image), docker or oci."

@@ -7,9 +7,15 @@ from pathlib import Path
 import typer
 
 from lambdaship.commands._common import (
+    ArchitectureOpt,
+    BaseImageOpt,
     FunctionOpt,
     JsonOpt,
+    MemoryOpt,
+    PackageTypeOpt,
     ProjectOpt,
+    PythonOpt,
+    TimeoutOpt,
     console,
     emit_json,
     err_console,
@@ -39,12 +45,20 @@ def register(app: typer.Typer) -> None:
             show_default=False,
         ),
         create_bucket: bool = typer.Option(False, "--create-bucket", help="Create the --zip-bucket if missing."),
+        base_image: str | None = BaseImageOpt,
+        python: str | None = PythonOpt,
+        architecture: str | None = ArchitectureOpt,
+        package_type: str | None = PackageTypeOpt,
+        memory: int | None = MemoryOpt,
+        timeout: int | None = TimeoutOpt,
         json_: bool = JsonOpt,
     ) -> None:
         """Deploy the function by image digest; the alias moves only after the smoke test passes."""
         from lambdaship.deploy.pipeline import ship
 
-        _, fn = project_and_function(project, function)
+        overrides = {"base_image": base_image, "python": python, "architecture": architecture,
+                     "package_type": package_type, "memory": memory, "timeout": timeout}
+        _, fn = project_and_function(project, function, overrides)
         tty = interactive() and not json_
         status = err_console.status("planning…") if tty else None
 
