@@ -48,6 +48,12 @@ def function_status(fn: FunctionConfig, *, versions: int = RECENT_VERSIONS, imag
                     "deployed_at": (by_version.get(av) or {}).get("LastModified")}
     out["alias_target"] = deployed
     out["deployed_digest"] = deployed["digest"] if deployed else None
+    # The image the alias serves, as Lambda names it (`lambdaship run` accepts it as is).
+    host = uri.split("/", 1)[0] if uri and "/" in uri else None
+    out["deployed_image"] = (
+        f"{host}/{deployed['repository']}@{deployed['digest']}"
+        if host and deployed and deployed["repository"] and deployed["digest"] else None
+    )
     out["versions"] = []
     for v in reversed(published[-versions:] if versions else published):
         repo, digest = version_image(name, v["Version"], v)
