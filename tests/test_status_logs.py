@@ -26,6 +26,7 @@ def test_status_reports_alias_versions_digests_and_images(local_stack, tmp_path)
     st = json.loads(r.stdout)
     assert st["state"] == "Active" and st["last_update_status"] == "Successful"
     assert st["alias_target"]["version"] == "2" and st["deployed_digest"] == d2
+    assert st["deployed_image"] == image_uri(name, d2)
     assert st["alias_target"]["previous"] == ["1"]
     assert [(v["version"], v["digest"], v["live"]) for v in st["versions"]] == [("2", d2, True), ("1", d1, False)]
     images = {i["digest"]: i for i in st["images"]}
