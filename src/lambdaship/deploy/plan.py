@@ -352,8 +352,13 @@ def plan_deploy(
         "RevisionId": Later("{revision}"),
         "CodeSha256": Later("{code_sha256}"),
     }, "only if $LATEST still runs this image (else: concurrent deploy)"))
+    # In the function's own repository "deployed-<version>"; in a repository shared by several
+    # functions the name is part of the tag, else each function's version 1 moved the others' tag
+    # and left their images unprotected from the lifecycle rule.
+    own = target.repository == name.lower().replace("_", "-")
+    tag = "deployed-{version}" if own else f"deployed-{name}-{{version}}"
     steps.append(Step("registry:PutTag", {"Repository": target.repository, "Digest": target.digest,
-                                          "Tag": Later("deployed-{version}")},
+                                          "Tag": Later(tag)},
                       "protects the image from the lifecycle rule"))
     if fn.smoke is not None and not skip_smoke:
         smoke = {"event": fn.smoke.event} if fn.smoke.event is not None else {
