@@ -693,14 +693,16 @@ def run_deploy_all(
     workers: int,
     dry_run: bool,
     json_: bool,
+    overrides: dict[str, Any] | None = None,
     **options: Any,
 ) -> int:
-    """``lambdaship deploy --all``: print the summary (or JSON); the exit code (1 if any failed)."""
+    """``lambdaship deploy --all``: print the summary (or JSON); the exit code (1 if any failed).
+    ``overrides``: the command's config flags (``--memory`` …), applied to every function."""
     from lambdaship.commands._common import console, emit_json, err_console
     from lambdaship.config import load_project
 
     check_workers(workers)
-    proj = load_project(project)
+    proj = load_project(project, overrides)
 
     def event(key: str, message: str) -> None:  # stderr, also with --json (CI logs show progress)
         err_console.print(f"[{proj.functions[key].function_name}] {message}", markup=False, highlight=False)
