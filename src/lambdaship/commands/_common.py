@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from lambdaship.config import FunctionConfig, Project, load_project
+if TYPE_CHECKING:  # pydantic is imported only when a command loads a config
+    from lambdaship.config import FunctionConfig, Project
+
 
 ProjectOpt = typer.Option(
     None, "--project", "-C", help="The app's directory or config file (default: current directory).",
@@ -39,6 +41,8 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 def project_and_function(
     project: Path | None, function: str | None, overrides: dict[str, Any] | None = None
 ) -> tuple[Project, FunctionConfig]:
+    from lambdaship.config import load_project
+
     proj = load_project(project, overrides)
     return proj, proj.function(function)
 

@@ -8,12 +8,17 @@ from pathlib import Path
 import typer
 
 from lambdaship.commands._common import JsonOpt, console, emit_json
-from lambdaship.local import stack
 
 StateOpt = typer.Option(
     None, "--state-dir", help="Where the stack keeps its state (default: ~/.cache/lambdaship/local).",
     show_default=False,
 )
+
+
+def _stack():  # imported on use: keeps `lambdaship --help` fast
+    from lambdaship.local import stack
+
+    return stack
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +28,7 @@ def register(app: typer.Typer) -> None:
     @local.command("up")
     def up(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
         """Start moto server and the registry on free ports and wait until both answer."""
-        state = stack.up(state_dir)
+        state = _stack().up(state_dir)
         if json_:
             emit_json(state.to_json())
             return
@@ -34,7 +39,7 @@ def register(app: typer.Typer) -> None:
     @local.command("env")
     def env(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
         """Print `export` lines that point boto3 and lambdaship at the local stack."""
-        state = stack.read_state(state_dir)
+        state = _stack().read_state(state_dir)
         if state is None:
             from lambdaship.errors import LambdashipError
 
@@ -48,7 +53,7 @@ def register(app: typer.Typer) -> None:
     @local.command("status")
     def status(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
         """Show whether the stack's processes are alive and answering."""
-        info = stack.status(state_dir)
+        info = _stack().status(state_dir)
         if json_:
             emit_json(info)
         elif not info.get("services"):
@@ -86,7 +91,7 @@ def register(app: typer.Typer) -> None:
     @local.command("down")
     def down(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
         """Stop exactly the processes `local up` started."""
-        stopped = stack.down(state_dir)
+        stopped = _stack().down(state_dir)
         if json_:
             emit_json({"stopped": stopped})
         else:
