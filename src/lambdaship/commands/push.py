@@ -119,8 +119,14 @@ def register(app: typer.Typer) -> None:
                     "the image builder is not available in this installation",
                     "push an existing OCI layout with --layout DIR",
                 ) from None
-            previous = _previous_image(name) if name else None
-            image = build_image(fn, progress=interactive() and not json_, reuse_deps_from=previous).image
+            # The ECR lookup of the previous image (boto3 import + client: ~0.6 s of a fresh runner's
+            # 2 s code-only push, measured with pyinstrument) runs while the build does its local checks.
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                previous = pool.submit(_previous_image, name) if name else None
+                image = build_image(fn, progress=interactive() and not json_,
+                                    reuse_deps_from=previous.result if previous is not None else None).image
 
         git_dir = fn.source if fn is not None else (project or Path.cwd())
         tags = default_tags(git_dir if git_dir.is_dir() else git_dir.parent)

@@ -79,9 +79,16 @@ def target_from_build(fn: FunctionConfig, *, progress: bool = False) -> Target:
     from lambdaship.image.build import build_image
 
     # A fresh CI runner reuses the running image's dependency layer when the deps are unchanged.
-    current = lambda_.get_function(fn.function_name)
-    previous = (current or {}).get("Code", {}).get("ImageUri")
-    result = build_image(fn, progress=progress, reuse_deps_from=previous if previous and "@" in previous else None)
+    # The Lambda lookup (boto3 import + client) runs while the build does its local checks.
+    def previous_image() -> str | None:
+        current = lambda_.get_function(fn.function_name)
+        previous = (current or {}).get("Code", {}).get("ImageUri")
+        return previous if previous and "@" in previous else None
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        result = build_image(fn, progress=progress, reuse_deps_from=pool.submit(previous_image).result)
     registry = ecr.registry_for_account()
     registry = registry.split("://", 1)[-1].rstrip("/")
     image = result.image

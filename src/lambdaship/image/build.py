@@ -453,7 +453,7 @@ def build_image(
     tar: Path | None = None,
     tag: str = "latest",
     image_format: str = "base",
-    reuse_deps_from: str | None = None,
+    reuse_deps_from: str | Callable[[], str | None] | None = None,
 ) -> BuildResult:
     """Build ``fn``'s image; with ``out`` also write an OCI layout, with ``tar`` a docker-load tar.
 
@@ -466,7 +466,9 @@ def build_image(
     repository's current tag). When its ``dev.lambdaship.deps-hash`` label equals this build's
     dependency hash, its dependency layer is reused as a remote layer: nothing is installed or
     compressed, and the push can skip (or mount) the blob. A fresh CI runner gets the
-    unchanged-dependencies fast path without any local cache.
+    unchanged-dependencies fast path without any local cache. It may be a callable (e.g. a
+    future's ``result``), asked only after the local checks, so a slow lookup of the previous
+    image (the ECR API) overlaps them.
     """
     if image_format not in ("base", "docker", "oci"):
         raise LambdashipError(f"unknown image format {image_format!r}", "use base, docker or oci")
@@ -493,6 +495,8 @@ def build_image(
     deps = None
     with ThreadPoolExecutor(max_workers=2) as pool:
         base_f = pool.submit(resolve_base, fn.image_base, fn.architecture)
+        if callable(reuse_deps_from):
+            reuse_deps_from = reuse_deps_from()
         if reuse_deps_from and not plan.empty:
             reused = find_reusable_deps(reuse_deps_from, plan.hash, fn.architecture)
         if reused is None:
