@@ -159,11 +159,30 @@ def _tool_version(cmd: tuple[str, ...]) -> str:
         return "unknown"
 
 
+@cache
+def _uv_version(uv: str) -> str:
+    """uv's version number ("0.13.9"). From the uv package's metadata when ``uv`` is that
+    package's binary — no process start, which was a tenth of a fresh runner's code-only push —
+    else from ``uv --version``; the same string either way, so the deps hash is machine-independent."""
+    try:
+        from importlib.metadata import version
+
+        from uv import find_uv_bin
+
+        if os.path.realpath(find_uv_bin()) == os.path.realpath(uv):
+            return version("uv")
+    except (ImportError, FileNotFoundError, ValueError):
+        pass
+    out = _tool_version((uv, "--version"))
+    m = re.search(r"\d+(?:\.\d+)+", out)
+    return m.group(0) if m else out
+
+
 def installer() -> tuple[str, str]:
     """(name, version string) of the installer that will be used."""
     uv = uv_binary()
     if uv:
-        return "uv", _tool_version((uv, "--version"))
+        return "uv", _uv_version(uv)
     return "pip", _tool_version((sys.executable, "-m", "pip", "--version")).split(" from ")[0]
 
 
