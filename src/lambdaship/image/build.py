@@ -241,7 +241,7 @@ import json, py_compile, sys
 jobs = json.load(sys.stdin)
 for src, cfile, dfile in jobs:
     try:
-        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True,
+        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True, optimize=0,
                            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     except py_compile.PyCompileError:
         pass
@@ -256,7 +256,7 @@ def app_bytecode(files: list[tuple[str, Path]], python: str) -> tuple[list[layer
     Compiled files are cached in ``<home>/pyc`` by (content, path in the image, version), so a
     rebuild compiles only the files that changed.
     """
-    from lambdaship.deps import bytecode_enabled, find_interpreter
+    from lambdaship.deps import bytecode_enabled, compile_env, find_interpreter
 
     sources = [(rel, p) for rel, p in files if rel.endswith(".py") and not p.is_symlink() and p.is_file()]
     if not sources or not bytecode_enabled():
@@ -290,7 +290,7 @@ def app_bytecode(files: list[tuple[str, Path]], python: str) -> tuple[list[layer
     elif todo:
         proc = subprocess.run(
             [exe, "-c", _COMPILE_APP], input=json.dumps([list(j[:3]) for j in todo]),
-            capture_output=True, text=True, timeout=300,
+            capture_output=True, text=True, timeout=300, env=compile_env(),
         )
         if proc.returncode != 0 or proc.stdout.strip() != tag:
             return [], False
