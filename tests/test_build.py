@@ -381,3 +381,22 @@ def test_docker_manifest_list_base_like_the_aws_images(local_stack, tmp_path: Pa
         assert json.loads(_blob(out, result["config_digest"]))["architecture"] == goarch
         hashes.add(result["deps_hash"])  # installed for that platform (wheel tags: see test_deps)
     assert len(hashes) == 2
+
+
+def test_app_bytecode_only_for_the_target_version(base_image_ref: str, tmp_path: Path) -> None:
+    from lambdaship.deps import find_interpreter
+
+    app = _copy_app(HANDLER_APP, tmp_path / "app", 1_600_000_000)
+    out = tmp_path / "layout"
+    result = _build(app, "--base-image", base_image_ref, "--out", str(out))
+    app_layer = next(x for x in result["layers"] if x["role"] == "app")
+    raw = gzip.decompress(_blob(out, app_layer["digest"]))
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        pycs = {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.name.endswith(".pyc")}
+    if find_interpreter("3.12"):
+        assert result["bytecode"]
+        data = pycs["var/task/__pycache__/handler.cpython-312.pyc"]
+        assert int.from_bytes(data[4:8], "little") == 0b01  # unchecked hash: valid whatever the mtimes
+        assert b"/var/task/handler.py" in data and str(app).encode() not in data
+    else:
+        assert not result["bytecode"] and pycs == {}
