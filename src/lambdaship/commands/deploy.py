@@ -29,6 +29,16 @@ def register(app: typer.Typer) -> None:
     def deploy(
         project: Path | None = ProjectOpt,
         function: str | None = FunctionOpt,
+        all_: bool = typer.Option(
+            False, "--all", help="Every function of the project, in parallel (see --changed-since, --workers)."
+        ),
+        changed_since: str | None = typer.Option(
+            None, "--changed-since", metavar="REF", show_default=False,
+            help="With --all: only the functions changed since this git ref (REF...HEAD and uncommitted changes).",
+        ),
+        workers: int | None = typer.Option(
+            None, "--workers", help="With --all: how many functions deploy at once (default 2).", show_default=False
+        ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print every AWS call the deploy would make; make none."),
         image: str | None = typer.Option(
             None, "--image", help="Deploy this ECR image (tag or @digest) instead of building.", show_default=False
@@ -53,11 +63,26 @@ def register(app: typer.Typer) -> None:
         timeout: int | None = TimeoutOpt,
         json_: bool = JsonOpt,
     ) -> None:
-        """Deploy the function by image digest; the alias moves only after the smoke test passes."""
+        """Deploy the function by image digest; the alias moves only after the smoke test passes.
+
+        With --all: every function of the project (only the changed ones with --changed-since), in parallel.
+        One function's failure stops no other; the exit code is 1 if any failed.
+        """
         from lambdaship.deploy.pipeline import ship
 
         overrides = {"base_image": base_image, "python": python, "architecture": architecture,
                      "package_type": package_type, "memory": memory, "timeout": timeout}
+        if all_ or changed_since is not None or workers is not None:
+            from lambdaship import fleet
+
+            fleet.check_all_flags("deploy", all_, fleet_only={"--changed-since": changed_since, "--workers": workers},
+                                  single_only={"--function": function, "--image": image, "--env-file": env_file,
+                                               "--zip-bucket": zip_bucket})
+            raise typer.Exit(fleet.run_deploy_all(
+                project, changed_since=changed_since, workers=fleet.DEFAULT_WORKERS if workers is None else workers,
+                dry_run=dry_run, json_=json_, overrides=overrides, create_role=create_role, skip_smoke=skip_smoke,
+                create_bucket=create_bucket,
+            ))
         _, fn = project_and_function(project, function, overrides)
         tty = interactive() and not json_
         status = err_console.status("planning…") if tty else None

@@ -14,12 +14,23 @@ def register(app: typer.Typer) -> None:
     def status(
         project: Path | None = ProjectOpt,
         function: str | None = FunctionOpt,
+        all_: bool = typer.Option(
+            False, "--all", help="One table for every function of the project, with CloudWatch metrics."
+        ),
+        since: str | None = typer.Option(
+            None, "--since", help="With --all: the metrics window (30m, 1h, 7d; default 1h).", show_default=False
+        ),
         versions: int = typer.Option(10, "--versions", help="How many recent versions to list."),
         json_: bool = JsonOpt,
     ) -> None:
         """State, last update, alias → version → digest, recent versions, ECR images and scan status."""
         from lambdaship.deploy.status import function_status, render
 
+        if all_ or since is not None:
+            from lambdaship import fleet
+
+            fleet.check_all_flags("status", all_, fleet_only={"--since": since}, single_only={"--function": function})
+            raise typer.Exit(fleet.run_status_all(project, since=since or "1h", json_=json_))
         _, fn = project_and_function(project, function)
         info = function_status(fn, versions=versions)
         if json_:
