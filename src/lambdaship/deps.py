@@ -400,15 +400,22 @@ def prune_tests_enabled() -> bool:
     return os.environ.get("LAMBDASHIP_KEEP_TESTS", "").lower() not in ("1", "true", "yes")
 
 
+_TEST_IMPORT_LINE = re.compile(r"^[^\n#]*\b(?:import|from)\b[^\n]*\btests?\b[^\n]*$", re.M)
+
+
 def _imports_of(package: Path) -> str:
-    """The text of every non-test module of a top-level package (to look for imports of its tests)."""
+    """The import lines that name a ``test``/``tests`` module, from every non-test module of a
+    top-level package (one regex pass per file: the per-suite patterns then scan a few lines, not
+    the 50 MB of numpy + pandas sources — 0.4 s of a cold build before)."""
     parts = []
     for dirpath, dirnames, filenames in os.walk(package):
         dirnames[:] = [d for d in dirnames if d not in TEST_DIRS]
         for f in filenames:
             if f.endswith(".py"):
                 with contextlib.suppress(OSError):
-                    parts.append(Path(dirpath, f).read_text(encoding="utf-8", errors="replace"))
+                    text = Path(dirpath, f).read_text(encoding="utf-8", errors="replace")
+                    if "test" in text:
+                        parts.extend(_TEST_IMPORT_LINE.findall(text))
     return "\n".join(parts)
 
 
