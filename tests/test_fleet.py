@@ -298,14 +298,15 @@ def test_without_ref_every_function_is_deployed(project: Path) -> None:
 def test_dry_run_lists_what_would_deploy_and_why(project: Path) -> None:
     write(project, "common/util.py", UTIL + "# v2\n")
     commit(project)
-    proc = run_cli("deploy", "--all", "--changed-since", "HEAD~1", "--dry-run", "--json", cwd=project)
+    no_aws = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # a dry run decides locally: any AWS call would fail
+    proc = run_cli("deploy", "--all", "--changed-since", "HEAD~1", "--dry-run", "--json", cwd=project, env=no_aws)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     by = {f["key"]: f for f in data["functions"]}
     assert {k: f["status"] for k, f in by.items()} == {"a": "would_deploy", "b": "would_deploy", "c": "skipped"}
     assert by["a"]["reason"] == "shared code changed: common/util.py"
     assert by["c"]["reason"] == "unchanged"
-    text = run_cli("deploy", "--all", "--changed-since", "HEAD~1", "--dry-run", cwd=project)
+    text = run_cli("deploy", "--all", "--changed-since", "HEAD~1", "--dry-run", cwd=project, env=no_aws)
     assert text.returncode == 0, text.stderr
     assert "fn-a" in text.stdout and "would deploy" in text.stdout and "shared code changed" in text.stdout
     assert "fn-c" in text.stdout and "skipped" in text.stdout

@@ -105,3 +105,5 @@ def test_status_all_usage_errors(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--since" in proc.stderr
     proc = run_cli("status", "--all", "--function", "a", cwd=root)
     assert proc.returncode == 2 and "--function" in proc.stderr
+    proc = run_cli("status", "--since", "1h", cwd=root)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: status: --since needs --all")
