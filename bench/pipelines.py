@@ -1,6 +1,6 @@
 """lambdaship next to the conventional pipelines, measured side by side in one run (issue 11).
 
-    python bench/pipelines.py [--runs 3] [--quick] [--write] [--only lambdaship,uv,pip,buildah]
+    python bench/pipelines.py [--runs 3] [--quick] [--write] [--only lambdaship,nopyc,uv,pip,buildah]
 
 Workload: bench/workloads/seed-app — a seed-sized Chalice app (chalice + numpy + pandas, 24 pinned
 packages from PyPI) for Python 3.11 x86_64 on the debootstrap Lambda-like base (python3 + pip +
@@ -9,7 +9,8 @@ The target repository is on a second registry (one fresh registry per pipeline a
 the bytes each step adds to its storage are exactly the bytes that step had to upload).
 
 Pipelines (scripts in bench/peers/):
-* lambdaship: `lambdaship push --repository R` (build + push; ECR on moto, blobs on the registry)
+* lambdaship: `lambdaship push --repository R` (build + push; ECR on moto, blobs on the registry);
+  nopyc: the same with LAMBDASHIP_BYTECODE=0 (cold only)
 * (a) buildah: the seeds' Dockerfile, `buildah build --layers` + `buildah push` (overlay storage, chroot isolation)
 * (b) pip: `pip install --platform … --only-binary=:all: --target` + tar + `umoci raw add-layer` x2 + `skopeo copy`
 * (b') uv: `uv pip install --python-platform … --target` + umoci + skopeo
