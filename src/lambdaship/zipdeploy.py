@@ -28,8 +28,8 @@ from lambdaship.deploy.plan import (
     _config_changes,
     desired_configuration,
     desired_tags,
-    history_description,
     parse_history,
+    smoke_and_alias_steps,
 )
 from lambdaship.errors import LambdashipError
 
@@ -172,21 +172,7 @@ def plan_zip(
         "FunctionName": name, "Description": zip_marker(art.sha256, fn.description),
         "CodeSha256": art.code_sha256,
     }, "only if $LATEST still has this CodeSha256 (else: concurrent deploy)"))
-    if fn.smoke is not None and not skip_smoke:
-        smoke = {"event": fn.smoke.event} if fn.smoke.event is not None else {
-            "path": fn.smoke.path, "method": fn.smoke.method}
-        steps.append(Step("smoke:Invoke", {"FunctionName": name, "Qualifier": Later("{version}"), **smoke},
-                          "the alias moves only if this passes"))
-    history = [plan.alias_version, *plan.history] if plan.alias_version else []
-    if alias is None:
-        steps.append(Step("lambda:CreateAlias", {"FunctionName": name, "Name": fn.alias,
-                                                 "FunctionVersion": Later("{version}"),
-                                                 "Description": history_description([])}))
-    else:
-        steps.append(Step("lambda:UpdateAlias", {
-            "FunctionName": name, "Name": fn.alias, "FunctionVersion": Later("{version}"),
-            "Description": history_description(history), "RevisionId": alias.get("RevisionId"),
-        }, f"was version {plan.alias_version}"))
+    steps.extend(smoke_and_alias_steps(fn, plan, alias, skip_smoke=skip_smoke))
     return plan
 
 

@@ -360,6 +360,16 @@ def plan_deploy(
     steps.append(Step("registry:PutTag", {"Repository": target.repository, "Digest": target.digest,
                                           "Tag": Later(tag)},
                       "protects the image from the lifecycle rule"))
+    steps.extend(smoke_and_alias_steps(fn, plan, alias, skip_smoke=skip_smoke))
+    return plan
+
+
+def smoke_and_alias_steps(fn: FunctionConfig, plan: Plan, alias: dict[str, Any] | None, *,
+                          skip_smoke: bool) -> list[Step]:
+    """The tail every deploy plan ends with (image or zip): smoke-test the new version, then move
+    the alias to it — always the last step, so nothing unverified ever serves traffic."""
+    name = fn.function_name
+    steps: list[Step] = []
     if fn.smoke is not None and not skip_smoke:
         smoke = {"event": fn.smoke.event} if fn.smoke.event is not None else {
             "path": fn.smoke.path, "method": fn.smoke.method}
@@ -375,4 +385,4 @@ def plan_deploy(
             "FunctionName": name, "Name": fn.alias, "FunctionVersion": Later("{version}"),
             "Description": history_description(history), "RevisionId": alias.get("RevisionId"),
         }, f"was version {plan.alias_version}"))
-    return plan
+    return steps
