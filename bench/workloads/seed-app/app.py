@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 from chalice import Chalice
-
 from chalicelib.scores import summary
 
 app = Chalice(app_name="seed-app")

@@ -1,2 +1,2 @@
 def summary(frame):
-    return {"rows": int(len(frame)), "mean": float(frame["x"].mean()) if len(frame) else None}
+    return {"rows": len(frame), "mean": float(frame["x"].mean()) if len(frame) else None}
