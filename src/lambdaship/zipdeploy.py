@@ -28,6 +28,7 @@ from lambdaship.deploy.plan import (
     _config_changes,
     desired_configuration,
     desired_tags,
+    execution_role,
     parse_history,
     smoke_and_alias_steps,
 )
@@ -74,7 +75,7 @@ def plan_zip(
     create_bucket: bool = False,
 ) -> Plan:
     """Describe the function and list the calls of a zip deploy (nothing is changed here)."""
-    from lambdaship.aws import iam, lambda_
+    from lambdaship.aws import lambda_
 
     art = zplan.artifact
     if art is None or zplan.decision.package_type != "zip":
@@ -91,21 +92,7 @@ def plan_zip(
     steps = plan.steps
     steps.append(choice_step(zplan))
 
-    role: Any = fn.role
-    if current is None and role is not None:
-        iam.check_role(role)
-    if current is None and role is None:
-        if not create_role:
-            raise LambdashipError(
-                f"no execution role configured for {name}",
-                'set role = "arn:aws:iam::<account>:role/<name>" in the config, or pass --create-role',
-            )
-        role_name = iam.default_role_name(name)
-        role = iam.role_arn(role_name)
-        if role is None:
-            steps.append(Step("iam:CreateRole", {"RoleName": role_name, "FunctionName": name},
-                              "trust lambda.amazonaws.com; attach AWSLambdaBasicExecutionRole only"))
-            role = Later("{role}")
+    role = execution_role(fn, current, create_role=create_role, steps=steps)
 
     if zplan.decision.upload == "s3":
         assert zplan.bucket

@@ -259,28 +259,14 @@ def plan_deploy(
 
     ``only_env``: change nothing but the environment (``env sync``): the other configuration
     keys and tags are left as they are."""
-    from lambdaship.aws import iam, lambda_
+    from lambdaship.aws import lambda_
 
     name = fn.function_name
     current = lambda_.get_function(name)
     plan = Plan(function_name=name, alias=fn.alias, target=target, exists=current is not None)
     steps = plan.steps
 
-    role: Any = fn.role
-    if current is None and role is not None:
-        iam.check_role(role)
-    if current is None and role is None:
-        if not create_role:
-            raise LambdashipError(
-                f"no execution role configured for {name}",
-                'set role = "arn:aws:iam::<account>:role/<name>" in the config, or pass --create-role',
-            )
-        role_name = iam.default_role_name(name)
-        role = iam.role_arn(role_name)
-        if role is None:
-            steps.append(Step("iam:CreateRole", {"RoleName": role_name, "FunctionName": name},
-                              "trust lambda.amazonaws.com; attach AWSLambdaBasicExecutionRole only"))
-            role = Later("{role}")
+    role = execution_role(fn, current, create_role=create_role, steps=steps)
 
     if target.image is not None and _in_registry(target):
         target.image = None  # already pushed (same digest): nothing to upload
@@ -362,6 +348,32 @@ def plan_deploy(
                       "protects the image from the lifecycle rule"))
     steps.extend(smoke_and_alias_steps(fn, plan, alias, skip_smoke=skip_smoke))
     return plan
+
+
+def execution_role(fn: FunctionConfig, current: dict[str, Any] | None, *, create_role: bool,
+                   steps: list[Step]) -> Any:
+    """The role a new function gets: the configured one (checked to exist before anything is
+    pushed), or one ``--create-role`` makes (an ``iam:CreateRole`` step is appended). Existing
+    functions keep theirs (returns ``fn.role``, possibly None)."""
+    from lambdaship.aws import iam
+
+    name = fn.function_name
+    role: Any = fn.role
+    if current is None and role is not None:
+        iam.check_role(role)
+    if current is None and role is None:
+        if not create_role:
+            raise LambdashipError(
+                f"no execution role configured for {name}",
+                'set role = "arn:aws:iam::<account>:role/<name>" in the config, or pass --create-role',
+            )
+        role_name = iam.default_role_name(name)
+        role = iam.role_arn(role_name)
+        if role is None:
+            steps.append(Step("iam:CreateRole", {"RoleName": role_name, "FunctionName": name},
+                              "trust lambda.amazonaws.com; attach AWSLambdaBasicExecutionRole only"))
+            role = Later("{role}")
+    return role
 
 
 def smoke_and_alias_steps(fn: FunctionConfig, plan: Plan, alias: dict[str, Any] | None, *,
