@@ -107,3 +107,35 @@ def test_handler_syntax_error_and_no_import(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef handler(e, c): pass\n")
     check_handler(_fn(tmp_path, handler="app.handler"))
     assert not marker.exists()
+
+
+def test_shared_paths_are_packaged_under_their_relative_path(tmp_path):
+    """A monorepo function gets its `shared` code at /var/task/<path>, so `import common.util` works."""
+    from lambdaship.config import load_project
+    from lambdaship.errors import LambdashipError
+    from lambdaship.project import app_files, check_handler
+
+    (tmp_path / "services" / "a").mkdir(parents=True)
+    app = "from common.util import f\n\ndef handler(e, c):\n    return f()\n"
+    (tmp_path / "services" / "a" / "app.py").write_text(app)
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "__init__.py").write_text("")
+    (tmp_path / "common" / "util.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "common" / "__pycache__").mkdir()
+    (tmp_path / "common" / "__pycache__" / "util.cpython-311.pyc").write_bytes(b"x")
+    (tmp_path / "schema.json").write_text("{}")
+    (tmp_path / "lambdaship.toml").write_text(
+        'handler = "app.handler"\n[functions.a]\nsource = "services/a"\nshared = ["common", "schema.json"]\n'
+        '[functions.b]\nsource = "."\nshared = ["common"]\n'
+        '[functions.c]\nsource = "services/a"\nshared = ["missing"]\n'
+    )
+    proj = load_project(tmp_path)
+    a = proj.function("a")
+    arcs = [arc for arc, _ in app_files(a)]
+    assert arcs == ["app.py", "common/__init__.py", "common/util.py", "schema.json"]  # default excludes apply
+    check_handler(a)
+    # a shared path inside the source is not packaged twice
+    b_arcs = [arc for arc, _ in app_files(proj.function("b"))]
+    assert b_arcs.count("common/util.py") == 1
+    with pytest.raises(LambdashipError, match="shared path 'missing' of function 'c' does not exist"):
+        app_files(proj.function("c"))

@@ -114,8 +114,10 @@ class FunctionConfig(_Strict):
     smoke: SmokeTest | None = None
     shared: list[str] = Field(
         default_factory=list,
-        description="Extra paths (relative to the config file) whose changes redeploy this function.",
+        description="Extra paths (relative to the config file) packaged into /var/task under the same "
+        "relative path (e.g. 'common' → /var/task/common); their changes redeploy this function.",
     )
+    root: Path | None = Field(None, description="The config file's directory (set by the loader).")
 
     @field_validator("function_name")
     @classmethod
@@ -302,6 +304,7 @@ def _build_function(
     data.setdefault("function_name", key)
     source = Path(data.get("source", "."))
     data["source"] = (base_dir / source).resolve()
+    data["root"] = base_dir.resolve()
     data["key"] = key
     try:
         fn = FunctionConfig.model_validate(data)

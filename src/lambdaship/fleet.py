@@ -194,6 +194,7 @@ def config_at(project: Project, repo: Path, commit: str) -> dict[str, FunctionCo
         data = {**table, **sub}
         data.setdefault("function_name", key)
         data["source"] = (project.root / Path(data.get("source", "."))).resolve()
+        data["root"] = project.root.resolve()
         data["key"] = key
         try:
             out[key] = FunctionConfig.model_validate(data)

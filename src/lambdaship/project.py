@@ -57,9 +57,47 @@ def _matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
 def app_files(fn: FunctionConfig, *, extra_excludes: list[Path] | None = None) -> list[tuple[str, Path]]:
     """``(arcname relative to /var/task, path)`` for every file and symlink of the app, sorted.
 
+    The function's ``source`` tree, plus each ``shared`` path (relative to the config file) that
+    lies outside it, under the same relative path: ``shared = ["common"]`` → ``/var/task/common``.
+
     ``extra_excludes``: absolute paths to leave out as well (e.g. a build output directory
     inside the project).
     """
+    files = _source_files(fn, extra_excludes)
+    root = fn.root or fn.source
+    seen = {arc for arc, _ in files}
+    for rel in fn.shared:
+        rel = rel.strip().strip("/").removeprefix("./")
+        path = (root / rel).resolve()
+        if not rel or path == fn.source or fn.source in path.parents:
+            continue  # already part of the source tree
+        if root not in path.parents:
+            raise LambdashipError(
+                f"shared path {rel!r} of function {fn.key!r} is outside the project ({root})",
+                "list only paths inside the directory of the config file",
+            )
+        if path.is_dir():
+            sub = fn.model_copy(update={"source": path, "include": [], "shared": [], "root": path})
+            extra = [(f"{rel}/{arc}", p) for arc, p in _source_files(sub, extra_excludes)]
+        elif path.is_file():
+            extra = [(rel, path)]
+        else:
+            raise LambdashipError(
+                f"shared path {rel!r} of function {fn.key!r} does not exist", "fix or remove it in 'shared'"
+            )
+        for arc, _ in extra:
+            if arc in seen:
+                raise LambdashipError(
+                    f"{arc} is both in the source of function {fn.key!r} and in its shared path {rel!r}",
+                    "rename one of them or narrow 'shared'",
+                )
+            seen.add(arc)
+        files.extend(extra)
+    files.sort(key=lambda item: item[0].split("/"))
+    return files
+
+
+def _source_files(fn: FunctionConfig, extra_excludes: list[Path] | None) -> list[tuple[str, Path]]:
     root = fn.source
     excludes = (*DEFAULT_EXCLUDES, *fn.exclude)
     includes = [p.strip().lstrip("/").removeprefix("./") for p in fn.include if p.strip()]
