@@ -180,3 +180,20 @@ def test_bad_handler_and_multi_function(tmp_path: Path) -> None:
     data = generate(api, "--function", "users")
     assert data["function"] == "users-api"
     assert (api / "functions" / "users" / "Dockerfile").is_file()
+
+
+def test_shared_paths_outside_the_context_are_refused(tmp_path):
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "app.py").write_text("def handler(e, c):\n    return 1\n")
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "util.py").write_text("")
+    (tmp_path / "lambdaship.toml").write_text(
+        'function_name = "f"\nhandler = "app.handler"\nsource = "svc"\nshared = ["common"]\n'
+    )
+    r = run_cli("dockerfile", "-C", str(tmp_path))
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "error: function 'f' packages shared paths outside its source directory (common), which a Docker build "
+        "context cannot reach; build with 'lambdaship build', or set source = \".\" narrowed with include/exclude"
+    ]
+    assert not (tmp_path / "svc" / "Dockerfile").exists()

@@ -127,6 +127,15 @@ def generate(fn: FunctionConfig, out: Path | None = None) -> DockerFiles:
     from lambdaship.project import check_handler
 
     handler = fn.resolved_handler
+    root = fn.root or fn.source
+    resolved = {p: (root / p).resolve() for p in fn.shared}
+    outside = [p for p, r in resolved.items() if r != fn.source and fn.source not in r.parents]
+    if outside:
+        raise LambdashipError(
+            f"function {fn.key!r} packages shared paths outside its source directory ({', '.join(outside)}), "
+            "which a Docker build context cannot reach",
+            "build with 'lambdaship build', or set source = \".\" narrowed with include/exclude",
+        )
     check_handler(fn)
     req = requirements_file(fn)
     dockerfile_text, ignore_text = render(fn, handler=handler, requirements=req)
