@@ -196,14 +196,14 @@ class FaultProxy:
                     return
                 fault = self._decide(method, target)
                 if fault == "500":
+                    self._record(method, target, fault, 500)
                     self._answer(conn, 500, b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}',
                                  head=method == "HEAD")
-                    self._record(method, target, fault, 500)
                     continue
                 if fault == "429":
+                    self._record(method, target, fault, 429)
                     self._answer(conn, 429, b'{"errors":[{"code":"TOOMANYREQUESTS","message":"injected"}]}',
                                  [("Retry-After", f"{self.retry_after:g}")], head=method == "HEAD")
-                    self._record(method, target, fault, 429)
                     continue
                 if fault == "reset":
                     self._record(method, target, fault, None)
@@ -233,9 +233,9 @@ class FaultProxy:
                     upstream.close()
                     upstream, up_file = None, None
                 if fault == "500-after":
+                    self._record(method, target, fault, 500)
                     self._answer(conn, 500, b'{"errors":[{"code":"UNKNOWN","message":"injected after"}]}',
                                  head=method == "HEAD")
-                    self._record(method, target, fault, 500)
                     continue
                 if fault == "reset-after":
                     self._record(method, target, fault, None)
@@ -250,13 +250,14 @@ class FaultProxy:
                 data = _head(status_line, out_headers) + rbody
                 if fault == "cut":
                     cut_at = len(data) - max(1, len(rbody) // 2) if rbody else len(data) // 2
-                    conn.sendall(data[:cut_at])
                     self._record(method, target, fault, status)
+                    conn.sendall(data[:cut_at])
                     time.sleep(0.02)
                     _reset(conn)
                     return
-                conn.sendall(data)
+                # Recorded before the answer leaves: a client that has read it may look at the log.
                 self._record(method, target, fault, status)
+                conn.sendall(data)
         except OSError:
             return
         finally:
