@@ -46,6 +46,7 @@ from typing import Literal
 
 from lambdaship.config import FunctionConfig
 from lambdaship.errors import LambdashipError
+from lambdaship.fsutil import tmp_sibling
 from lambdaship.local.stack import home
 
 MARKER = "info.json"  # next to the tree/ directory of a cache entry
@@ -230,7 +231,7 @@ def find_interpreter(version: str) -> str | None:
         memo[version] = {"path": found, "at": int(time.time())}
         with contextlib.suppress(OSError):
             memo_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp = tmp_sibling(memo_file)
             tmp.write_text(json.dumps(memo, sort_keys=True))
             os.replace(tmp, memo_file)
     return found

@@ -32,6 +32,7 @@ from typing import Any
 
 from lambdaship.config import FunctionConfig
 from lambdaship.errors import LambdashipError
+from lambdaship.fsutil import tmp_sibling
 from lambdaship.image import layer as layer_mod
 from lambdaship.image.model import (
     CONFIG_TYPES,
@@ -319,7 +320,7 @@ def _deps_layer(tree: Path, deps_hash: str, media_type: str, mtime: int) -> tupl
         layer_mod.tree_entries(tree, TASK_ROOT), blob_cache() / "sha256", media_type=media_type, mtime=mtime
     )
     index.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index.with_suffix(f".{os.getpid()}.tmp")
+    tmp = tmp_sibling(index)
     tmp.write_text(json.dumps({"digest": lay.digest, "diff_id": lay.diff_id, "size": lay.size,
                                "uncompressed_size": lay.uncompressed_size}))
     os.replace(tmp, index)
@@ -618,7 +619,7 @@ def write_docker_archive(image: Image, dest: Path, repo_tag: str) -> Path:
         info.type, info.mtime, info.mode = tarfile.DIRTYPE, mtime, 0o755
         tf.addfile(info)
 
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    tmp = tmp_sibling(dest)
     try:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tf:
             add_dir(tf, "blobs")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambdaship.fsutil import tmp_sibling
+
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -157,7 +159,7 @@ def _put_blob(layout: Path, digest: str, data: bytes | None = None, src: Path | 
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    tmp = tmp_sibling(dest)
     if data is not None:
         tmp.write_bytes(data)
     elif src is not None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lambdaship.errors import LambdashipError
+from lambdaship.fsutil import tmp_sibling
 from lambdaship.image.model import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
@@ -185,7 +186,7 @@ def _tar_layer(root: Path, dest: Path) -> BaseArtifacts:
         comp = isal_zlib.compressobj(2, isal_zlib.DEFLATED, 31)
     except ImportError:  # pragma: no cover
         comp = zlib.compressobj(6, zlib.DEFLATED, 31)
-    tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")
+    tmp = tmp_sibling(dest)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc, tmp.open("wb") as out:
         assert proc.stdout is not None
         while chunk := proc.stdout.read(1 << 20):
