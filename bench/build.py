@@ -42,6 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
+from _docs import write_section  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from lambdaship.local import stack  # noqa: E402
 
 
@@ -208,17 +210,7 @@ def render(rows: dict, args: argparse.Namespace) -> str:
 
 
 def write_docs(text: str) -> None:
-    doc = REPO / "docs" / "benchmarks.md"
-    start, end = "<!-- build:start -->", "<!-- build:end -->"
-    block = f"{start}\n{text}\n{end}"
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if start in current and end in current:
-        before, rest = current.split(start, 1)
-        new = before + block + rest.split(end, 1)[1]
-    else:
-        new = current.rstrip("\n") + "\n\n## Build: `lambdaship build` vs `pip install --target` + tar + gzip\n\n" \
-            + block + "\n"
-    doc.write_text(new)
+    write_section('build', 'Build: `lambdaship build` vs `pip install --target` + tar + gzip', text)
 
 
 if __name__ == "__main__":

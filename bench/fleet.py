@@ -27,6 +27,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from _docs import write_section
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -113,16 +115,7 @@ def main() -> None:
 
 
 def write_docs(text: str) -> None:
-    doc = REPO / "docs" / "benchmarks.md"
-    start, end = "<!-- fleet:start -->", "<!-- fleet:end -->"
-    block = f"{start}\n{text}\n{end}"
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if start in current and end in current:
-        before, rest = current.split(start, 1)
-        new = before + block + rest.split(end, 1)[1]
-    else:
-        new = current.rstrip("\n") + "\n\n## Fleet: `deploy --all` and `--changed-since`\n\n" + block + "\n"
-    doc.write_text(new)
+    write_section('fleet', 'Fleet: `deploy --all` and `--changed-since`', text)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from _docs import write_section
+
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "examples" / "chalice-app"
 sys.path.insert(0, str(REPO / "src"))
@@ -142,17 +144,7 @@ def table(rows: list[dict], direct_p50: float, startup: float) -> str:
 
 
 def write_docs(text: str) -> None:
-    doc = REPO / "docs" / "benchmarks.md"
-    start, end = "<!-- local:start -->", "<!-- local:end -->"
-    block = f"{start}\n{text}\n{end}"
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if start in current and end in current:
-        before, rest = current.split(start, 1)
-        after = rest.split(end, 1)[1]
-        new = before + block + after
-    else:
-        new = current.rstrip("\n") + "\n\n## Local: warm request overhead of `serve`\n\n" + block + "\n"
-    doc.write_text(new)
+    write_section('local', 'Local: warm request overhead of `serve`', text)
 
 
 def main() -> None:

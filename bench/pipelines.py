@@ -49,6 +49,8 @@ WORKLOAD = REPO / "bench" / "workloads" / "seed-app"
 PEERS = REPO / "bench" / "peers"
 sys.path.insert(0, str(REPO / "src"))
 
+from _docs import write_section  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from lambdaship.local import stack  # noqa: E402
 
 PIPELINES = ("lambdaship", "nopyc", "uv", "pip", "buildah")
@@ -515,17 +517,7 @@ def render(res: dict, runs: int, kinds: tuple[str, ...], quick: bool) -> str:
 
 
 def write_docs(text: str) -> None:
-    doc = REPO / "docs" / "benchmarks.md"
-    start, end = "<!-- pipelines:start -->", "<!-- pipelines:end -->"
-    block = f"{start}\n{text}\n{end}"
-    current = doc.read_text()
-    if start in current and end in current:
-        before, rest = current.split(start, 1)
-        new = before + block + rest.split(end, 1)[1]
-    else:
-        new = current.rstrip("\n") + "\n\n## Pipelines: lambdaship vs Dockerfile/buildah, pip/uv + umoci + skopeo\n\n" \
-            + block + "\n"
-    doc.write_text(new)
+    write_section('pipelines', 'Pipelines: lambdaship vs Dockerfile/buildah, pip/uv + umoci + skopeo', text)
 
 
 if __name__ == "__main__":

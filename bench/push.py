@@ -37,6 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from _docs import write_section  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from lambdaship.image.layer import tree_entries, write_layer  # noqa: E402
 from lambdaship.image.model import (  # noqa: E402
     OCI_CONFIG,
@@ -240,16 +242,7 @@ def main() -> None:
 
 
 def write_docs(text: str) -> None:
-    doc = REPO / "docs" / "benchmarks.md"
-    start, end = "<!-- push:start -->", "<!-- push:end -->"
-    block = f"{start}\n{text}\n{end}"
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if start in current and end in current:
-        before, rest = current.split(start, 1)
-        new = before + block + rest.split(end, 1)[1]
-    else:
-        new = current.rstrip("\n") + "\n\n## Push: `lambdaship push` vs `skopeo copy`\n\n" + block + "\n"
-    doc.write_text(new)
+    write_section('push', 'Push: `lambdaship push` vs `skopeo copy`', text)
 
 
 if __name__ == "__main__":

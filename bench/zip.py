@@ -32,6 +32,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from _docs import write_section
+
 REPO = Path(__file__).resolve().parents[1]
 REQUIREMENTS = "numpy==2.3.4\npandas==2.3.3\n"
 
@@ -143,16 +145,7 @@ def main() -> None:
 
 
 def write_docs(text: str) -> None:
-    doc = REPO / "docs" / "benchmarks.md"
-    start, end = "<!-- zip:start -->", "<!-- zip:end -->"
-    block = f"{start}\n{text}\n{end}"
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if start in current and end in current:
-        before, rest = current.split(start, 1)
-        new = before + block + rest.split(end, 1)[1]
-    else:
-        new = current.rstrip("\n") + "\n\n## Zip: `lambdaship` zip vs Info-ZIP and Python `zipfile`\n\n" + block + "\n"
-    doc.write_text(new)
+    write_section('zip', 'Zip: `lambdaship` zip vs Info-ZIP and Python `zipfile`', text)
 
 
 if __name__ == "__main__":
