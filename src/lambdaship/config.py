@@ -107,6 +107,8 @@ class FunctionConfig(_Strict):
     requirements: str | None = None
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
+    use_gitignore: bool = Field(True, description="Leave out what the project's .gitignore files ignore.")
+    use_dockerignore: bool = Field(True, description="Leave out what the source's .dockerignore ignores.")
     environment: dict[str, str] = Field(default_factory=dict)
     secrets: list[SecretSource] = Field(default_factory=list)
     env_file: str | None = None

@@ -5,7 +5,18 @@ their relative paths. A file is left out when a default exclude or one of the us
 ``exclude`` globs matches it, unless one of the user's ``include`` globs matches it (include
 wins). Glob rules (like .gitignore): a pattern without ``/`` matches a file or directory name
 at any depth; a pattern with ``/`` matches the path relative to ``source`` (``*`` may cross
-``/``); a matched directory drops everything below it.
+``/``); a matched directory drops everything below it. The project's ``.gitignore`` files and its
+``.dockerignore`` are honoured as well (``lambdaship.ignorefiles``; ``use_gitignore = false`` /
+``use_dockerignore = false`` turn them off), and ``include`` wins over them too.
+
+Default excludes (``DEFAULT_EXCLUDES``): version control, virtual environments, caches and test
+directories, and the files a repository commonly holds credentials in (``SECRET_EXCLUDES``):
+``.env*``/``*.env``, ``.envrc``, ``.netrc``, ``.pypirc``, ``.npmrc``, ``.git-credentials``,
+``.pgpass``, ``.docker/config.json``, ``.kube/``, ``.gnupg/``, ``.ssh/``, ``.aws/``,
+``.config/gcloud/``, ``.azure/``, Terraform state and variable files, keys and key stores
+(``*.pem``, ``*.key``, ``id_rsa*``…, ``*.p12``, ``*.pfx``, ``*.jks``, ``*.keystore``, ``*.ppk``).
+Files that still look like credentials (by name or content) are reported by
+``lambdaship.credentials.warn_credentials``, by name only.
 
 The handler (``module.attr``, e.g. ``app.app`` for Chalice) is checked without importing user
 code: the module file must be among the app files, and ``ast`` must find the attribute
@@ -20,23 +31,30 @@ import fnmatch
 import os
 import re
 import stat
-import sys
 from pathlib import Path
 
 from lambdaship.config import FunctionConfig
+from lambdaship.credentials import CONTENT_PATTERNS, SCAN_MAX, warn_credentials
 from lambdaship.errors import LambdashipError
+from lambdaship.ignorefiles import IgnoreRules
 
+SECRET_EXCLUDES: tuple[str, ...] = (
+    ".env", ".env.*", ".env*", "*.env", ".envrc", ".netrc", "_netrc", ".pypirc", ".npmrc", ".yarnrc.yml",
+    ".git-credentials", ".pgpass", ".boto", ".s3cfg", ".dockercfg", "**/.docker/config.json", ".kube",
+    ".gnupg", ".ssh", ".aws", "**/.config/gcloud", ".azure", ".terraform", "terraform.tfstate*", "*.tfstate",
+    "*.tfstate.backup", "*.tfvars", "*.pem", "*.key", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
+    "*.p12", "*.pfx", "*.jks", "*.keystore", "*.ppk", "*.kdbx",
+)
 DEFAULT_EXCLUDES: tuple[str, ...] = (
     ".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "*.pyc", "*.pyo",
     "tests", "test", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox",
-    ".env", ".env.*", ".aws", "*.pem", "*.key", ".chalice/deployments", ".lambdaship",
-    ".DS_Store", ".idea", ".vscode", "node_modules",
-    ".ssh", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "*.p12", "*.pfx",
-    "*.env", "lambdaship.toml",  # the config holds 'environment' values: they go to Lambda, not the image
+    ".chalice/deployments", ".lambdaship", ".DS_Store", ".idea", ".vscode", "node_modules",
+    *SECRET_EXCLUDES,
+    "lambdaship.toml",  # the config holds 'environment' values: they go to Lambda, not the image
 )
 # An AWS access key ID (long-term AKIA…, temporary ASIA…) in an app file.
-ACCESS_KEY_RE = re.compile(rb"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])")
-ACCESS_KEY_SCAN_MAX = 4 * 1024 * 1024  # bytes; larger files (data, binaries) are not scanned
+ACCESS_KEY_RE = CONTENT_PATTERNS[0][1]
+ACCESS_KEY_SCAN_MAX = SCAN_MAX
 
 
 def _matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
@@ -123,6 +141,13 @@ def _source_files(fn: FunctionConfig, extra_excludes: list[Path] | None) -> list
                 return True
         return False
 
+    rules = IgnoreRules(root, gitignore=fn.use_gitignore, dockerignore=fn.use_dockerignore, root=fn.root)
+    ignored_dirs: set[str] = set()  # walked only because an include glob reaches below them
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        parent = rel.rpartition("/")[0]
+        return parent in ignored_dirs or rules.ignored(rel, is_dir)
+
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir
@@ -133,15 +158,18 @@ def _source_files(fn: FunctionConfig, extra_excludes: list[Path] | None) -> list
             if os.path.abspath(full) in skip:
                 continue
             if os.path.islink(full):
-                if wanted(rel):
+                if hit(rel, includes) or (wanted(rel) and not ignored(rel, False)):
                     out.append((rel, Path(full)))
-            elif wanted(rel) or include_below(rel):
+            elif hit(rel, includes) or (wanted(rel) and rel_dir not in ignored_dirs and not rules.prune_dir(rel)):
                 kept_dirs.append(d)
+            elif include_below(rel):
+                kept_dirs.append(d)
+                ignored_dirs.add(rel)
         dirnames[:] = kept_dirs
         for f in sorted(filenames):
             rel = f"{rel_dir}/{f}" if rel_dir else f
             full = os.path.join(dirpath, f)
-            if os.path.abspath(full) not in skip and wanted(rel):
+            if os.path.abspath(full) not in skip and (hit(rel, includes) or (wanted(rel) and not ignored(rel, False))):
                 out.append((rel, Path(full)))
     out.sort(key=lambda item: item[0].split("/"))
     return out
@@ -259,13 +287,7 @@ def files_with_access_keys(files: list[tuple[str, Path]]) -> list[str]:
 
 
 def warn_access_keys(files: list[tuple[str, Path]]) -> list[str]:
-    """One warning line on stderr (file names only, never the key) when app files hold AWS keys."""
-    hits = files_with_access_keys(files)
-    if hits:
-        shown = ", ".join(hits[:3]) + (f" and {len(hits) - 3} more file(s)" if len(hits) > 3 else "")
-        sys.stderr.write(
-            f"warning: {shown}: looks like an AWS access key ID (AKIA/ASIA…) that would ship in the package; "
-            "remove it and use the function's role or its secrets\n"
-        )
-        sys.stderr.flush()
-    return hits
+    """One warning line on stderr per app file that looks like a credential (by name or content:
+    AWS keys, private keys, tokens), naming the file, never its content. See
+    :func:`lambdaship.credentials.warn_credentials`."""
+    return warn_credentials(files)
