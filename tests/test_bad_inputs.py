@@ -108,6 +108,9 @@ def _setup(proj: Path, setup: dict[str, Any]) -> None:
     for link, target in setup.get("symlinks", {}).items():
         (proj / link).parent.mkdir(parents=True, exist_ok=True)
         (proj / link).symlink_to(target)
+    for rel, text in setup.get("latin1", {}).items():  # files that are not UTF-8
+        (proj / rel).parent.mkdir(parents=True, exist_ok=True)
+        (proj / rel).write_bytes(text.encode("latin-1"))
     for fifo in setup.get("fifos", []):
         os.mkfifo(proj / fifo)
     for d in setup.get("dirs", []):
