@@ -74,8 +74,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="lambdaship-bench-zip-"))
     os.environ["LAMBDASHIP_HOME"] = str(work / "home")
-    from lambdaship import deps, project, zippkg
+    from lambdaship import project
     from lambdaship.config import load_project
+    from lambdaship.package import archive, deps
 
     app = work / "app"
     shutil.copytree(REPO / "examples" / "handler-app", app)
@@ -83,37 +84,37 @@ def main() -> None:
     fn = load_project(app).function()
     install = _timed(lambda: deps.install(fn, target="lambda"))
     tree = Path(deps.install(fn, target="lambda").path)
-    files = zippkg.tree_files(tree) + project.app_files(fn)
+    files = archive.tree_files(tree) + project.app_files(fn)
 
     cold, code, peers_iz, peers_py, size_warm = [], [], [], [], []
     art = None
     for i in range(args.runs):
-        shutil.rmtree(zippkg.cache_dir(), ignore_errors=True)
-        cold.append(_timed(lambda: zippkg.build_zip(fn)))
+        shutil.rmtree(archive.cache_dir(), ignore_errors=True)
+        cold.append(_timed(lambda: archive.build_zip(fn)))
         (app / "handler.py").write_text((app / "handler.py").read_text() + f"\n# change {i}\n")
-        code.append(_timed(lambda: zippkg.build_zip(fn)))
-        art = zippkg.build_zip(fn)
+        code.append(_timed(lambda: archive.build_zip(fn)))
+        art = archive.build_zip(fn)
         size_warm.append(_timed(lambda: subprocess.run(
             [sys.executable, "-m", "lambdaship.cli", "size", "--json"], cwd=app, check=True, capture_output=True)))
         peers_iz.append(_timed(lambda: _info_zip(work / "infozip.zip", tree, app)))
-        peers_py.append(_timed(lambda: _py_zip(work / "py.zip", zippkg.tree_files(tree) + project.app_files(fn))))
+        peers_py.append(_timed(lambda: _py_zip(work / "py.zip", archive.tree_files(tree) + project.app_files(fn))))
     assert art is not None
 
     # reproducibility after touching every file
     first = art.sha256
     _touch_all(app, 1_700_000_000)
-    shutil.rmtree(zippkg.cache_dir(), ignore_errors=True)
-    again = zippkg.build_zip(fn).sha256
+    shutil.rmtree(archive.cache_dir(), ignore_errors=True)
+    again = archive.build_zip(fn).sha256
     _info_zip(work / "infozip.zip", tree, app)
-    _py_zip(work / "py.zip", zippkg.tree_files(tree) + project.app_files(fn))
+    _py_zip(work / "py.zip", archive.tree_files(tree) + project.app_files(fn))
     iz1, py1 = _sha(work / "infozip.zip"), _sha(work / "py.zip")
     _touch_all(tree, 1_600_000_000)
     _info_zip(work / "infozip.zip", tree, app)
-    _py_zip(work / "py.zip", zippkg.tree_files(tree) + project.app_files(fn))
+    _py_zip(work / "py.zip", archive.tree_files(tree) + project.app_files(fn))
     iz2, py2 = _sha(work / "infozip.zip"), _sha(work / "py.zip")
-    shutil.rmtree(zippkg.cache_dir(), ignore_errors=True)
+    shutil.rmtree(archive.cache_dir(), ignore_errors=True)
     _touch_all(tree, 1_700_000_000)
-    ours_after_tree_touch = zippkg.build_zip(fn).sha256
+    ours_after_tree_touch = archive.build_zip(fn).sha256
 
     unzipped = sum(p.stat().st_size for _, p in files)
     med = statistics.median

@@ -384,7 +384,7 @@ def test_docker_manifest_list_base_like_the_aws_images(local_stack, tmp_path: Pa
 
 
 def test_app_bytecode_only_for_the_target_version(base_image_ref: str, tmp_path: Path) -> None:
-    from lambdaship.deps import find_interpreter
+    from lambdaship.package.bytecode import find_interpreter
 
     app = _copy_app(HANDLER_APP, tmp_path / "app", 1_600_000_000)
     out = tmp_path / "layout"

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lambdaship import deps
+from lambdaship import paths
 from lambdaship.config import FunctionConfig
 from lambdaship.errors import LambdashipError
+from lambdaship.package import bytecode, deps, installer
+from lambdaship.platform import Platform
 
 
 @pytest.fixture(autouse=True)
@@ -30,10 +32,10 @@ def _fn(tmp_path: Path, requirements: str, **kw) -> FunctionConfig:
 
 
 def test_platform_tags() -> None:
-    assert deps.platform_tag("3.12", "x86_64") == "x86_64-manylinux_2_28"
-    assert deps.platform_tag("3.13", "arm64") == "aarch64-manylinux_2_28"
-    assert deps.platform_tag("3.11", "x86_64") == "x86_64-manylinux2014"
-    assert deps.platform_tag("3.9", "arm64") == "aarch64-manylinux2014"
+    assert Platform.of("x86_64", "3.12").uv_platform == "x86_64-manylinux_2_28"
+    assert Platform.of("arm64", "3.13").uv_platform == "aarch64-manylinux_2_28"
+    assert Platform.of("x86_64", "3.11").uv_platform == "x86_64-manylinux2014"
+    assert Platform.of("arm64", "3.9").uv_platform == "aarch64-manylinux2014"
 
 
 def test_install_then_cache_hit(tmp_path: Path) -> None:
@@ -77,7 +79,7 @@ def test_bytecode_only_for_the_target_version(tmp_path: Path) -> None:
     result = deps.install(fn)
     pycs = list(result.path.rglob("*.pyc"))
     host_tag = sys.implementation.cache_tag
-    if deps.find_interpreter("3.12"):
+    if bytecode.find_interpreter("3.12"):
         assert result.bytecode
         assert pycs and all(".cpython-312." in p.name for p in pycs)
         pyc = result.path / "humanize" / "__pycache__" / "__init__.cpython-312.pyc"
@@ -98,7 +100,7 @@ def test_pyc_has_no_temp_paths(tmp_path: Path) -> None:
     for pyc in result.path.rglob("*.pyc"):
         data = pyc.read_bytes()
         assert b"/var/task/" in data
-        assert str(deps.home()).encode() not in data and b".tmp-" not in data
+        assert str(paths.home()).encode() not in data and b".tmp-" not in data
 
 
 def test_aws_base_prunes_transitive_sdk_packages_only(tmp_path: Path) -> None:
@@ -136,8 +138,8 @@ def test_missing_requirements_file(tmp_path: Path) -> None:
 
 
 def test_pip_fallback_installs_for_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(deps, "uv_binary", lambda: None)
-    assert deps.installer()[0] == "pip"
+    monkeypatch.setattr(installer, "uv_binary", lambda: None)
+    assert installer.installer()[0] == "pip"
     fn = _fn(tmp_path, "markupsafe==3.0.2\n", architecture="arm64")
     result = deps.install(fn)
     so = [p.name for p in result.path.rglob("*.so")]
@@ -152,4 +154,4 @@ def test_bytecode_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     off = deps.install(fn)
     assert not off.bytecode and not list(off.path.rglob("*.pyc"))
     monkeypatch.delenv("LAMBDASHIP_BYTECODE")
-    assert deps.plan(fn).hash != off.hash or deps.find_interpreter("3.12") is None
+    assert deps.plan(fn).hash != off.hash or bytecode.find_interpreter("3.12") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lambdaship import deps
+from lambdaship.package import prune
 
 
 def _write(root: Path, rel: str, text: str = "") -> None:
@@ -31,7 +31,7 @@ def test_unreferenced_test_suites_are_removed_referenced_ones_kept(tmp_path: Pat
     _write(tree, "pkg-1.0.dist-info/RECORD",
             "pkg/__init__.py,,\npkg/tests/__init__.py,,\npkg/tests/test_core.py,,\npkg/core.py,,\n")
 
-    removed = deps._prune_tests(tree)
+    removed = prune.prune_tests(tree)
 
     assert sorted(removed) == ["pkg/sub/tests/", "pkg/tests/"]
     assert not (tree / "pkg" / "tests").exists() and not (tree / "pkg" / "sub" / "tests").exists()
@@ -42,6 +42,6 @@ def test_unreferenced_test_suites_are_removed_referenced_ones_kept(tmp_path: Pat
 
 
 def test_keep_tests_switch_changes_the_cache_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    assert deps.prune_tests_enabled()
+    assert prune.prune_tests_enabled()
     monkeypatch.setenv("LAMBDASHIP_KEEP_TESTS", "1")
-    assert not deps.prune_tests_enabled()
+    assert not prune.prune_tests_enabled()

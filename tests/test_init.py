@@ -73,7 +73,7 @@ def init(path: Path, *args: str) -> dict:
 
 def assert_buildable(path: Path) -> None:
     """What `lambdaship build` checks first: config loads, handler file present and defines it, deps found."""
-    from lambdaship.deps import requirements_file
+    from lambdaship.package.requirements import requirements_file
     from lambdaship.project import app_files, check_handler
 
     fn = load_project(path).function()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lambdaship import deps, project, zippkg
+from lambdaship import project
 from lambdaship.config import load_project
+from lambdaship.package import archive, deps
 from tests.conftest import EXAMPLES, run_cli
 
 REQUIREMENTS = "humanize==4.12.3\nrequests==2.32.3\nboto3==1.35.99\nbotocore==1.35.99\n"
@@ -63,11 +64,11 @@ def test_totals_match_an_independent_measurement_of_the_installed_tree(app: Path
         assert sum(i.file_size for i in zf.infolist()) == report["unzipped_size"]
         compressed = sum(i.compress_size for i in zf.infolist())
     assert report["zip_size"] == ref.stat().st_size
-    assert report["deps_zipped"] + report["app_zipped"] + zippkg.END_OVERHEAD == report["zip_size"]
+    assert report["deps_zipped"] + report["app_zipped"] + archive.END_OVERHEAD == report["zip_size"]
     assert compressed < report["zip_size"]
-    assert sum(r["zipped"] for r in report["rows"]) + zippkg.END_OVERHEAD == report["zip_size"]
+    assert sum(r["zipped"] for r in report["rows"]) + archive.END_OVERHEAD == report["zip_size"]
     # ... and exactly the size of the zip a deploy would upload.
-    assert zippkg.build_zip(fn).size == report["zip_size"]
+    assert archive.build_zip(fn).size == report["zip_size"]
 
 
 def test_rows_follow_the_dist_info_records(app: Path, report: dict):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lambdaship import zippkg
 from lambdaship.config import load_project
 from lambdaship.errors import LambdashipError
+from lambdaship.package import archive, zipplan
 from tests.conftest import EXAMPLES
 
 MiB = 1024 * 1024
@@ -42,19 +42,19 @@ def _copy_with_other_mtimes(src: Path, dest: Path, mtime: int) -> Path:
 def test_same_files_same_bytes_whatever_the_directory_and_mtimes(tmp_path: Path) -> None:
     a = _tree(tmp_path / "a")
     b = _copy_with_other_mtimes(a, tmp_path / "elsewhere" / "b", 1_700_000_000)
-    za = zippkg.write_zip(tmp_path / "a.zip", zippkg.tree_files(a))
-    zb = zippkg.write_zip(tmp_path / "b.zip", list(reversed(zippkg.tree_files(b))))
+    za = archive.write_zip(tmp_path / "a.zip", archive.tree_files(a))
+    zb = archive.write_zip(tmp_path / "b.zip", list(reversed(archive.tree_files(b))))
     assert za.sha256 == zb.sha256
     assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
     assert za.sha256 == hashlib.sha256((tmp_path / "a.zip").read_bytes()).hexdigest()
     # a content change changes the hash
     (b / "pkg" / "__init__.py").write_text("X = 2\n")
-    assert zippkg.write_zip(tmp_path / "c.zip", zippkg.tree_files(b)).sha256 != za.sha256
+    assert archive.write_zip(tmp_path / "c.zip", archive.tree_files(b)).sha256 != za.sha256
 
 
 def test_zip_format_is_normalised_and_valid(tmp_path: Path) -> None:
     root = _tree(tmp_path / "t")
-    art = zippkg.write_zip(tmp_path / "t.zip", zippkg.tree_files(root))
+    art = archive.write_zip(tmp_path / "t.zip", archive.tree_files(root))
     with zipfile.ZipFile(art.path) as zf:
         assert zf.testzip() is None
         infos = zf.infolist()
@@ -71,7 +71,7 @@ def test_zip_format_is_normalised_and_valid(tmp_path: Path) -> None:
         assert zf.read("pkg/sub/data.bin") == (root / "pkg" / "sub" / "data.bin").read_bytes()
         assert zf.read("empty.txt") == b""
     assert art.entries == len(names)
-    assert art.unzipped_size == sum(p.stat().st_size for _, p in zippkg.tree_files(root))
+    assert art.unzipped_size == sum(p.stat().st_size for _, p in archive.tree_files(root))
     assert art.size == art.path.stat().st_size
     if shutil.which("unzip"):  # a second, independent reader
         subprocess.run(["unzip", "-tq", str(art.path)], check=True, capture_output=True)
@@ -83,10 +83,10 @@ def test_copying_compressed_entries_gives_the_same_bytes_as_compressing_again(tm
     app.mkdir()
     (app / "handler.py").write_text("def handler(e, c):\n    return e\n")
     (app / "empty.txt").write_text("the app's file wins\n")
-    base = zippkg.write_zip(tmp_path / "deps.zip", zippkg.tree_files(deps))
-    merged = zippkg.write_zip(tmp_path / "merged.zip", zippkg.tree_files(app), raw_from=base.path)
-    union = dict(zippkg.tree_files(deps)) | dict(zippkg.tree_files(app))
-    fresh = zippkg.write_zip(tmp_path / "fresh.zip", sorted(union.items()))
+    base = archive.write_zip(tmp_path / "deps.zip", archive.tree_files(deps))
+    merged = archive.write_zip(tmp_path / "merged.zip", archive.tree_files(app), raw_from=base.path)
+    union = dict(archive.tree_files(deps)) | dict(archive.tree_files(app))
+    fresh = archive.write_zip(tmp_path / "fresh.zip", sorted(union.items()))
     assert merged.sha256 == fresh.sha256
     with zipfile.ZipFile(merged.path) as zf:
         assert zf.read("empty.txt") == b"the app's file wins\n"
@@ -96,7 +96,7 @@ def test_invalid_entry_names_are_refused(tmp_path: Path) -> None:
     f = tmp_path / "f"
     f.write_text("x")
     with pytest.raises(LambdashipError):
-        zippkg.write_zip(tmp_path / "x.zip", [("../escape.py", f)])
+        archive.write_zip(tmp_path / "x.zip", [("../escape.py", f)])
 
 
 def _handler_app(dest: Path) -> Path:
@@ -111,9 +111,9 @@ def test_build_zip_is_reproducible_across_directories_and_caches(
     a = _handler_app(tmp_path / "one" / "app")
     b = _copy_with_other_mtimes(a, tmp_path / "two" / "checkout", 1_600_000_000)
     monkeypatch.setenv("LAMBDASHIP_HOME", str(tmp_path / "home-a"))
-    art_a = zippkg.build_zip(load_project(a).function())
+    art_a = archive.build_zip(load_project(a).function())
     monkeypatch.setenv("LAMBDASHIP_HOME", str(tmp_path / "home-b"))
-    art_b = zippkg.build_zip(load_project(b).function())
+    art_b = archive.build_zip(load_project(b).function())
     assert art_a.path != art_b.path
     assert art_a.sha256 == art_b.sha256
     assert art_a.path.read_bytes() == art_b.path.read_bytes()
@@ -121,49 +121,49 @@ def test_build_zip_is_reproducible_across_directories_and_caches(
         names = zf.namelist()
         assert "handler.py" in names and "humanize/__init__.py" in names
         assert zf.testzip() is None
-    assert art_a.code_sha256 == zippkg.code_sha256_of(art_a.path)
+    assert art_a.code_sha256 == zipplan.code_sha256_of(art_a.path)
 
 
 # ---- decide ---------------------------------------------------------------------------------------
 def test_decide_direct_s3_image() -> None:
-    d = zippkg.decide(10 * MiB, 40 * MiB, None, "auto")
+    d = zipplan.decide(10 * MiB, 40 * MiB, None, "auto")
     assert (d.package_type, d.upload) == ("zip", "direct") and "fits a direct zip upload" in d.reason
-    d = zippkg.decide(zippkg.ZIP_DIRECT_LIMIT, 40 * MiB, None, "auto")
+    d = zipplan.decide(zipplan.ZIP_DIRECT_LIMIT, 40 * MiB, None, "auto")
     assert (d.package_type, d.upload) == ("zip", "direct")
-    d = zippkg.decide(zippkg.ZIP_DIRECT_LIMIT + 1, 200 * MiB, "bkt", "auto")
+    d = zipplan.decide(zipplan.ZIP_DIRECT_LIMIT + 1, 200 * MiB, "bkt", "auto")
     assert (d.package_type, d.upload) == ("zip", "s3") and "s3://bkt" in d.reason
-    d = zippkg.decide(zippkg.ZIP_DIRECT_LIMIT + 1, 200 * MiB, None, "auto")
+    d = zipplan.decide(zipplan.ZIP_DIRECT_LIMIT + 1, 200 * MiB, None, "auto")
     assert d.package_type == "image" and "no zip_bucket" in d.reason
-    d = zippkg.decide(80 * MiB, zippkg.ZIP_UNZIPPED_LIMIT + 1, "bkt", "auto")
+    d = zipplan.decide(80 * MiB, zipplan.ZIP_UNZIPPED_LIMIT + 1, "bkt", "auto")
     assert d.package_type == "image" and "250 MiB" in d.reason
-    d = zippkg.decide(None, zippkg.ZIP_UNZIPPED_LIMIT + 1, None, "auto")  # not compressed: not needed
+    d = zipplan.decide(None, zipplan.ZIP_UNZIPPED_LIMIT + 1, None, "auto")  # not compressed: not needed
     assert d.package_type == "image" and "over the 250 MiB zip limit" in d.reason
-    assert zippkg.decide(1, 1, None, "image").package_type == "image"
-    d = zippkg.decide(1, 1, None, "auto", existing="Image")
+    assert zipplan.decide(1, 1, None, "image").package_type == "image"
+    d = zipplan.decide(1, 1, None, "auto", existing="Image")
     assert d.package_type == "image" and "already exists as a container image" in d.reason
 
 
 def test_decide_zip_that_cannot_work_is_an_error() -> None:
     with pytest.raises(LambdashipError, match="over the 50 MiB direct-upload limit"):
-        zippkg.decide(60 * MiB, 100 * MiB, None, "zip")
+        zipplan.decide(60 * MiB, 100 * MiB, None, "zip")
     with pytest.raises(LambdashipError, match="250 MiB"):
-        zippkg.decide(60 * MiB, 300 * MiB, "bkt", "zip")
+        zipplan.decide(60 * MiB, 300 * MiB, "bkt", "zip")
     with pytest.raises(LambdashipError, match="cannot change a function's package type"):
-        zippkg.decide(1, 1, None, "zip", existing="Image")
+        zipplan.decide(1, 1, None, "zip", existing="Image")
 
 
 def test_plan_auto_is_the_default_and_respects_base_image_and_existing_type(tmp_path: Path) -> None:
     app = _handler_app(tmp_path / "app")
     fn = load_project(app).function()
     assert fn.package_type == "auto"  # the default
-    zp = zippkg.plan(fn)
+    zp = zipplan.plan(fn)
     assert zp.decision.package_type == "zip" and zp.decision.upload == "direct" and zp.artifact is not None
     with_base = load_project(app, {"base_image": "127.0.0.1:5000/lambda-base/python:3.12"}).function()
-    zp = zippkg.plan(with_base)
+    zp = zipplan.plan(with_base)
     assert zp.decision.package_type == "image" and "base_image is set" in zp.decision.reason
     assert zp.artifact is None
-    assert zippkg.plan(with_base, existing="Zip").decision.package_type == "zip"  # type is fixed once deployed
-    zp = zippkg.plan(fn, existing="Image")
+    assert zipplan.plan(with_base, existing="Zip").decision.package_type == "zip"  # type is fixed once deployed
+    zp = zipplan.plan(fn, existing="Image")
     assert zp.decision.package_type == "image" and zp.artifact is None
-    assert zippkg.plan(load_project(app, {"package_type": "image"}).function()).decision.reason == (
+    assert zipplan.plan(load_project(app, {"package_type": "image"}).function()).decision.reason == (
         'package_type = "image" in the config')

@@ -90,26 +90,26 @@ def test_small_app_deploys_as_zip(local_stack: StackState, tmp_path: Path) -> No
 
 
 def test_zip_through_s3_with_created_bucket(local_stack: StackState, tmp_path: Path) -> None:
-    """The S3 path of a zip upload (used over 50 MiB), exercised on a small zip through zippkg."""
-    from lambdaship import zippkg
+    """The S3 path of a zip upload (used over 50 MiB), exercised on a small zip through zipplan."""
     from lambdaship.config import load_project
+    from lambdaship.package import archive, zipplan
 
     lam, s3, iam = _clients()
     name = f"zips3-{uuid.uuid4().hex[:8]}"
     bucket = f"lambdaship-zips-{uuid.uuid4().hex[:8]}"
     app = _app(tmp_path, name, "zip", _role(iam))
     fn = load_project(app).function()
-    art = zippkg.build_zip(fn)
-    zplan = zippkg.ZipPlan(zippkg.Decision("zip", "s3", "test"), art, bucket)
+    art = archive.build_zip(fn)
+    zplan = zipplan.ZipPlan(zipplan.Decision("zip", "s3", "test"), art, bucket)
     with pytest.raises(Exception, match="does not exist"):
-        zippkg.check_bucket(zplan)
-    code = zippkg.upload(fn, zplan, create_bucket=True)
+        zipplan.check_bucket(zplan)
+    code = zipplan.upload(fn, zplan, create_bucket=True)
     assert code == {"S3Bucket": bucket, "S3Key": f"lambdaship/{name}/{art.sha256}.zip"}
     body = s3.get_object(Bucket=bucket, Key=code["S3Key"])["Body"].read()
     assert hashlib.sha256(body).hexdigest() == art.sha256
-    assert zippkg.upload(fn, zplan) == code  # already there: no second upload needed
-    resp = lam.create_function(FunctionName=name, Role=fn.role, **zippkg.create_params(fn, code))
-    zippkg.check_code_sha256(resp, art)
+    assert zipplan.upload(fn, zplan) == code  # already there: no second upload needed
+    resp = lam.create_function(FunctionName=name, Role=fn.role, **zipplan.create_params(fn, code))
+    zipplan.check_code_sha256(resp, art)
     with zipfile.ZipFile(io.BytesIO(body)) as zf:
         assert "handler.py" in zf.namelist()
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lambdaship.errors import ConfigError
+from lambdaship.platform import Platform
 
 CONFIG_FILE = "lambdaship.toml"
 PYPROJECT = "pyproject.toml"
@@ -177,6 +178,11 @@ class FunctionConfig(_Strict):
         return v
 
     # ---- derived values -------------------------------------------------------------------
+    @property
+    def platform(self) -> Platform:
+        """The target platform (architecture + Python) in every spelling a stage needs."""
+        return Platform.of(self.architecture, self.python)
+
     @property
     def image_base(self) -> str:
         return self.base_image or f"public.ecr.aws/lambda/python:{self.python}"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lambdaship import zippkg
 from lambdaship.config import FunctionConfig
 from lambdaship.deploy import execute as _execute
 from lambdaship.deploy.env import Resolved, diff
@@ -33,6 +32,7 @@ from lambdaship.deploy.plan import (
     smoke_and_alias_steps,
 )
 from lambdaship.errors import LambdashipError
+from lambdaship.package import zipplan as zippkg
 
 ZIP_MARKER_RE = re.compile(r"lambdaship zip=(?P<digest>sha256:[0-9a-f]{64})")
 

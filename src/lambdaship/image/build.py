@@ -257,7 +257,7 @@ def app_bytecode(files: list[tuple[str, Path]], python: str) -> tuple[list[layer
     Compiled files are cached in ``<home>/pyc`` by (content, path in the image, version), so a
     rebuild compiles only the files that changed.
     """
-    from lambdaship.deps import bytecode_enabled, compile_env, find_interpreter
+    from lambdaship.package.bytecode import bytecode_enabled, compile_env, find_interpreter
 
     sources = [(rel, p) for rel, p in files if rel.endswith(".py") and not p.is_symlink() and p.is_file()]
     if not sources or not bytecode_enabled():
@@ -473,7 +473,7 @@ def build_image(
     """
     if image_format not in ("base", "docker", "oci"):
         raise LambdashipError(f"unknown image format {image_format!r}", "use base, docker or oci")
-    from lambdaship import deps as deps_mod
+    from lambdaship.package import deps as deps_mod
     from lambdaship.project import app_files, check_handler, warn_access_keys
 
     say = _reporter(progress)

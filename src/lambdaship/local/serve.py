@@ -26,7 +26,7 @@ def host_pythonpath(fn: FunctionConfig) -> tuple[list[Path], str | None]:
 
     Returns the path list and a note for the user (None when nothing to say).
     """
-    from lambdaship import deps
+    from lambdaship.package import deps
 
     paths = [fn.source]
     note = None

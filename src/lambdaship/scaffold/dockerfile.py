@@ -123,7 +123,7 @@ def render(fn: FunctionConfig, *, handler: str, requirements: Path | None) -> tu
 
 
 def generate(fn: FunctionConfig, out: Path | None = None) -> DockerFiles:
-    from lambdaship.deps import requirements_file
+    from lambdaship.package.requirements import requirements_file
     from lambdaship.project import check_handler
 
     handler = fn.resolved_handler

@@ -95,7 +95,7 @@ def _under(rel: str, pattern: str) -> str:
 
 def function_paths(fn: FunctionConfig, project: Project, repo_root: Path) -> list[str]:
     """The path filters that should trigger a deploy of ``fn`` (relative to the repository root)."""
-    from lambdaship.deps import requirements_file
+    from lambdaship.package.requirements import requirements_file
     from lambdaship.scaffold.dockerfile import requirement_files
 
     out: list[str] = [_under(_posix_rel(fn.source, repo_root), "**")]

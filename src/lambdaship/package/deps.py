@@ -1,0 +1,190 @@
+"""Dependencies installed for the Lambda target (not the host), cached by their inputs.
+
+- Installer: uv (``uv pip install --only-binary :all: --python-platform … --python-version …
+  --target DIR``), pip as fallback (``--platform … --only-binary=:all: --no-compile``).
+  Platform by runtime: python3.12+ runs on Amazon Linux 2023 → ``manylinux_2_28``; 3.11 and
+  older on Amazon Linux 2 → ``manylinux2014``; arm64 uses aarch64 wheels.
+- Requirements: the function's ``requirements`` file (relative to ``source``), else
+  ``requirements.txt`` in ``source`` when present, else no dependencies.
+- Cache: ``<home>/deps/<hash>``, hash of (requirements text incl. ``-r``/``-c`` files, python
+  version, platform, installer and version, pruning). An unchanged set is never installed
+  twice. Unpinned requirements are resolved once per cache entry — pin them.
+- Bytecode: compiled for the *target* Python only when an interpreter of exactly that version
+  is found (never host-version .pyc for another target), in PEP 552 unchecked-hash mode with
+  ``/var/task/...`` as the recorded path, so it stays valid whatever the file times are and
+  identical across machines (``LAMBDASHIP_BYTECODE=0`` turns it off). Installer tooling (pip, setuptools, wheel) and
+  packages' bundled test suites are not compiled.
+- Test suites: ``tests``/``test`` sub-packages inside a package (``pandas/tests``,
+  ``numpy/_core/tests``; never a top-level package) are left out of Lambda trees — a fifth of
+  a numpy + pandas install — unless a non-test module of the package imports them
+  (``from .tests``, ``import pkg.tests``…), which keeps them. ``LAMBDASHIP_KEEP_TESTS=1`` keeps all.
+- Cleanup: ``bin/`` (console scripts with host shebangs) and installer lock files are removed
+  and the RECORD files adjusted, so the tree does not depend on the host.
+- AWS base images ship boto3, botocore, s3transfer, jmespath, python-dateutil, urllib3 and six.
+  When the base image is an AWS public Lambda Python base (``public.ecr.aws/lambda/python``)
+  and such a package came in only as a transitive dependency (it is not named in the
+  requirements), it is left out of the image; naming it in the requirements keeps it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from lambdaship import paths
+from lambdaship.errors import LambdashipError
+from lambdaship.package import bytecode, installer
+from lambdaship.package import prune as pruning
+from lambdaship.package import requirements as reqs
+
+if TYPE_CHECKING:
+    from lambdaship.config import FunctionConfig
+
+MARKER = "info.json"  # next to the tree/ directory of a cache entry
+CACHE_VERSION = "3"
+AWS_BASE_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
+AWS_BASE_PREFIX = "public.ecr.aws/lambda/python"
+
+
+@dataclass(frozen=True)
+class DepsResult:
+    path: Path  # cached directory holding the installed packages (may be empty)
+    hash: str  # hex digest of the inputs
+    requirements: list[str]  # installed distributions, "name==version", sorted
+    cached: bool = False  # True when the cache already held this set
+    pruned: tuple[str, ...] = ()  # packages left out because the base image ships them
+    bytecode: bool = False  # .pyc compiled for the target version
+    timings: dict[str, float] = field(default_factory=dict, compare=False)  # install, bytecode (seconds)
+    content_bytes: int = -1  # bytes of file content in the tree (-1: unknown)
+    entries: int = -1  # files, directories and symlinks in the tree (-1: unknown)
+
+
+def _base_is_aws(fn: FunctionConfig) -> bool:
+    ref = fn.image_base
+    return ref.startswith(AWS_BASE_PREFIX + ":") or ref.startswith(AWS_BASE_PREFIX + "@")
+
+
+def _cache_key(fn: FunctionConfig, target: str, req_text: str, prune: tuple[str, ...], pyc: str | None) -> str:
+    name, version = installer.installer()
+    payload = {
+        "v": CACHE_VERSION,
+        "requirements": req_text,
+        "python": fn.python if target == "lambda" else bytecode.HOST_PYTHON,
+        "platform": fn.platform.uv_platform if target == "lambda" else f"host:{sys.executable}",
+        "installer": f"{name} {version}",
+        "prune": list(prune),
+        "bytecode": pyc is not None,
+    }
+    if target == "lambda" and pruning.prune_tests_enabled():
+        payload["prune_tests"] = True
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DepsPlan:
+    """What would be installed, known without installing: the inputs and their hash."""
+
+    hash: str
+    requirements_file: Path | None
+    requirements_text: str
+    named: frozenset[str]
+    prune: tuple[str, ...]
+    interpreter: str | None  # for bytecode
+
+    @property
+    def empty(self) -> bool:
+        return self.requirements_file is None or not (self.named or reqs.has_options(self.requirements_text))
+
+
+def plan(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") -> DepsPlan:
+    """The dependency set's hash (the cache key, and the ``dev.lambdaship.deps-hash`` label)."""
+    req = reqs.requirements_file(fn)
+    req_text = reqs.requirements_text(req) if req else ""
+    named = reqs.named_requirements(req_text)
+    prune: tuple[str, ...] = ()
+    if target == "lambda" and _base_is_aws(fn):
+        prune = tuple(p for p in AWS_BASE_PACKAGES if p not in named)
+    pyc = bytecode.find_interpreter(fn.python) if target == "lambda" and bytecode.bytecode_enabled() else None
+    key = _cache_key(fn, target, req_text, prune, pyc)
+    return DepsPlan(key, req, req_text, frozenset(named), prune, pyc)
+
+
+def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") -> DepsResult:
+    """Install the function's dependencies (or take them from the cache)."""
+    p = plan(fn, target=target)
+    req, req_text, named, prune, pyc, key = (
+        p.requirements_file, p.requirements_text, set(p.named), p.prune, p.interpreter, p.hash
+    )
+    root = paths.cache("deps")
+    entry = root / key
+    info_file = entry / MARKER
+    if info_file.is_file():
+        info = json.loads(info_file.read_text())
+        return DepsResult(entry / "tree", key, info["requirements"], cached=True,
+                          pruned=tuple(info.get("pruned", [])), bytecode=bool(info.get("bytecode")),
+                          content_bytes=int(info.get("content_bytes", -1)), entries=int(info.get("entries", -1)))
+    root.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    try:
+        tree = tmp / "tree"
+        tree.mkdir()
+        if req is not None and named | reqs.has_options(req_text):
+            cmd, env = installer.install_cmd(fn, target, req, tree)
+            t0 = time.monotonic()
+            proc = subprocess.run(cmd, cwd=req.parent, env=env, capture_output=True, text=True, timeout=1800)
+            timings["install"] = time.monotonic() - t0
+            if proc.returncode != 0:
+                raise installer.sdist_error(proc.stderr, fn) or LambdashipError(
+                    f"installing the dependencies in {req.name} failed: {installer.last_error_line(proc.stderr)}",
+                    "fix the requirements (run the installer yourself to see the full output)",
+                )
+        pruning.clean(tree)
+        pruned = []
+        for spec, dist_info in pruning.installed(tree).items():
+            if spec.split("==")[0] in prune:
+                pruning.remove_dist(tree, dist_info)
+                pruned.append(spec.split("==")[0])
+        pruned_tests = pruning.prune_tests(tree) if target == "lambda" and pruning.prune_tests_enabled() else []
+        if pyc:
+            t0 = time.monotonic()
+            bytecode.compile_tree(tree, pyc)
+            timings["bytecode"] = time.monotonic() - t0
+        requirements = sorted(pruning.installed(tree))
+        content_bytes, entries = tree_size(tree)
+        (tmp / MARKER).write_text(json.dumps(
+            {"requirements": requirements, "pruned": pruned, "pruned_tests": pruned_tests,
+             "bytecode": bool(pyc), "python": fn.python,
+             "target": target, "content_bytes": content_bytes, "entries": entries},
+            sort_keys=True,
+        ))
+        try:
+            os.rename(tmp, entry)
+        except OSError:
+            if not info_file.is_file():  # unless another process finished first (theirs is as good)
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return DepsResult(entry / "tree", key, requirements, cached=False, pruned=tuple(pruned), bytecode=bool(pyc),
+                      timings=timings, content_bytes=content_bytes, entries=entries)
+
+
+def tree_size(root: Path) -> tuple[int, int]:
+    """(bytes of file content, number of entries) below ``root``."""
+    total = count = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        count += len(dirnames) + len(filenames)
+        for f in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total, count

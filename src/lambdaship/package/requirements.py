@@ -1,0 +1,84 @@
+"""A function's requirements: which file, its text with every ``-r``/``-c`` file it names, and the
+distribution names it asks for."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lambdaship.errors import LambdashipError
+
+if TYPE_CHECKING:
+    from lambdaship.config import FunctionConfig
+
+def canonical_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(req: str) -> str | None:
+    """The canonical distribution name a requirement line or ``Requires-Dist`` value starts with."""
+    m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+    return canonical_name(m.group(1)) if m else None
+
+
+def requirements_file(fn: FunctionConfig) -> Path | None:
+    if fn.requirements:
+        path = (fn.source / fn.requirements).resolve()
+        if path.exists() and not path.is_file():
+            raise LambdashipError(
+                f"requirements file {path} is not a regular file",
+                "point 'requirements' at a requirements.txt (relative to the function's source directory)",
+            )
+        if not path.is_file():
+            raise LambdashipError(
+                f"requirements file {path} not found",
+                "fix 'requirements' (a path relative to the function's source directory)",
+            )
+        return path
+    default = fn.source / "requirements.txt"
+    return default if default.is_file() else None
+
+
+_INCLUDE_RE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)[\s=]+(\S+)")
+
+
+def requirements_text(path: Path, seen: set[Path] | None = None) -> str:
+    """The file's text followed by the text of every -r/-c file it names (recursively)."""
+    seen = seen or set()
+    path = path.resolve()
+    if path in seen:
+        return ""
+    seen.add(path)
+    text = path.read_text(encoding="utf-8")
+    parts = [f"# {path.name}\n{text}"]
+    for line in text.splitlines():
+        m = _INCLUDE_RE.match(line)
+        if m:
+            inc = (path.parent / m.group(1)).resolve()
+            if inc.is_file():
+                parts.append(requirements_text(inc, seen))
+    return "\n".join(parts)
+
+
+def named_requirements(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if m:
+            names.add(canonical_name(m.group(1)))
+    return names
+
+
+def has_options(text: str) -> set[str]:
+    """Non-empty when the file installs something other than named packages (URLs, paths)."""
+    out = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        local = line and not line.startswith("-") and not re.match(r"^[A-Za-z0-9]", line)
+        if local or line.startswith(("-e", "--editable")):
+            out.add(line)
+    return out
