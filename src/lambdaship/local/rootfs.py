@@ -314,3 +314,6 @@ def load_image(spec: str) -> Image:
         for i, d in enumerate(mj.get("layers", []))
     )
     return Image(manifest=manifest, config=config, layers=layers)
+
+
+resolve_inside = _resolve_parent

@@ -25,13 +25,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lambdaship.errors import LambdashipError
 
 API_PREFIX = "/2018-06-01/runtime"
 ACCOUNT_ID = "123456789012"
 LogSink = Callable[[str], None]
+
+
+class Launch(Protocol):
+    """One runtime process's command line, from a pool's ``launcher`` (e.g. the sandbox)."""
+
+    argv: list[str]
+
+    def peak_mb(self) -> int | None: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass
@@ -45,6 +55,7 @@ class InvokeResult:
     timed_out: bool = False
     init_duration_ms: float | None = None
     logs: list[str] = field(default_factory=list)
+    max_memory_mb: int | None = None  # the runtime's peak memory, where the sandbox can measure it
 
     @property
     def ok(self) -> bool:
@@ -214,15 +225,19 @@ class Worker:
                                                daemon=True, name=f"runtime-api-{self.id}")
         self._server_thread.start()
         env = pool.worker_env(f"127.0.0.1:{self.port}")
+        self.launch: Launch | None = pool.launcher() if pool.launcher is not None else None
+        argv = self.launch.argv if self.launch is not None else list(pool.command)
         try:
             self.proc = subprocess.Popen(
-                list(pool.command), cwd=pool.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                argv, cwd=pool.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
         except OSError as exc:
             self.server.shutdown()
             self.server.server_close()
-            raise LambdashipError(f"cannot start the runtime {pool.command[0]!r}: {exc.strerror}") from None
+            if self.launch is not None:
+                self.launch.release()
+            raise LambdashipError(f"cannot start the runtime {argv[0]!r}: {exc.strerror}") from None
         self._reader = threading.Thread(target=self._read_output, daemon=True, name=f"runtime-log-{self.id}")
         self._reader.start()
 
@@ -245,7 +260,8 @@ class Worker:
             return False
         duration = (time.monotonic() - inv.started) * 1000
         self.current = None
-        return inv.resolve(InvokeResult(request_id, body, function_error, duration))
+        peak = self.launch.peak_mb() if self.launch is not None else None
+        return inv.resolve(InvokeResult(request_id, body, function_error, duration, max_memory_mb=peak))
 
     def init_error(self, body: bytes) -> None:
         self._init_error = body
@@ -264,6 +280,8 @@ class Worker:
             self.pool.emit(line)
         code = self.proc.wait()
         self.dead = True
+        if self.launch is not None:
+            self.launch.release()
         inv = self.assigned
         if inv is not None and not inv.done.is_set():
             if self._init_error is not None:
@@ -318,6 +336,9 @@ class RuntimeAPI:
         python_version: str | None = None,
         base_env: dict[str, str] | None = None,
         task_root: str | None = None,
+        launcher: Callable[[], Launch] | None = None,
+        region: str | None = None,
+        version: str = "$LATEST",
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
@@ -335,7 +356,9 @@ class RuntimeAPI:
         self.python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
         self.base_env = dict(base_env) if base_env is not None else None  # e.g. an image's Env
         self.task_root = task_root or self.cwd
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.launcher = launcher
+        self.version = version
+        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.region = region
         self.function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function_name}"
         self.generation = 0
@@ -357,11 +380,11 @@ class RuntimeAPI:
             env = {k: os.environ[k] for k in passthrough if k in os.environ} if self.lambda_env else {}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         if self.lambda_env:
-            stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+            stream = f"{time.strftime('%Y/%m/%d')}/[{self.version}]{uuid.uuid4().hex}"
             env.update({
                 "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory),
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_VERSION": self.version,
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
@@ -467,7 +490,7 @@ class RuntimeAPI:
         w = self._acquire()
         cold = not w.ready.is_set()
         w.assigned = inv
-        self.emit(f"START RequestId: {inv.request_id} Version: $LATEST")
+        self.emit(f"START RequestId: {inv.request_id} Version: {self.version}")
         queued = time.monotonic()
         w.inbox.put(inv)
         # The timeout counts from when the runtime picks the event up; a cold worker first gets

@@ -1,0 +1,203 @@
+"""The sandbox a local function runs in: bubblewrap (``bwrap``) driven, never hand-made.
+
+What :func:`command` builds, for one runtime process:
+
+* a new user, pid, mount, ipc, uts and cgroup namespace (``--unshare-all``); the network
+  namespace is **shared with the host** (``--share-net``) so the runtime reaches the Runtime API
+  emulator on 127.0.0.1, as a Lambda function reaches the network;
+* the handler runs as uid/gid 993 (Lambda's sandbox user) with no capabilities;
+* the verified rootfs bound read-only at ``/``; ``/var/task`` (``serve``: the live source tree)
+  and the dependency tree bound read-only on top;
+* ``/tmp`` a fresh tmpfs of ``ephemeral_mb`` MiB (``bwrap --size``), ``/dev`` a minimal devtmpfs
+  (null, zero, full, random, urandom, tty, pts, shm), ``/proc`` of its own pid namespace;
+* no other host path; the environment is exactly what the engine hands in (nothing inherited);
+* the whole tree is killed with its parent (``--die-with-parent``) and by SIGKILL on timeout;
+* memory: as root, a memory cgroup (v1 ``memory.limit_in_bytes`` or v2 ``memory.max``) per
+  runtime under the caller's own cgroup; otherwise ``RLIMIT_AS`` (address space, not RSS) at
+  ``memory_mb`` + :data:`AS_HEADROOM_MB` — :func:`memory_mode` says which applies.
+
+A target architecture other than the host's runs under qemu-user: with a registered binfmt
+handler nothing changes; without one, the emulator binary is bound into the sandbox and runs
+the image's Python directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from lambdaship.errors import LambdashipError
+from lambdaship.platform import Architecture
+
+SANDBOX_UID = 993
+AS_HEADROOM_MB = 768  # Python reserves address space (arenas, thread stacks) well beyond its RSS
+QEMU = {Architecture.arm64: "qemu-aarch64", Architecture.x86_64: "qemu-x86_64"}
+DISABLE_ENV = "LAMBDASHIP_SANDBOX"  # "none": force the no-namespace fallback (what macOS gets)
+
+
+@dataclass(frozen=True)
+class Box:
+    """One sandbox: the rootfs and what is bound on top of it."""
+
+    rootfs: Path
+    binds: tuple[tuple[Path, str], ...] = ()  # (host path, path inside), all read-only
+    tmp_mb: int = 512
+    memory_mb: int = 512
+    chdir: str = "/var/task"
+    emulator: Path | None = None  # qemu-user binary bound at the same path inside
+
+
+def bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+@functools.cache
+def available() -> tuple[bool, str]:
+    """Can this machine run the sandbox? (True, "bwrap X") or (False, why)."""
+    if os.environ.get(DISABLE_ENV) == "none":
+        return False, f"{DISABLE_ENV}=none"
+    if not Path("/proc/self/ns/user").exists():
+        return False, "this system has no Linux user namespaces"
+    exe = bwrap()
+    if exe is None:
+        return False, "bubblewrap (bwrap) is not installed (apt-get install bubblewrap)"
+    proc = subprocess.run([exe, "--unshare-all", "--uid", str(SANDBOX_UID), "--ro-bind", "/", "/", "--", "/bin/true"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return False, f"bwrap cannot create a user namespace: {proc.stderr.strip()[-160:]}"
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
+    return True, version or "bwrap"
+
+
+def require() -> str:
+    ok, why = available()
+    if not ok:
+        raise LambdashipError(f"the local sandbox is not available: {why}",
+                              "install bubblewrap and enable user namespaces (kernel.unprivileged_userns_clone=1)")
+    return why
+
+
+# ---- memory -------------------------------------------------------------------------------------
+def _own_cgroup() -> tuple[Path, str] | None:
+    """(directory, "v1"|"v2") of this process's memory cgroup, when we may create children in it."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            d = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            if (d / "memory.limit_in_bytes").exists() and os.access(d, os.W_OK):
+                return d, "v1"
+    for line in lines:
+        if line.startswith("0::"):
+            d = Path("/sys/fs/cgroup") / line[3:].lstrip("/")
+            controllers = (d / "cgroup.controllers").read_text() if (d / "cgroup.controllers").exists() else ""
+            if "memory" in controllers and os.access(d, os.W_OK) and (d / "memory.max").exists():
+                return d, "v2"
+    return None
+
+
+@functools.cache
+def memory_mode() -> str:
+    """``cgroup-v1`` / ``cgroup-v2`` (RSS capped at memory_mb) or ``rlimit-as`` (address space)."""
+    found = _own_cgroup()
+    if found is not None:
+        probe = found[0] / f"lambdaship-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+            probe.rmdir()
+            return f"cgroup-{found[1]}"
+        except OSError:
+            pass
+    return "rlimit-as"
+
+
+class MemoryCap:
+    """The memory limit of one runtime process tree; :meth:`wrap` prefixes its argv."""
+
+    def __init__(self, memory_mb: int) -> None:
+        self.memory_mb = memory_mb
+        self.mode = memory_mode()
+        self.cgroup: Path | None = None
+        if self.mode.startswith("cgroup"):
+            found = _own_cgroup()
+            assert found is not None
+            self.cgroup = found[0] / f"lambdaship-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            self.cgroup.mkdir()
+            limit = str(memory_mb * 1024 * 1024)
+            if self.mode == "cgroup-v1":
+                (self.cgroup / "memory.limit_in_bytes").write_text(limit)
+                with contextlib.suppress(OSError):  # swap accounting may be off
+                    (self.cgroup / "memory.memsw.limit_in_bytes").write_text(limit)
+            else:
+                (self.cgroup / "memory.max").write_text(limit)
+                with contextlib.suppress(OSError):
+                    (self.cgroup / "memory.swap.max").write_text("0")
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        if self.cgroup is not None:
+            # join the cgroup before exec'ing bwrap, so every process of the sandbox is in it
+            return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(self.cgroup), *argv]
+        limit = (self.memory_mb + AS_HEADROOM_MB) * 1024 * 1024
+        return ["prlimit", f"--as={limit}", "--", *argv]
+
+    def peak_mb(self) -> int | None:
+        if self.cgroup is None:
+            return None
+        name = "memory.max_usage_in_bytes" if self.mode == "cgroup-v1" else "memory.peak"
+        try:
+            return int((self.cgroup / name).read_text()) // (1024 * 1024)
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                self.cgroup.rmdir()
+
+
+# ---- the command ----------------------------------------------------------------------------------
+def emulator_for(arch: Architecture) -> tuple[Path | None, str | None]:
+    """(qemu binary to bind, note) for running ``arch`` here; (None, None) when native or binfmt."""
+    if Architecture.host() == arch:
+        return None, None
+    name = QEMU[arch]
+    binfmt = Path("/proc/sys/fs/binfmt_misc") / name
+    if binfmt.exists():
+        return None, f"target {arch.value} is not this machine's architecture: running under {name} (binfmt)"
+    exe = shutil.which(f"{name}-static")
+    if exe is None:
+        raise LambdashipError(
+            f"target {arch.value} is not this machine's architecture and no qemu-user emulator is installed",
+            "apt-get install qemu-user-static (or run on a matching machine)")
+    return Path(exe), f"target {arch.value} is not this machine's architecture: running under {exe}"
+
+
+def command(box: Box, argv: list[str]) -> list[str]:
+    """The bwrap argv running ``argv`` inside ``box`` (environment: whatever Popen is given)."""
+    exe = bwrap()
+    if exe is None:
+        require()
+        raise AssertionError  # pragma: no cover
+    args = [exe, "--unshare-all", "--share-net", "--die-with-parent", "--new-session",
+            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "localhost",
+            "--ro-bind", str(box.rootfs), "/",
+            "--dev", "/dev", "--proc", "/proc",
+            "--perms", "1777", "--size", str(box.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+    for src, dest in box.binds:
+        args += ["--ro-bind", str(src), dest]
+    if box.emulator is not None:
+        args += ["--ro-bind", str(box.emulator), str(box.emulator)]
+        argv = [str(box.emulator), *argv]
+    args += ["--cap-drop", "ALL", "--chdir", box.chdir, "--", *argv]
+    return args
