@@ -53,6 +53,8 @@ def parse_env_file(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read env file {path}: {exc.strerror}", "check --env-file / env_file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"env file {path} is not UTF-8 (byte {exc.start})", "save it as UTF-8") from None
     out: dict[str, str] = {}
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
