@@ -22,7 +22,7 @@ app = typer.Typer(
     help="Ship Python AWS Lambda functions as container images, without a Docker daemon.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
 )
 
@@ -38,8 +38,23 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    profile: str | None = typer.Option(
+        None, "--profile", metavar="NAME", show_default=False,
+        help="AWS profile (default: AWS_PROFILE, else the default profile).",
+    ),
+    region: str | None = typer.Option(
+        None, "--region", metavar="REGION", show_default=False,
+        help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's region).",
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log AWS calls with timings, retries and registry retries to stderr."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Like --verbose, and print tracebacks on errors."),
 ) -> None:
     """Ship Python AWS Lambda functions as container images, without a Docker daemon."""
+    from lambdaship.aws import session
+
+    session.configure(profile=profile, region=region, verbose=verbose or debug, debug=debug)
 
 
 def _register_commands() -> None:
@@ -81,10 +96,20 @@ def _translate(exc: BaseException) -> LambdashipError | None:
     return None
 
 
+def _traceback_if_debug() -> None:
+    from lambdaship.aws.session import settings
+
+    if settings.debug:
+        import traceback
+
+        traceback.print_exc()
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="lambdaship")
     except LambdashipError as exc:
+        _traceback_if_debug()
         typer.echo(f"error: {exc.one_line()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
@@ -94,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         translated = _translate(exc)
         if translated is None:
             raise
+        _traceback_if_debug()
         typer.echo(f"error: {translated.one_line()}", err=True)
         sys.exit(translated.exit_code)
 
