@@ -1,29 +1,136 @@
-"""One place that makes boto3 clients: boto3's standard configuration, few retries.
+"""One place that makes boto3 clients: boto3's standard configuration, few retries, short timeouts.
 
-Profiles, ``AWS_REGION``, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` all work because
-boto3 reads them itself; nothing here special-cases the local stack.
+Where the region comes from, first match wins: ``--region``, ``AWS_REGION`` (boto3 itself reads
+only ``AWS_DEFAULT_REGION``, boto3 #3620), ``AWS_DEFAULT_REGION``, the profile's ``region``.
+The profile: ``--profile``, else ``AWS_PROFILE`` (boto3 reads it). Endpoints
+(``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_<SERVICE>``, a profile's ``endpoint_url``) are boto3's
+own; nothing here special-cases the local stack.
+
+The CLI's global options reach this module through :data:`settings` (set once by
+:func:`configure`), never by changing the process environment.
 """
 
 from __future__ import annotations
 
-import functools
+import logging
+import os
 import threading
+import time
+from dataclasses import dataclass, fields
 from typing import Any
 
 _lock = threading.Lock()
+log = logging.getLogger("lambdaship.aws")
+
+# A dead endpoint must surface within seconds: boto3's default connect timeout is 60 s.
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 60.0
+MAX_ATTEMPTS = 3
 
 
-@functools.cache
+@dataclass
+class Settings:
+    """The global command-line options that configure AWS access and diagnostics."""
+
+    profile: str | None = None
+    region: str | None = None
+    verbose: bool = False
+    debug: bool = False
+
+
+settings = Settings()
+
+
+def configure(**values: Any) -> Settings:
+    """Set the global options (unknown names are a programming error)."""
+    names = {f.name for f in fields(Settings)}
+    for key, value in values.items():
+        if key not in names:
+            raise TypeError(f"unknown setting {key!r}")
+        setattr(settings, key, value)
+    with _lock:
+        _clients.clear()
+    if settings.verbose or settings.debug:
+        _log_to_stderr()
+    return settings
+
+
+_VERBOSE_LOGGERS = {
+    "lambdaship": logging.INFO,
+    "stamina": logging.INFO,  # registry retries: one line per scheduled retry
+    "botocore.retries": logging.DEBUG,  # "Retry needed, retrying request after delay of: …"
+    "botocore.utils": logging.WARNING,
+}
+
+
+def _log_to_stderr() -> None:
+    """``-v``: lambdaship's, stamina's and botocore's retry logs on stderr, with elapsed time.
+
+    botocore's full DEBUG log is never enabled: it prints request headers (session tokens).
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(relativeCreated)7.0fms %(name)s: %(message)s"))
+    for name, level in _VERBOSE_LOGGERS.items():
+        logger = logging.getLogger(name)
+        if not any(getattr(h, "_lambdaship", False) for h in logger.handlers):
+            handler._lambdaship = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+
+
 def _config() -> Any:
     from botocore.config import Config
 
-    return Config(retries={"max_attempts": 3, "mode": "standard"})
+    return Config(
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+    )
+
+
+def resolved_region() -> str | None:
+    """The region from ``--region`` or ``AWS_REGION``; None lets boto3 look further."""
+    return settings.region or os.environ.get("AWS_REGION") or None
 
 
 def session() -> Any:
     import boto3
+    from botocore.exceptions import ProfileNotFound
 
-    return boto3.session.Session()
+    from lambdaship.errors import ConfigError
+
+    try:
+        made = boto3.session.Session(profile_name=settings.profile, region_name=resolved_region())
+    except ProfileNotFound as exc:
+        raise ConfigError(
+            f"AWS profile {exc.kwargs.get('profile')!r} not found",
+            "check --profile / AWS_PROFILE against ~/.aws/config (or AWS_CONFIG_FILE)",
+        ) from None
+    if settings.verbose or settings.debug:
+        _instrument(made)
+    return made
+
+
+def _instrument(sess: Any) -> None:
+    """Under ``-v``: one log line per HTTP call with its outcome and duration (no headers:
+    they carry the session token)."""
+    local = threading.local()
+
+    def before_send(request: Any, **_: Any) -> None:
+        local.started = time.monotonic()
+        local.what = f"{request.method} {request.url.split('?')[0]}"
+
+    def response_received(response_dict: Any = None, exception: Any = None, **_: Any) -> None:
+        started = getattr(local, "started", None)
+        elapsed = f" in {time.monotonic() - started:.2f}s" if started is not None else ""
+        if exception is not None:
+            outcome = f"{type(exception).__name__}: {exception}"
+        else:
+            outcome = str((response_dict or {}).get("status_code"))
+        log.info("aws: %s → %s%s", getattr(local, "what", "?"), outcome, elapsed)
+
+    sess.events.register("before-send", before_send)
+    sess.events.register("response-received", response_received)
 
 
 _clients: dict[tuple[Any, ...], Any] = {}
@@ -36,16 +143,15 @@ def client(service: str, **kwargs: Any) -> Any:
 
     Clients are created under a lock (boto3's session set-up is not thread-safe); the client
     itself may be shared between threads. Without ``kwargs`` the client is reused while the
-    environment that configures it (endpoint, region, profile, key id) stays the same: creating
-    one loads the service model (~0.1 s, seconds on a busy machine), and the lock serialised that
-    across parallel deploys.
+    environment and settings that configure it (endpoint, region, profile, key id) stay the
+    same: creating one loads the service model (~0.1 s, seconds on a busy machine), and the lock
+    serialised that across parallel deploys.
     """
-    import os
-
     key = None
     if not kwargs:
         env_endpoint = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
-        key = (service, os.environ.get(env_endpoint), *(os.environ.get(k) for k in _ENV))
+        key = (service, settings.profile, settings.region, settings.verbose,
+               os.environ.get(env_endpoint), *(os.environ.get(k) for k in _ENV))
     with _lock:
         if key is not None and key in _clients:
             return _clients[key]
