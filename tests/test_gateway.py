@@ -110,7 +110,8 @@ def test_rie_endpoint_passes_the_raw_event() -> None:
     gw = Gateway(invoke, routes=[])
     resp = gw.handle("POST", "/2015-03-31/functions/function/invocations", [], b'{"raw": 1}')
     assert resp.status == 200 and resp.body == b'{"ok": true}' and seen == [b'{"raw": 1}']
-    assert gw.handle("GET", "/anything", [], b"").status == 404  # Chalice app without that route
+    unknown = gw.handle("GET", "/anything", [], b"")  # Chalice app without that route: API Gateway's 403
+    assert unknown.status == 403 and json.loads(unknown.body) == {"message": "Missing Authentication Token"}
 
 
 def test_blueprint_routes_with_url_prefix(tmp_path: Path) -> None:
@@ -147,6 +148,8 @@ def test_cors_preflight_for_cors_routes(tmp_path: Path) -> None:
     gw = Gateway(invoke, routes=routes)
     pre = gw.handle("OPTIONS", "/open", [], b"")
     assert pre.status == 200 and calls == []
-    assert dict(pre.headers)["Access-Control-Allow-Methods"] == "OPTIONS,PUT"
+    assert dict(pre.headers)["Access-Control-Allow-Methods"] == "PUT,OPTIONS"
     assert dict(pre.headers)["Access-Control-Allow-Origin"] == "*"
-    assert gw.handle("OPTIONS", "/closed", [], b"").status == 405 and len(calls) == 1  # up to Chalice
+    assert "Access-Control-Max-Age" not in dict(pre.headers)  # CORSConfig() sets no max age
+    closed = gw.handle("OPTIONS", "/closed", [], b"")  # no CORS: no OPTIONS method on the resource
+    assert closed.status == 403 and calls == []

@@ -70,10 +70,11 @@ def _event_source(src):
 
 def main(argv):
     region, account, function_name, alias = argv[:4]
-    sys.path.insert(0, os.getcwd())
+    root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()  # the sandbox binds the app at /var/task
+    os.chdir(root)
+    sys.path.insert(0, root)
     with contextlib.redirect_stdout(sys.stderr):
         import app as module  # the user's app: only ever run inside the sandbox
-
         from chalice import Chalice
         from chalice.deploy.swagger import SwaggerGenerator
 

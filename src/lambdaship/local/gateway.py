@@ -6,10 +6,16 @@
   ``pathParameters`` are filled in. Routes are read statically (``ast``) from ``@app.route``
   decorators in ``app.py``, so this works for images too. Other functions get the
   ``/{proxy+}`` shape.
-* A path that matches no route answers 404 ``{"message": "Not Found"}`` (real API Gateway
-  answers 403 ``Missing Authentication Token`` for an unknown resource; locally a 404 is what
-  a developer expects). A function error answers 502 ``{"message": "Internal server error"}``,
-  a timeout 504 ``{"message": "Endpoint request timed out"}``, as API Gateway does.
+* API Gateway's answers (:mod:`lambdaship.api.rules`), driven by the app's
+  :class:`~lambdaship.api.model.AppModel` (Chalice's own route table) when one is given:
+  403 ``Missing Authentication Token`` for an unknown path or a method the resource lacks
+  (OPTIONS included, unless the route has CORS: then the preflight from its ``CORSConfig``);
+  403 ``Forbidden`` for an ``api_key_required`` route without a valid ``x-api-key``; built-in
+  (TOKEN) authorizers run before the integration (401 ``Unauthorized`` without the identity
+  header, their policy checked, their ``context`` in ``requestContext.authorizer``); an
+  ``isBase64Encoded`` answer is decoded only when the first ``Accept`` type is one of the
+  API's binary media types. A function error answers 502 ``{"message": "Internal server
+  error"}``, a timeout 504 ``{"message": "Endpoint request timed out"}``, as API Gateway does.
 * ``POST /2015-03-31/functions/function/invocations`` is the Runtime Interface Emulator's
   endpoint (what ``curl`` against ``docker run -p 9000:8080`` uses): the raw payload in, the
   function's raw result out (errors with ``X-Amz-Function-Error: Unhandled``).
@@ -17,7 +23,6 @@
 
 from __future__ import annotations
 
-import ast
 import base64
 import json
 import re
@@ -27,11 +32,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from lambdaship.api import rules
+from lambdaship.api.routes import Route, chalice_routes, match_route, routes_from_model
 from lambdaship.local.runtime_api import ACCOUNT_ID, InvokeResult, read_body
+
+if TYPE_CHECKING:
+    from lambdaship.api.model import AppModel, AuthorizerModel
+
+__all__ = ["ApiSettings", "Gateway", "HttpResponse", "Route", "build_event_v1", "build_event_v2", "chalice_routes",
+           "cors_preflight", "make_server", "match_route", "response_from_result", "routes_from_model"]
 
 RIE_PATH = re.compile(r"^/2015-03-31/functions/[^/]+/invocations/?$")
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
@@ -40,185 +52,19 @@ STAGE = "api"
 API_ID = "local"
 
 Invoker = Callable[[bytes], InvokeResult]
+HandlerInvoker = Callable[[str, bytes], InvokeResult]  # (handler string, payload) -> result
 
-
-@dataclass(frozen=True)
-class Route:
-    """One route template with the methods it accepts (``ANY`` = all)."""
-
-    path: str
-    methods: tuple[str, ...]
-    cors: bool = False
-
-    @property
-    def regex(self) -> re.Pattern[str]:
-        parts = []
-        for seg in self.path.strip("/").split("/") if self.path.strip("/") else []:
-            m = re.fullmatch(r"\{([^}+]+)(\+?)\}", seg)
-            if m and m.group(2):
-                parts.append("(.+)")
-            elif m:
-                parts.append("([^/]+)")
-            else:
-                parts.append(re.escape(seg))
-        return re.compile("^/" + "/".join(parts) + "/?$" if parts else "^/$")
-
-    @property
-    def specificity(self) -> tuple[int, int, int]:
-        segs = [s for s in self.path.split("/") if s]
-        literal = sum(1 for s in segs if not s.startswith("{"))
-        greedy = sum(1 for s in segs if s.endswith("+}"))
-        return (-greedy, literal, len(segs))
-
-
-def _parse(path: Path) -> ast.Module | None:
-    try:
-        return ast.parse(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, SyntaxError, ValueError):
-        return None
-
-
-def _app_names(tree: ast.Module, kinds: tuple[str, ...]) -> set[str]:
-    return {
-        t.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _call_name(node.value.func) in kinds
-        for t in node.targets if isinstance(t, ast.Name)
-    }
-
-
-def _decorated_routes(tree: ast.Module, names: set[str]) -> dict[str, set[str]]:
-    routes: dict[str, set[str]] = {}
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        for dec in node.decorator_list:
-            if not (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Attribute) and dec.func.attr == "route"
-                    and isinstance(dec.func.value, ast.Name) and dec.func.value.id in names):
-                continue
-            if not dec.args or not isinstance(dec.args[0], ast.Constant) or not isinstance(dec.args[0].value, str):
-                continue
-            methods: set[str] = {"GET"}
-            cors = False
-            for kw in dec.keywords:
-                if kw.arg == "methods" and isinstance(kw.value, ast.List | ast.Tuple):
-                    methods = {e.value.upper() for e in kw.value.elts
-                               if isinstance(e, ast.Constant) and isinstance(e.value, str)}
-                elif kw.arg == "cors":
-                    cors = not (isinstance(kw.value, ast.Constant) and not kw.value.value)
-            if cors:
-                methods.add(_CORS)
-            routes.setdefault(dec.args[0].value, set()).update(methods)
-    return routes
-
-
-def _module_file(app_dir: Path, module: str) -> Path | None:
-    base = app_dir.joinpath(*module.split("."))
-    for cand in (base.with_suffix(".py"), base / "__init__.py"):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _blueprint_routes(app_dir: Path, tree: ast.Module) -> dict[str, set[str]]:
-    """Routes of blueprints registered with ``app.register_blueprint(bp, url_prefix=...)``."""
-    imported: dict[str, tuple[str, str]] = {}  # local name -> (module, name in module)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            for alias in node.names:
-                imported[alias.asname or alias.name] = (node.module, alias.name)
-    routes: dict[str, set[str]] = {}
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "register_blueprint" and node.args):
-            continue
-        prefix = ""
-        for kw in node.keywords:
-            if kw.arg == "url_prefix" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
-                prefix = kw.value.value
-        if len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
-            prefix = node.args[1].value
-        target = node.args[0]
-        if isinstance(target, ast.Name) and target.id in imported:
-            module, name = imported[target.id]
-            path = _module_file(app_dir, module)
-            sub = _parse(path) if path else None
-            names = {name} & _app_names(sub, ("Blueprint",)) if sub else set()
-        elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in imported:
-            module, name = imported[target.value.id]
-            path = _module_file(app_dir, f"{module}.{name}")
-            sub = _parse(path) if path else None
-            names = {target.attr} & _app_names(sub, ("Blueprint",)) if sub else set()
-        elif isinstance(target, ast.Name):
-            sub, names = tree, {target.id}
-        else:
-            continue
-        if not sub or not names:
-            continue
-        for route, methods in _decorated_routes(sub, names).items():
-            full = (prefix.rstrip("/") + route) if route != "/" or not prefix else prefix
-            routes.setdefault(full or "/", set()).update(methods)
-    return routes
-
-
-def chalice_routes(app_dir: Path) -> list[Route] | None:
-    """The routes of the Chalice app in ``app_dir`` (None when it is not a Chalice app).
-
-    Read statically from ``@app.route`` decorators in ``app.py`` and from blueprints
-    registered there (``app.register_blueprint(bp, url_prefix=...)``, imported from the app's
-    own modules); nothing of the app is imported.
-    """
-    tree = _parse(app_dir / "app.py")
-    if tree is None:
-        return None
-    app_names = _app_names(tree, ("Chalice",))
-    if not app_names:
-        return None
-    routes = _decorated_routes(tree, app_names)
-    for path, methods in _blueprint_routes(app_dir, tree).items():
-        routes.setdefault(path, set()).update(methods)
-    # app.api.cors = True turns CORS on for every route
-    global_cors = any(
-        isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value is True
-        and any(isinstance(t, ast.Attribute) and t.attr == "cors" and isinstance(t.value, ast.Attribute)
-                and t.value.attr == "api" for t in node.targets)
-        for node in ast.walk(tree)
-    )
-    out = [Route(p, tuple(sorted(m - {_CORS})), cors=global_cors or _CORS in m) for p, m in routes.items()]
-    return sorted(out, key=lambda r: r.specificity, reverse=True)
-
-
-_CORS = "<cors>"
-CORS_ALLOW_HEADERS = "Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key"
+CORS_ALLOW_HEADERS = rules.DEFAULT_CORS["Access-Control-Allow-Headers"]
 
 
 def cors_preflight(route: Route) -> HttpResponse:
-    """What the OPTIONS mock integration Chalice deploys for a ``cors=True`` route answers."""
-    methods = ",".join(sorted({*route.methods, "OPTIONS"}))
-    return HttpResponse(200, [("Content-Type", "application/json"), ("Access-Control-Allow-Origin", "*"),
-                              ("Access-Control-Allow-Methods", methods),
-                              ("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS),
-                              ("Access-Control-Max-Age", "600")], b"{}")
+    """What the OPTIONS mock integration Chalice deploys for a CORS route answers: built from
+    that route's ``CORSConfig`` (``Max-Age`` only when configured)."""
+    headers = dict(route.cors_headers) if route.cors_headers is not None else rules.DEFAULT_CORS
+    methods = list(route.cors_methods or route.methods)
+    return HttpResponse(200, rules.preflight_headers(headers, methods), b"{}")
 
 
-def _call_name(func: ast.expr) -> str:
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return ""
-
-
-def match_route(routes: list[Route], path: str) -> tuple[Route, dict[str, str]] | None:
-    for route in routes:
-        m = route.regex.match(path)
-        if m:
-            names = re.findall(r"\{([^}+]+)\+?\}", route.path)
-            return route, {n: unquote(v) for n, v in zip(names, m.groups(), strict=True)}
-    return None
-
-
-# ---- events ---------------------------------------------------------------------------------
 def _is_text(content_type: str) -> bool:
     ct = content_type.lower()
     return any(t in ct for t in TEXT_TYPES)
@@ -352,8 +198,13 @@ def _json_response(status: int, data: Any, extra: list[tuple[str, str]] | None =
     return HttpResponse(status, [("Content-Type", "application/json"), *(extra or [])], json.dumps(data).encode())
 
 
-def response_from_result(result: InvokeResult, *, v2: bool = False) -> HttpResponse:
-    """Turn the function's answer into an HTTP response, as API Gateway does."""
+def response_from_result(result: InvokeResult, *, v2: bool = False, binary_types: tuple[str, ...] | None = None,
+                         accept: str = "") -> HttpResponse:
+    """Turn the function's answer into an HTTP response, as API Gateway does.
+
+    ``binary_types`` (a REST API's binary media types): an ``isBase64Encoded`` body is decoded
+    only when ``accept`` (the request's first Accept type) is one of them, else the client gets
+    the base64 text. None: always decoded (HTTP APIs, Function URLs)."""
     if result.timed_out:
         return _json_response(504, {"message": "Endpoint request timed out"})
     if not result.ok:
@@ -391,6 +242,9 @@ def response_from_result(result: InvokeResult, *, v2: bool = False) -> HttpRespo
     raw = data.get("body")
     if raw is None:
         body = b""
+    elif data.get("isBase64Encoded") and binary_types is not None and not rules.is_binary_accept(
+            accept, binary_types):
+        body = str(raw).encode()
     elif data.get("isBase64Encoded"):
         try:
             body = base64.b64decode(raw)
@@ -404,18 +258,53 @@ def response_from_result(result: InvokeResult, *, v2: bool = False) -> HttpRespo
 
 
 # ---- server ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApiSettings:
+    """What of a REST API the gateway needs besides its routes (all optional)."""
+
+    binary_types: tuple[str, ...] | None = None
+    authorizers: tuple[AuthorizerModel, ...] = ()
+    # Valid x-api-key values; None = any non-empty key (``serve`` knows no keys).
+    api_keys: Callable[[], Any] | None = None
+    invoke_handler: HandlerInvoker | None = None  # runs an authorizer function (its handler string)
+    api_id: str = API_ID
+    stage: str = STAGE
+    region: str = "us-east-1"
+
+    @classmethod
+    def from_model(cls, model: AppModel, **kw: Any) -> ApiSettings:
+        return cls(binary_types=model.binary_types if model.is_chalice else None,
+                   authorizers=model.authorizers, stage=model.stage, **kw)
+
+
 class Gateway:
     """Translates HTTP requests for one function; thread-safe."""
 
-    def __init__(self, invoke: Invoker, *, routes: list[Route] | None = None, http_api_v2: bool = False) -> None:
+    def __init__(self, invoke: Invoker, *, routes: list[Route] | None = None, http_api_v2: bool = False,
+                 api: ApiSettings | None = None) -> None:
         self.invoke = invoke
         self.routes = routes
         self.v2 = http_api_v2
+        self.api = api or ApiSettings()
         self.lock = threading.Lock()
+
+    @classmethod
+    def from_model(cls, invoke: Invoker, model: AppModel, *, http_api_v2: bool = False, **settings: Any) -> Gateway:
+        return cls(invoke, routes=routes_from_model(model), http_api_v2=http_api_v2,
+                   api=ApiSettings.from_model(model, **settings))
 
     def set_routes(self, routes: list[Route] | None) -> None:
         with self.lock:
             self.routes = routes
+
+    def set_model(self, model: AppModel) -> None:
+        """Reload: the app's routes and API settings from a new model (same keys/invoker)."""
+        import dataclasses
+
+        with self.lock:
+            self.routes = routes_from_model(model)
+            self.api = dataclasses.replace(self.api, binary_types=model.binary_types if model.is_chalice else None,
+                                           authorizers=model.authorizers, stage=model.stage)
 
     def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
                source_ip: str = "127.0.0.1") -> HttpResponse:
@@ -425,15 +314,21 @@ class Gateway:
             extra = [] if result.ok else [("X-Amz-Function-Error", "Unhandled")]
             return HttpResponse(200, [("Content-Type", "application/json"), *extra], result.payload)
         host = next((v for k, v in headers if k.lower() == "host"), "localhost")
-        routes = self.routes
+        routes, api = self.routes, self.api
         decoded = unquote(path) or "/"
+        extra_ctx: dict[str, Any] = {}
         if routes is not None:
             matched = match_route(routes, decoded)
             if matched is None:
-                return _json_response(404, {"message": "Not Found"})
+                return _json_response(403, rules.MISSING_TOKEN)
             route, params = matched
             if method == "OPTIONS" and route.cors and "OPTIONS" not in route.methods:
                 return cors_preflight(route)
+            if method not in route.methods and "ANY" not in route.methods:
+                return _json_response(403, rules.MISSING_TOKEN)
+            denied = self._check_access(route, method, decoded, headers, extra_ctx)
+            if denied is not None:
+                return denied
             resource, route_key = route.path, f"{method} {route.path}"
         else:
             resource, route_key = "/{proxy+}", "$default"
@@ -444,8 +339,60 @@ class Gateway:
         else:
             event = build_event_v1(method, target, headers, body, resource=resource, path_params=params,
                                    source_ip=source_ip, host=host)
+            ctx = event["requestContext"]
+            ctx["apiId"], ctx["stage"], ctx["path"] = api.api_id, api.stage, f"/{api.stage}{event['path']}"
+            if "apiKey" in extra_ctx:
+                ctx["identity"]["apiKey"] = extra_ctx["apiKey"]
+            if "authorizer" in extra_ctx:
+                ctx["authorizer"] = extra_ctx["authorizer"]
         result = self.invoke(json.dumps(event).encode())
-        return response_from_result(result, v2=self.v2)
+        return response_from_result(result, v2=self.v2, binary_types=None if self.v2 else api.binary_types,
+                                    accept=rules.first_accept(headers))
+
+    def _check_access(self, route: Route, method: str, path: str, headers: list[tuple[str, str]],
+                      extra_ctx: dict[str, Any]) -> HttpResponse | None:
+        """API keys, then the route's authorizer, as API Gateway checks them before the integration."""
+        api = self.api
+        lower = {k.lower(): v for k, v in headers}
+        if method in route.api_key:
+            key = lower.get("x-api-key", "")
+            valid = api.api_keys() if api.api_keys is not None else None
+            if not key or (valid is not None and key not in valid):
+                return _json_response(403, rules.FORBIDDEN)
+            extra_ctx["apiKey"] = key
+        name = route.authorizer_for(method)
+        auth = next((a for a in api.authorizers if a.name == name), None) if name else None
+        if auth is None:
+            return None
+        token = lower.get(auth.header.lower(), "")
+        if auth.kind == "iam":
+            if not token:
+                return _json_response(403, rules.MISSING_TOKEN)
+            return None  # a SigV4 signature cannot be checked locally
+        if not token:
+            return _json_response(401, rules.UNAUTHORIZED)
+        if auth.kind == "cognito":
+            claims = rules.jwt_claims(token)
+            if claims is None:
+                return _json_response(401, rules.UNAUTHORIZED)
+            extra_ctx["authorizer"] = {"claims": claims}
+            return None
+        if auth.kind != "builtin" or not auth.handler or api.invoke_handler is None:
+            return _json_response(500, {"message": None})
+        arn = rules.method_arn(api.region, ACCOUNT_ID, api.api_id, api.stage, method, path)
+        result = api.invoke_handler(auth.handler, json.dumps(rules.token_event(token, arn)).encode())
+        try:
+            data = json.loads(result.payload) if result.payload else None
+        except ValueError:
+            data = None
+        if not result.ok:
+            unauthorized = isinstance(data, dict) and data.get("errorMessage") == "Unauthorized"
+            return _json_response(401, rules.UNAUTHORIZED) if unauthorized else _json_response(500, {"message": None})
+        status, value = rules.evaluate_policy(data if isinstance(data, dict) else {}, arn)
+        if status:
+            return _json_response(status, value)
+        extra_ctx["authorizer"] = value
+        return None
 
 
 class _GatewayServer(ThreadingHTTPServer):

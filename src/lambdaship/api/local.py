@@ -1,0 +1,91 @@
+"""The local gateway for a function: its routes and API settings from the app's model, and
+warm runtimes for the authorizer functions (same app, another handler) created on first use."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from lambdaship.api.model import AppModel
+from lambdaship.local.gateway import Gateway
+from lambdaship.local.runtime_api import InvokeResult
+
+
+class HandlerPool:
+    """One runtime per handler string (``app.token_auth``), made by ``make`` when first needed."""
+
+    def __init__(self, make: Callable[[str], Any]) -> None:
+        self.make = make
+        self.runtimes: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def invoke(self, handler: str, payload: bytes) -> InvokeResult:
+        with self.lock:
+            api = self.runtimes.get(handler)
+            if api is None:
+                api = self.runtimes[handler] = self.make(handler)
+        return api.invoke(payload)
+
+    def recycle(self) -> None:
+        with self.lock:
+            for api in self.runtimes.values():
+                api.recycle()
+
+    def close(self) -> None:
+        with self.lock:
+            runtimes, self.runtimes = list(self.runtimes.values()), {}
+        for api in runtimes:
+            api.close()
+
+
+def gateway_for(invoke: Callable[[bytes], InvokeResult], model: AppModel, *, http_api_v2: bool = False,
+                make_runtime: Callable[[str], Any] | None = None,
+                api_keys: Callable[[], Any] | None = None, **settings: Any) -> tuple[Gateway, HandlerPool | None]:
+    """A gateway answering as API Gateway does for this app; the pool runs its authorizers."""
+    pool = HandlerPool(make_runtime) if make_runtime is not None else None
+    gw = Gateway.from_model(invoke, model, http_api_v2=http_api_v2, api_keys=api_keys,
+                            invoke_handler=pool.invoke if pool else None, **settings)
+    return gw, pool
+
+
+def serve_gateway(fn: Any, invoke: Callable[[bytes], InvokeResult], *, http_api_v2: bool = False,
+                  pythonpath: list[Any] | None = None, make_runtime: Callable[[str], Any] | None = None,
+                  warn: Callable[[str], None] | None = None) -> tuple[Gateway, Callable[[], None]]:
+    """``serve``'s gateway for ``fn`` and the function that reloads its model after a change.
+
+    The model comes from :func:`lambdaship.api.model.extract` (Chalice's own route table);
+    when the app cannot be imported, the routes read statically (``ast``) are used and the
+    reason is passed to ``warn`` — the function's own error then shows on the first request."""
+    from lambdaship.api.model import extract
+    from lambdaship.errors import LambdashipError
+    from lambdaship.local.serve import routes_for
+
+    def load() -> AppModel | None:
+        try:
+            return extract(fn, pythonpath=pythonpath)
+        except LambdashipError as exc:
+            if warn is not None:
+                warn(f"lambdaship: {exc.one_line()}; using the routes read from the source")
+            return None
+
+    model = load()
+    if model is None:
+        gw, pool = Gateway(invoke, routes=routes_for(fn.source), http_api_v2=http_api_v2), None
+    else:
+        gw, pool = gateway_for(invoke, model, http_api_v2=http_api_v2, make_runtime=make_runtime)
+        if pool is not None:
+            import atexit
+
+            atexit.register(pool.close)  # the authorizers' workers stop with serve
+
+    def reload() -> None:
+        new = load()
+        if new is None:
+            gw.set_routes(routes_for(fn.source))
+        else:
+            gw.set_model(new)
+        if pool is not None:
+            pool.recycle()
+
+    return gw, reload
