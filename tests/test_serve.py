@@ -93,9 +93,9 @@ def test_environment_from_config(chalice: Served) -> None:
     assert chalice.client.get("/config").json() == {"stage": "dev", "greeting": "hello"}
 
 
-def test_unknown_route_is_404(chalice: Served) -> None:
+def test_unknown_route_is_403_as_api_gateway_answers(chalice: Served) -> None:
     r = chalice.client.get("/does/not/exist")
-    assert r.status_code == 404 and r.json() == {"message": "Not Found"}
+    assert r.status_code == 403 and r.json() == {"message": "Missing Authentication Token"}
 
 
 def test_exception_in_a_chalice_view_is_chalice_500(chalice: Served) -> None:

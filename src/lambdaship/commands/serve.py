@@ -37,13 +37,11 @@ def register(app: typer.Typer) -> None:
         POST /2015-03-31/functions/function/invocations takes a raw event (like the Lambda
         Runtime Interface Emulator); every other request becomes an API Gateway proxy event.
         """
-        from lambdaship.local.gateway import Gateway
         from lambdaship.local.serve import (
             Watcher,
             function_runtime,
             host_pythonpath,
             local_environment,
-            routes_for,
             serve_forever,
             stderr_sink,
         )
@@ -53,8 +51,14 @@ def register(app: typer.Typer) -> None:
         pythonpath, note = host_pythonpath(fn)
         api = function_runtime(fn, max_workers=workers, log_sink=stderr_sink(), timeout=timeout,
                                pythonpath=pythonpath, environment=environment)
-        routes = routes_for(fn.source)
-        gateway = Gateway(api.invoke, routes=routes, http_api_v2=http_api_v2)
+        from lambdaship.api.local import serve_gateway  # API Gateway's answers from the app's model (issue 18)
+
+        gateway, reload_model = serve_gateway(
+            fn, api.invoke, http_api_v2=http_api_v2, pythonpath=pythonpath, warn=stderr_sink(),
+            make_runtime=lambda h: function_runtime(fn.model_copy(update={"handler": h}), max_workers=1,
+                                                    log_sink=stderr_sink(), timeout=timeout,
+                                                    pythonpath=pythonpath, environment=environment))
+        routes = gateway.routes
         api.start(warm=1)
 
         watcher = None
@@ -66,7 +70,7 @@ def register(app: typer.Typer) -> None:
                 sys.stderr.flush()
                 paths, _ = host_pythonpath(fn)
                 api.pythonpath = [str(p) for p in paths]
-                gateway.set_routes(routes_for(fn.source))
+                reload_model()
                 api.recycle()
                 api.start(warm=1)
 
