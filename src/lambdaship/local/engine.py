@@ -175,6 +175,9 @@ def _box(spec: FunctionSpec) -> sandbox.Box:
 
 def host_runtime_dir() -> Path:
     """awslambdaric and its requirements only, as symlinks: the fallback's runtime path."""
+    from lambdaship.extras import require_local_runtime  # hook: awslambdaric is an extra
+
+    require_local_runtime()
     d = cache("host-runtime") / f"py{sys.version_info[0]}{sys.version_info[1]}"
     if (d / ".complete").is_file():
         return d

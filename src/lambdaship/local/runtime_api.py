@@ -350,6 +350,10 @@ class RuntimeAPI:
         self.memory = memory
         self.function_name = function_name
         self.max_workers = max_workers
+        if not command:
+            from lambdaship.extras import require_local_runtime  # hook: awslambdaric is an extra
+
+            require_local_runtime()
         self.command = list(command) if command else [sys.executable, "-m", "awslambdaric", handler]
         self.log_sink = log_sink
         self.lambda_env = lambda_env
