@@ -268,3 +268,29 @@ def get_url_config(function_name: str) -> dict[str, Any] | None:
 def delete_function(function_name: str) -> None:
     """Delete the function with all its versions and aliases."""
     client().delete_function(FunctionName=function_name)
+
+
+def list_function_names() -> list[str]:
+    out: list[str] = []
+    for page in client().get_paginator("list_functions").paginate():
+        out.extend(f["FunctionName"] for f in page.get("Functions", []))
+    return out
+
+
+def list_url_configs(function_name: str) -> list[dict[str, Any]]:
+    """The function's URL configurations (unqualified and per alias); [] when it has none.
+
+    One ``GetFunctionUrlConfig`` per qualifier (moto has no ``ListFunctionUrlConfigs``)."""
+    from botocore.exceptions import ClientError
+
+    out: dict[str, dict[str, Any]] = {}
+    for qualifier in [None, *(a["Name"] for a in list_aliases(function_name))]:
+        kw: dict[str, Any] = {"FunctionName": function_name, **({"Qualifier": qualifier} if qualifier else {})}
+        try:
+            cfg = _strip(client().get_function_url_config(**kw))
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                continue
+            raise
+        out.setdefault(str(cfg.get("FunctionUrl")), cfg)
+    return list(out.values())

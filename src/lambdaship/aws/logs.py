@@ -39,3 +39,15 @@ def filter_events(
         if not token or token == kw.get("nextToken"):
             return
         kw["nextToken"] = token
+
+
+def put_events(group: str, stream: str, events: list[dict[str, Any]]) -> None:
+    """Append ``events`` ({timestamp, message}) to ``group``/``stream``, creating both if missing."""
+    c = client()
+    for create in (lambda: c.create_log_group(logGroupName=group),
+                   lambda: c.create_log_stream(logGroupName=group, logStreamName=stream)):
+        try:
+            create()
+        except c.exceptions.ResourceAlreadyExistsException:
+            pass
+    c.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)

@@ -73,3 +73,10 @@ def put_file(bucket: str, key: str, path: Path, *, sha256_hex: str | None = None
     with path.open("rb") as fh:
         client().put_object(Bucket=bucket, Key=key, Body=fh, ContentLength=size, **extra)
     return True
+
+
+def get_bytes(bucket: str, key: str, version: str | None = None) -> bytes:
+    kw: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version:
+        kw["VersionId"] = version
+    return client().get_object(**kw)["Body"].read()

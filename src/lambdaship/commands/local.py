@@ -22,16 +22,24 @@ def _stack():  # imported on use: keeps `lambdaship --help` fast
 
 
 def register(app: typer.Typer) -> None:
-    local = typer.Typer(help="Run moto (AWS) and a distribution registry on 127.0.0.1.", no_args_is_help=True)
+    local = typer.Typer(help="Run moto (AWS), a distribution registry and the data plane (Lambda Invoke, "
+                        "API URLs, logs with real code) on 127.0.0.1.", no_args_is_help=True)
     app.add_typer(local, name="local")
 
     @local.command("up")
     def up(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
-        """Start moto server and the registry on free ports and wait until both answer."""
+        """Start moto server, the registry and the data plane on free ports; wait until they answer.
+
+        The data plane's URL is the stack's AWS endpoint (AWS_ENDPOINT_URL): it runs Lambda
+        invocations and the local API URLs with the deployed code and passes everything else
+        to moto unchanged.
+        """
         state = _stack().up(state_dir)
         if json_:
-            emit_json(state.to_json())
+            emit_json({**state.to_json(), "endpoint": state.endpoint})
             return
+        dp_pid = state.dataplane.pid if state.dataplane else "-"
+        console.print(f"AWS endpoint  {state.endpoint}  (data plane, pid {dp_pid})")
         console.print(f"moto server   {state.moto.url}  (pid {state.moto.pid})")
         console.print(f"registry      {state.registry.url}  (pid {state.registry.pid})")
         console.print("Use it in this shell with:  eval \"$(lambdaship local env)\"")
@@ -62,6 +70,11 @@ def register(app: typer.Typer) -> None:
             for name, svc in info["services"].items():
                 state = "up" if svc["answering"] else ("alive, not answering" if svc["alive"] else "down")
                 console.print(f"{name:<10} {svc['url']:<28} pid {svc['pid']:<8} {state}")
+            console.print(f"AWS endpoint: {info['endpoint']}")
+            for e in info.get("endpoints") or []:
+                what = {"rest": f"REST API {e['name']} stage {e['stage']}", "http": f"HTTP API {e['name']} stage "
+                        f"{e['stage']}", "function-url": f"Function URL ({e.get('auth')})"}[e["kind"]]
+                console.print(f"  {what} → {', '.join(e['functions']) or '-'}: {e['url']}", soft_wrap=True)
         if not info["running"]:
             raise typer.Exit(1)
 
@@ -90,7 +103,7 @@ def register(app: typer.Typer) -> None:
 
     @local.command("down")
     def down(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:
-        """Stop exactly the processes `local up` started."""
+        """Stop exactly the processes `local up` started (the data plane stops its function workers)."""
         stopped = _stack().down(state_dir)
         if json_:
             emit_json({"stopped": stopped})

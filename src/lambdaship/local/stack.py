@@ -1,9 +1,13 @@
-"""The embedded local stack: moto server (AWS control plane) + CNCF distribution (registry).
+"""The embedded local stack: moto server (AWS control plane) + CNCF distribution (registry)
++ the data plane (``lambdaship.local.dataplane``) in front of moto.
 
-``up`` starts both on 127.0.0.1 with free ports, waits until they answer, enables image
-invocation in moto and records endpoints and PIDs in a state file. ``down`` stops exactly the
-processes recorded there. Nothing in lambdaship special-cases the local stack: it works
-because of ``AWS_ENDPOINT_URL`` and ``LAMBDASHIP_REGISTRY_URL``.
+``up`` starts the three on 127.0.0.1 with free ports, waits until they answer, enables image
+functions in moto and records endpoints and PIDs in a state file. The data plane's URL is the
+stack's one AWS endpoint (``AWS_ENDPOINT_URL``): it runs Lambda invocations and the local API
+URLs itself and passes everything else to moto unchanged. ``down`` stops exactly the processes
+recorded there (the data plane stops its function workers). Nothing in lambdaship
+special-cases the local stack: it works because of ``AWS_ENDPOINT_URL`` and
+``LAMBDASHIP_REGISTRY_URL``.
 """
 
 from __future__ import annotations
@@ -57,10 +61,16 @@ class StackState:
     registry: Service
     region: str
     state_dir: str
+    dataplane: Service | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The stack's AWS endpoint: the data plane (moto itself for a stack started without one)."""
+        return self.dataplane.url if self.dataplane else self.moto.url
 
     def env(self) -> dict[str, str]:
         return {
-            "AWS_ENDPOINT_URL": self.moto.url,
+            "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
             **TEST_CREDENTIALS,
@@ -77,6 +87,7 @@ class StackState:
             registry=Service(**data["registry"]),
             region=data["region"],
             state_dir=data["state_dir"],
+            dataplane=Service(**data["dataplane"]) if data.get("dataplane") else None,
         )
 
 
@@ -128,8 +139,10 @@ def _registry_config(state_dir: Path, port: int) -> Path:
     return cfg
 
 
-def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None,
+           drop: tuple[str, ...] = ()) -> subprocess.Popen:
     fh = log.open("ab")
+    full = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in drop}
     try:
         return subprocess.Popen(
             cmd,
@@ -137,7 +150,7 @@ def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subp
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env=full,
         )
     finally:
         fh.close()
@@ -234,7 +247,7 @@ def up(state_dir: Path | None = None, region: str = REGION) -> StackState:
     """Start the stack (or return the running one)."""
     state_dir = (state_dir or default_state_dir()).resolve()
     existing = read_state(state_dir)
-    if existing and _alive(existing.moto.pid) and _alive(existing.registry.pid):
+    if existing and all(_alive(svc.pid) for svc in _services(existing)) and existing.dataplane:
         return existing
     if existing:
         down(state_dir)
@@ -257,19 +270,49 @@ def up(state_dir: Path | None = None, region: str = REGION) -> StackState:
         _wait_for(f"{moto_url}/moto-api/", moto, "moto server", moto_log)
         r = httpx.post(f"{moto_url}/moto-api/config", json={"lambda": {"use_docker": False}}, timeout=10)
         r.raise_for_status()
+        dp_url, dp = _start_dataplane(state_dir, moto_url, reg_url, region)
+        started.append(dp)
     except BaseException:
-        for p in started:
+        for p in reversed(started):
             _stop_pid(p.pid)
-            p.wait(timeout=5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=5)
         raise
     state = StackState(
         moto=Service("moto", moto_url, moto.pid, str(moto_log)),
         registry=Service("registry", reg_url, registry.pid, str(reg_log)),
         region=region,
         state_dir=str(state_dir),
+        dataplane=Service("dataplane", dp_url, dp.pid, str(state_dir / "dataplane.log")),
     )
     state_path(state_dir).write_text(json.dumps(state.to_json(), indent=2))
     return state
+
+
+def _start_dataplane(state_dir: Path, moto_url: str, registry_url: str, region: str
+                     ) -> tuple[str, subprocess.Popen]:
+    port = _free_port()
+    log = state_dir / "dataplane.log"
+    cmd = [sys.executable, "-m", "lambdaship.local.dataplane", "--moto", moto_url, "--state-dir", str(state_dir),
+           "--port", str(port), "--region", region]
+    # The stack's own credentials only: nothing of the user's AWS identity reaches the data plane.
+    env = {"LAMBDASHIP_REGISTRY_URL": registry_url, "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
+           **TEST_CREDENTIALS}
+    proc = _spawn(cmd, log, env, drop=("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{url}/_lambdaship/dataplane", proc, "the data plane", log)
+    except BaseException:
+        _stop_pid(proc.pid)
+        raise
+    return url, proc
+
+
+def _services(state: StackState) -> list[Service]:
+    return [s for s in (state.dataplane, state.moto, state.registry) if s is not None]
+
+
+_MARKERS = {"moto": "moto", "registry": "registry", "dataplane": "lambdaship.local.dataplane"}
 
 
 def _stop_pid(pid: int, timeout: float = 5.0) -> None:
@@ -297,10 +340,10 @@ def down(state_dir: Path | None = None) -> list[int]:
     if state is None:
         return []
     stopped = []
-    for svc, marker in ((state.moto, "moto"), (state.registry, "registry")):
+    for svc in _services(state):  # the data plane first: it stops its workers on SIGTERM
         # Only stop a PID that is still the process we started (PIDs get reused).
-        if _alive(svc.pid) and re.search(marker, _cmdline(svc.pid)):
-            _stop_pid(svc.pid)
+        if _alive(svc.pid) and re.search(re.escape(_MARKERS[svc.name]), _cmdline(svc.pid)):
+            _stop_pid(svc.pid, timeout=10.0 if svc.name == "dataplane" else 5.0)
             stopped.append(svc.pid)
     state_path(state_dir).unlink(missing_ok=True)
     return stopped
@@ -310,8 +353,10 @@ def status(state_dir: Path | None = None) -> dict:
     state = read_state(state_dir)
     if state is None:
         return {"running": False}
-    out: dict = {"running": True, "region": state.region, "services": {}}
-    for svc, probe in ((state.moto, "/moto-api/"), (state.registry, "/v2/")):
+    out: dict = {"running": True, "region": state.region, "endpoint": state.endpoint, "services": {}}
+    probes = {"moto": "/moto-api/", "registry": "/v2/", "dataplane": "/_lambdaship/dataplane"}
+    for svc in _services(state):
+        probe = probes[svc.name]
         try:
             ok = httpx.get(svc.url + probe, timeout=2).status_code < 500
         except httpx.HTTPError:
@@ -320,4 +365,10 @@ def status(state_dir: Path | None = None) -> dict:
             "url": svc.url, "pid": svc.pid, "alive": _alive(svc.pid), "answering": ok,
         }
         out["running"] = out["running"] and ok
+    if state.dataplane is not None and out["services"]["dataplane"]["answering"]:
+        try:
+            r = httpx.get(state.dataplane.url + "/_lambdaship/endpoints", timeout=30)
+            out["endpoints"] = r.json() if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            out["endpoints"] = None
     return out

@@ -1,0 +1,127 @@
+"""Warm workers per (function, version), behind one small interface over the execution engine.
+
+:class:`CodeSpec` is everything that decides what runs (code, runtime, handler, environment,
+memory, timeout); its ``fingerprint`` changes when any of it changes, and the worker set of a
+(function, version) is recycled then. The work itself is done by a :class:`Backend`: the
+local execution engine (``lambdaship.local.engine``) — the one way lambdaship runs a
+function locally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class CodeSpec:
+    function_name: str
+    version: str  # "$LATEST" or a published version number
+    kind: str  # "image" | "zip"
+    timeout: float
+    memory: int
+    ephemeral: int = 512
+    environment: tuple[tuple[str, str], ...] = ()
+    image_ref: str | None = None  # image functions: registry reference pinned by digest
+    image_command: tuple[str, ...] = ()  # ImageConfig overrides (Command / EntryPoint / WorkingDirectory)
+    image_entrypoint: tuple[str, ...] = ()
+    image_workdir: str | None = None
+    code_dir: str | None = None  # zip functions: the unpacked code
+    runtime: str | None = None
+    handler: str | None = None
+    architecture: str = "x86_64"
+    code_sha256: str = ""
+    region: str = "us-east-1"
+    account: str = "123456789012"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.function_name, self.version)
+
+    @property
+    def fingerprint(self) -> str:
+        data = asdict(self)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Outcome:
+    """One invocation's result, whatever ran it."""
+
+    request_id: str
+    payload: bytes
+    function_error: str | None = None
+    duration_ms: float = 0.0
+    init_duration_ms: float | None = None
+    max_memory_mb: int | None = None
+    timed_out: bool = False
+    logs: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.function_error is None
+
+
+class Backend(Protocol):
+    def start(self, spec: CodeSpec) -> Any: ...
+    def invoke(self, handle: Any, payload: bytes, timeout: float) -> Outcome: ...
+    def stop(self, handle: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+class Workers:
+    """One warm handle per (function, version); a changed fingerprint replaces it."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._handles: dict[tuple[str, str], tuple[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._starting: dict[tuple[str, str], threading.Lock] = {}
+        self.recycled = 0
+
+    def _handle(self, spec: CodeSpec) -> Any:
+        fp = spec.fingerprint
+        with self._lock:
+            cur = self._handles.get(spec.key)
+            if cur is not None and cur[0] == fp:
+                return cur[1]
+            gate = self._starting.setdefault(spec.key, threading.Lock())
+        with gate:  # one start per key at a time; others wait for it and reuse it
+            with self._lock:
+                cur = self._handles.get(spec.key)
+                if cur is not None and cur[0] == fp:
+                    return cur[1]
+            handle = self.backend.start(spec)
+            with self._lock:
+                old = self._handles.get(spec.key)
+                self._handles[spec.key] = (fp, handle)
+            if old is not None:
+                self.recycled += 1
+                threading.Thread(target=self.backend.stop, args=(old[1],), daemon=True).start()
+            return handle
+
+    def invoke(self, spec: CodeSpec, payload: bytes) -> Outcome:
+        return self.backend.invoke(self._handle(spec), payload, spec.timeout)
+
+    def drop_function(self, function_name: str) -> None:
+        """Stop the workers of a deleted function."""
+        with self._lock:
+            gone = [k for k in self._handles if k[0] == function_name]
+            handles = [self._handles.pop(k)[1] for k in gone]
+        for h in handles:
+            self.backend.stop(h)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"warm": sorted(f"{n}:{v}" for n, v in self._handles), "recycled": self.recycled}
+
+    def close(self) -> None:
+        with self._lock:
+            handles = [h for _, h in self._handles.values()]
+            self._handles.clear()
+        for h in handles:
+            self.backend.stop(h)
+        self.backend.close()
