@@ -62,7 +62,9 @@ def _register_commands() -> None:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{_commands.__name__}.{info.name}")
-        module.register(app)
+        register = getattr(module, "register", None)  # shared helpers (option groups) register nothing
+        if register is not None:
+            register(app)
 
 
 _register_commands()
