@@ -163,5 +163,7 @@ def test_bad_input(case: Path, local_stack, images: dict[str, str], tmp_path: Pa
     assert len(lines) == 1, why
     assert lines[0].startswith("error: "), why
     assert re.search(spec["stderr"], lines[0], re.IGNORECASE), why
+    if "absent" in spec:  # e.g. the content of a file that must never be echoed
+        assert spec["absent"] not in proc.stdout + proc.stderr, why
     assert after == before, why
 

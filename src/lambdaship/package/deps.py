@@ -42,10 +42,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from lambdaship import paths
-from lambdaship.errors import LambdashipError
 from lambdaship.package import bytecode, installer
 from lambdaship.package import prune as pruning
 from lambdaship.package import requirements as reqs
+from lambdaship.platform import AWS_BASE_REPOSITORY
 
 if TYPE_CHECKING:
     from lambdaship.config import FunctionConfig
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 MARKER = "info.json"  # next to the tree/ directory of a cache entry
 CACHE_VERSION = "3"
 AWS_BASE_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
-AWS_BASE_PREFIX = "public.ecr.aws/lambda/python"
+AWS_BASE_PREFIX = AWS_BASE_REPOSITORY
 
 
 @dataclass(frozen=True)
@@ -145,10 +145,7 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
             proc = subprocess.run(cmd, cwd=req.parent, env=env, capture_output=True, text=True, timeout=1800)
             timings["install"] = time.monotonic() - t0
             if proc.returncode != 0:
-                raise installer.sdist_error(proc.stderr, fn) or LambdashipError(
-                    f"installing the dependencies in {req.name} failed: {installer.last_error_line(proc.stderr)}",
-                    "fix the requirements (run the installer yourself to see the full output)",
-                )
+                raise installer.install_error(proc.stderr, fn, req.name)
         pruning.clean(tree)
         pruned = []
         for spec, dist_info in pruning.installed(tree).items():

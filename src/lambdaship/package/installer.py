@@ -80,12 +80,38 @@ def sdist_error(stderr: str, fn: FunctionConfig) -> LambdashipError | None:
     )
 
 
+_CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^/@\s]+@")
+
+
 def last_error_line(stderr: str) -> str:
+    """The installer's error and its cause (uv: ``error:`` then ``cause:``/``Because …`` lines;
+    pip: ``ERROR:``) on one line, credentials in URLs masked."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    picked: list[str] = []
     for ln in lines:
-        if ln.startswith(("cause:", "error:", "ERROR:")):
-            return ln.split(":", 1)[1].strip()[:300]
-    return (lines[-1] if lines else "no output")[:300]
+        ln = ln.lstrip("\u00d7\u2570\u2500\u25b6\u2502 ").strip()  # uv's tree drawing in a terminal
+        if ln.startswith(("error:", "ERROR:")) and not picked:
+            picked.append(ln.split(":", 1)[1].strip().rstrip(":"))
+        elif picked and ln.startswith(("cause:", "Caused by:")):
+            picked.append(ln.split(":", 1)[1].strip())
+        elif picked and ln.startswith(("Because ", "And because ", "we can conclude")):
+            picked.append(ln)
+        elif picked and ln.startswith(("hint:", "help:")):
+            break
+    text = ": ".join(picked) if picked else (lines[-1] if lines else "no output")
+    return _CREDENTIALS_IN_URL.sub("****@", text)[:600]
+
+
+def install_error(stderr: str, fn: FunctionConfig, req_name: str) -> LambdashipError:
+    """One error for a failed install: the missing wheel, else the installer's error and cause."""
+    sdist = sdist_error(stderr, fn)
+    if sdist is not None:
+        return sdist
+    m = re.search(r"Because ([A-Za-z0-9._-]+) was not found in the package registry", stderr) or re.search(
+        r"Because there is no version of ([A-Za-z0-9._-]+)", stderr)
+    hint = (f"check the name and version of {m.group(1)!r} (on PyPI or your index) and fix the requirement"
+            if m else "fix the requirements (run the installer yourself to see the full output)")
+    return LambdashipError(f"installing the dependencies in {req_name} failed: {last_error_line(stderr)}", hint)
 
 
 def install_cmd(fn: FunctionConfig, target: str, req: Path, dest: Path) -> tuple[list[str], dict[str, str]]:

@@ -23,8 +23,19 @@ def requirement_name(req: str) -> str | None:
 
 
 def requirements_file(fn: FunctionConfig) -> Path | None:
+    """The function's requirements file, checked (with every file it includes) by
+    :mod:`lambdaship.package.reqguard`: inside the project, nothing that runs code on this machine."""
+    from lambdaship.package.reqguard import check_tree
+
+    root = fn.root or fn.source
     if fn.requirements:
-        path = (fn.source / fn.requirements).resolve()
+        given = fn.source / fn.requirements
+        path = given.resolve()
+        if not (path == root or root in path.parents):
+            raise LambdashipError(
+                f"requirements file {given} is outside the project ({root})",
+                "point 'requirements' at a file inside the project (relative to the function's source directory)",
+            )
         if path.exists() and not path.is_file():
             raise LambdashipError(
                 f"requirements file {path} is not a regular file",
@@ -35,9 +46,13 @@ def requirements_file(fn: FunctionConfig) -> Path | None:
                 f"requirements file {path} not found",
                 "fix 'requirements' (a path relative to the function's source directory)",
             )
+        check_tree(path, root)
         return path
     default = fn.source / "requirements.txt"
-    return default if default.is_file() else None
+    if default.is_file() or default.is_symlink():
+        check_tree(default, root)
+        return default
+    return None
 
 
 _INCLUDE_RE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)[\s=]+(\S+)")
