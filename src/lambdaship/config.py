@@ -81,6 +81,16 @@ class SmokeTest(_Strict):
         return self
 
 
+class FunctionUrl(_Strict):
+    """A Lambda Function URL on the alias — for apps that are not Chalice apps (FastAPI/Mangum, Flask).
+
+    ``auth``: ``AWS_IAM`` (SigV4-signed requests only) or ``NONE`` (public). ``cors``: Lambda's
+    ``Cors`` object (``AllowOrigins``, ``AllowMethods``, ``AllowHeaders``, ``MaxAge``, ...)."""
+
+    auth: Literal["NONE", "AWS_IAM"] = "AWS_IAM"
+    cors: dict[str, Any] | None = None
+
+
 class FunctionConfig(_Strict):
     """One Lambda function. Field names follow the Lambda API where one exists."""
 
@@ -121,6 +131,7 @@ class FunctionConfig(_Strict):
         "relative path (e.g. 'common' → /var/task/common); their changes redeploy this function.",
     )
     root: Path | None = Field(None, description="The config file's directory (set by the loader).")
+    function_url: FunctionUrl | None = None
 
     @field_validator("function_name")
     @classmethod
