@@ -124,7 +124,7 @@ def main() -> None:
 
 def measure(args: argparse.Namespace, app: Path, base: str, tmp: Path, registry_url: str) -> dict:
     from lambdaship.image.model import read_layout
-    from lambdaship.push import push_image
+    from lambdaship.registries import push_image
 
     res: dict[str, list[float]] = {k: [] for k in (
         "ls_cold", "ls_warm", "ls_code", "ls_fresh", "peer_cold", "peer_warm", "peer_code")}

@@ -122,7 +122,7 @@ class Registry:
 
 
 def image_info(registry_url: str, repo: str, ref: str) -> dict:
-    from lambdaship.registry import RegistryClient
+    from lambdaship.oci.client import RegistryClient
 
     client = RegistryClient.for_registry(registry_url)
     raw, _mt, digest = client.get_manifest(repo, ref)
@@ -234,7 +234,7 @@ def push_compare(layout: Path, tmp: Path, rep: int) -> dict[str, float]:
     """The same OCI layout (base + deps + app) pushed to an empty registry: lambdaship's
     ``push_image`` (in-process, as `lambdaship deploy` runs it) vs `skopeo copy`."""
     from lambdaship.image.model import read_layout
-    from lambdaship.push import push_image
+    from lambdaship.registries import push_image
 
     out = {}
     for who in ("lambdaship", "skopeo"):

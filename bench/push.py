@@ -112,7 +112,7 @@ def ours(layout: Path, dest: str) -> tuple[float, dict]:
 
 
 def library(image: Image, dest: str, expect_uploaded: int) -> float:
-    from lambdaship.push import push_image
+    from lambdaship.registries import push_image
 
     t0 = time.perf_counter()
     res = push_image(image, dest, ["bench"])

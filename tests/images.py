@@ -1,7 +1,7 @@
 """Test helpers: tiny Lambda-like base images, written as OCI layouts and pushed with skopeo.
 
 The layers are made with lambdaship's own deterministic layer writer; the push uses skopeo
-(a real third-party client), so the registry content does not depend on lambdaship.push.
+(a real third-party client), so the registry content does not depend on lambdaship.oci.push.
 """
 
 from __future__ import annotations
@@ -185,7 +185,8 @@ def push_declared_huge(base_ref: str, tag: str, declared: int = 11 * 1024**3) ->
     The registry stores what the manifest says; a builder must refuse such a base before
     writing anything (the 10 GB check), without needing 10 GB.
     """
-    from lambdaship.registry import Reference, RegistryClient
+    from lambdaship.oci.client import RegistryClient
+    from lambdaship.oci.reference import Reference
 
     r = Reference.parse(base_ref)
     client = RegistryClient.for_registry(r.registry)
@@ -199,7 +200,7 @@ def push_declared_huge(base_ref: str, tag: str, declared: int = 11 * 1024**3) ->
 def push_many_layers(registry_url: str, repo: str, tag: str, count: int) -> str:
     """A Docker v2s2 base with ``count`` (identical, tiny) layers: a big manifest."""
     from lambdaship.image.model import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST
-    from lambdaship.registry import RegistryClient
+    from lambdaship.oci.client import RegistryClient
 
     client = RegistryClient.for_registry(registry_url)
     data, blob = layer_bytes([Entry("etc/marker", "file", data=b"x")], mtime=0)

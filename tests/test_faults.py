@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from lambdaship.errors import LambdashipError
-from lambdaship.registry import RegistryClient
+from lambdaship.oci.client import RegistryClient
 from tests.faultproxy import ALL_FAULTS, FaultProxy
 
 SEEDS = int(os.environ.get("LAMBDASHIP_FAULT_SEEDS", "10"))
@@ -105,8 +105,8 @@ def fast_registry_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_push_through_registry_faults(local_stack, tmp_path: Path, fast_registry_retries,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Every fault kind at 45 %: pushes complete or fail in one line; never a partial tag."""
-    import lambdaship.registry as reg
-    from lambdaship.push import push_image
+    import lambdaship.oci.upload as reg
+    from lambdaship.registries import push_image
     from tests.test_push import file_layer, make_image
 
     monkeypatch.setattr(reg, "MONOLITHIC_MAX", 64 * 1024)  # chunked uploads (PATCH) too
@@ -149,7 +149,7 @@ def test_push_to_ecr_with_faults_on_moto_and_registry(local_stack, tmp_path: Pat
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """ensure_repository + push to the ECR URI, with moto and the registry both faulty."""
     from lambdaship.aws import ecr
-    from lambdaship.push import push_image
+    from lambdaship.registries import push_image
     from tests.test_push import file_layer, make_image
 
     direct = RegistryClient(local_stack.registry.url)

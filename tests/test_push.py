@@ -25,8 +25,9 @@ from lambdaship.image.model import (
     write_layout,
 )
 from lambdaship.local import stack
-from lambdaship.push import push_image
-from lambdaship.registry import Reference, RegistryClient
+from lambdaship.oci.client import RegistryClient
+from lambdaship.oci.reference import Reference
+from lambdaship.registries import push_image
 from tests.conftest import run_cli
 from tests.faultproxy import FaultProxy
 from tests.images import push_base, registry_host
@@ -78,7 +79,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def small_chunks(local_stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Make the registry client chunk above 64 KiB so small test blobs exercise PATCH/resume."""
-    import lambdaship.registry as reg
+    import lambdaship.oci.upload as reg
 
     monkeypatch.setattr(reg, "MONOLITHIC_MAX", 64 * 1024)
     monkeypatch.setattr(reg, "CHUNK_SIZE", 48 * 1024)
@@ -409,7 +410,7 @@ def test_interrupted_chunk_resumes_or_restarts(local_stack, tmp_path: Path, fast
     (GET on the upload URL → Range); one whose answer was lost (the session moved on) restarts."""
     import logging
 
-    caplog.set_level(logging.DEBUG, logger="lambdaship.registry")
+    caplog.set_level(logging.DEBUG, logger="lambdaship.oci")
     big = file_layer(tmp_path, {"big.bin": os.urandom(200_000)})
     patches = {"n": 0}
 
@@ -425,7 +426,7 @@ def test_interrupted_chunk_resumes_or_restarts(local_stack, tmp_path: Path, fast
         res = push_image(make_image([big]), f"127.0.0.1:{proxy.port}/{repo}", ["t"])
         assert proxy.counts[fault] == 1
     assert res.uploaded_blobs == 2
-    messages = [r.getMessage() for r in caplog.records if r.name == "lambdaship.registry"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "lambdaship.oci"]
     assert any(expect in m for m in messages), messages
     if expect == "resumes":
         assert any("resumes at offset 49152" in m for m in messages)
@@ -436,7 +437,7 @@ def test_interrupted_chunk_resumes_or_restarts(local_stack, tmp_path: Path, fast
 def test_streaming_between_registries_survives_faults_on_both_sides(local_stack, tmp_path: Path, fast_retries,
                                                                     small_chunks, monkeypatch) -> None:
     """Source registry cuts blob downloads mid-body (resumed with Range), target drops uploads."""
-    import lambdaship.registry as reg
+    import lambdaship.oci.upload as reg
 
     monkeypatch.setattr(reg, "CHUNK_SIZE", 160 * 1024)  # 3 PATCHes per upload
     url2, proc = stack.start_registry(tmp_path / "registry2")

@@ -15,7 +15,11 @@ import httpx
 import pytest
 
 from lambdaship.image.model import DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, sha256_digest
-from lambdaship.registry import Reference, RegistryClient, RegistryError, base_url
+from lambdaship.oci.auth import Credentials
+from lambdaship.oci.client import RegistryClient
+from lambdaship.oci.reference import Reference, base_url
+from lambdaship.oci.transport import RegistryError
+from lambdaship.registries import registry_client
 
 
 def _digest(data: bytes) -> str:
@@ -107,7 +111,7 @@ def test_read_side(local_stack, tmp_path: Path) -> None:
     assert client.blob_exists(repo, ldigest)
     assert not client.blob_exists(repo, sha256_digest(b"missing"))
     assert client.get_blob(repo, ldigest) == layer
-    with client.stream_blob(repo, ldigest) as it:
+    with client.stream_blob(repo, ldigest, size=len(layer)) as it:
         assert b"".join(it) == layer
     out = client.download_blob(repo, ldigest, tmp_path / "blob")
     assert out.read_bytes() == layer
@@ -253,17 +257,18 @@ def test_basic_auth_with_ecr_credentials(local_stack, tmp_path: Path, monkeypatc
         # Refused (e.g. expired) credentials are fetched again once.
         calls = {"n": 0}
 
-        def rotating() -> tuple[str, str]:
-            calls["n"] += 1
-            return ("AWS", "expired-token") if calls["n"] == 1 else ("AWS", password)
+        class Rotating:  # a keychain whose first answer has expired
+            def resolve(self, host: str) -> Credentials:
+                calls["n"] += 1
+                return Credentials("AWS", "expired-token" if calls["n"] == 1 else password)
 
-        rotated = RegistryClient(url, credentials=rotating)
+        rotated = RegistryClient(url, keychain=Rotating())
         assert rotated.blob_exists("x", sha256_digest(b"x")) is False and calls["n"] == 2
 
         monkeypatch.setenv("LAMBDASHIP_REGISTRY_URL", url)
         RegistryClient.clear_cache()
         ecr_host = f"{stack.ACCOUNT_ID}.dkr.ecr.{local_stack.region}.amazonaws.com"
-        client = RegistryClient.for_registry(ecr_host)
+        client = registry_client(ecr_host)  # the default keychain: ECR's GetAuthorizationToken
         repo = f"basic-{uuid.uuid4().hex[:8]}"
         data = b"basic auth blob" * 100
         client.upload_blob(repo, _digest(data), len(data), data)
@@ -433,7 +438,7 @@ def test_credentials_from_auth_files_and_helpers(tmp_path: Path, monkeypatch: py
     import base64
     import stat
 
-    from lambdaship.registry import docker_config_credentials
+    from lambdaship.oci.auth import docker_config_credentials
 
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
@@ -452,13 +457,13 @@ def test_credentials_from_auth_files_and_helpers(tmp_path: Path, monkeypatch: py
         "credHelpers": {"ghcr.io": "testhelper"},
         "credsStore": "testhelper",
     }))
-    assert docker_config_credentials("docker.io") == ("hub", "pw")
-    assert docker_config_credentials("ghcr.io") == ("u-ghcr.io", "s3")
-    assert docker_config_credentials("quay.io") == ("u-quay.io", "s3")  # credsStore
+    assert docker_config_credentials("docker.io") == Credentials("hub", "pw")
+    assert docker_config_credentials("ghcr.io") == Credentials("u-ghcr.io", "s3")
+    assert docker_config_credentials("quay.io") == Credentials("u-quay.io", "s3")  # credsStore
     (tmp_path / "run" / "containers").mkdir(parents=True)
     (tmp_path / "run" / "containers" / "auth.json").write_text(json.dumps(
         {"auths": {"quay.io": {"auth": base64.b64encode(b"podman:pw2").decode()}}}))
-    assert docker_config_credentials("quay.io") == ("podman", "pw2")  # skopeo/podman login wins
+    assert docker_config_credentials("quay.io") == Credentials("podman", "pw2")  # skopeo/podman login wins
 
 
 def test_timeouts_are_retried(local_stack, monkeypatch: pytest.MonkeyPatch) -> None:

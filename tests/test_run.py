@@ -180,7 +180,7 @@ def test_run_chalice_image_on_the_debootstrap_base_in_a_chroot(local_stack, tmp_
     from lambdaship.config import load_project
     from lambdaship.image.build import build_image
     from lambdaship.local.base import ensure_base
-    from lambdaship.push import push_image
+    from lambdaship.registries import push_image
     from tests.conftest import EXAMPLES, run_cli
     from tests.test_serve import Served
 

@@ -1,7 +1,8 @@
-"""Amazon ECR: repositories, lifecycle policy, registry credentials, image visibility.
+"""Amazon ECR: repositories, lifecycle policy, the ECR keychain, image visibility.
 
-Blobs and manifests travel over the OCI distribution API (``lambdaship.registry``); this
-module only makes the control-plane calls (boto3, through ``aws.session.client``).
+Blobs and manifests travel over the OCI distribution API (``lambdaship.oci``, which never
+imports this package); this module makes the control-plane calls (boto3, through
+``aws.session.client``) and supplies ``EcrKeychain`` for ``lambdaship.registries``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ import json
 import re
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambdaship.aws.session import client
+
+if TYPE_CHECKING:
+    from lambdaship.oci.auth import Credentials
+    from lambdaship.oci.client import RegistryClient
 
 _token_lock = threading.Lock()
 _tokens: dict[str, tuple[float, tuple[str, str], str]] = {}  # region -> (expires, creds, endpoint)
@@ -44,6 +49,29 @@ def registry_credentials(host: str) -> tuple[str, str]:
     """Basic credentials (``AWS``, token) for the ECR registry ``host``."""
     creds, _ = get_authorization_token(_region_of(host))
     return creds
+
+
+class EcrKeychain:
+    """``oci`` keychain: ``AWS:<token>`` from ``GetAuthorizationToken`` for ECR hosts only
+    (``<account>.dkr.ecr.<region>.amazonaws.com``); asked only when the registry wants it."""
+
+    def resolve(self, host: str) -> Credentials | None:
+        from lambdaship.oci.auth import Credentials
+        from lambdaship.oci.reference import is_ecr_host
+
+        if not is_ecr_host(host):
+            return None
+        user, password = registry_credentials(host)
+        return Credentials(user, password)
+
+
+def _registry() -> RegistryClient:
+    from lambdaship.oci.client import RegistryClient
+
+    return RegistryClient.for_registry(registry_for_account(), _KEYCHAIN)
+
+
+_KEYCHAIN = EcrKeychain()
 
 
 DEPLOYED_PREFIX = "deployed-"
@@ -188,16 +216,12 @@ def put_image(repository: str, manifest: bytes, media_type: str, tags: list[str]
 
 def image_exists(repository: str, digest: str) -> bool:
     """Whether the registry still has the manifest ``digest`` (what a rollback needs)."""
-    from lambdaship.registry import RegistryClient
-
-    return RegistryClient.for_registry(registry_for_account()).head_manifest(repository, digest) is not None
+    return _registry().head_manifest(repository, digest) is not None
 
 
 def tag_image(repository: str, digest: str, tag: str) -> None:
     """Add ``tag`` to the image ``digest`` (e.g. ``deployed-<version>``) in registry and ECR API."""
-    from lambdaship.registry import RegistryClient
-
-    reg = RegistryClient.for_registry(registry_for_account())
+    reg = _registry()
     manifest, media_type, _ = reg.get_manifest(repository, digest)
     reg.put_manifest(repository, tag, manifest, media_type)
     put_image(repository, manifest, media_type, [tag], digest)

@@ -14,9 +14,12 @@ from lambdaship.commands._common import (
     ProjectOpt,
     console,
     emit_json,
+    err_console,
     interactive,
     project_and_function,
 )
+from lambdaship.commands._push_progress import PushRenderer
+from lambdaship.commands._push_progress import size_text as _size
 from lambdaship.errors import LambdashipError, UsageError
 
 DEFAULT_KEEP = 50
@@ -80,7 +83,8 @@ def register(app: typer.Typer) -> None:
         json_: bool = JsonOpt,
     ) -> None:
         """Build the function's image (or read --layout) and push it; prints repository@sha256:…."""
-        from lambdaship.push import TAG_RE, push_image
+        from lambdaship.oci.reference import TAG_RE
+        from lambdaship.registries import push_image
 
         for t in tag:
             if not TAG_RE.match(t):
@@ -101,7 +105,7 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"{name!r} is not a valid ECR repository name",
                                  "lowercase letters, digits, '.', '_', '-', '/' (--repository or 'repository')")
         else:
-            from lambdaship.push import check_target
+            from lambdaship.oci.push import check_target
 
             try:
                 check_target(to, tag)
@@ -143,13 +147,16 @@ def register(app: typer.Typer) -> None:
                 encryption="KMS" if kms_key else "AES256", kms_key=kms_key,
             )
 
-        result = push_image(image, target, tags, progress=interactive() and not json_)
+        renderer = PushRenderer(err_console, tty=interactive(), enabled=not json_)
+        with renderer:
+            result = push_image(image, target, tags, on_event=renderer)
         if json_:
             emit_json(result.to_json())
             return
         console.print(
-            f"{result.uploaded_blobs} uploaded ({_size(result.uploaded_bytes)}), "
-            f"{result.mounted_blobs} mounted, {result.skipped_blobs} already present; "
+            f"{result.uploaded_blobs} uploaded ({_size(renderer.sent_bytes)} sent), "
+            f"{result.mounted_blobs} mounted, {result.skipped_blobs} already present "
+            f"({_size(renderer.skipped_bytes + renderer.mounted_bytes)} not sent); "
             f"tags: {', '.join(result.tags) or '-'}"
         )
         typer.echo(result.image_ref)
@@ -176,10 +183,3 @@ def _read_layout(layout: Path):
     except (ValueError, KeyError, OSError) as exc:
         raise UsageError(f"cannot read the OCI layout {layout}: {exc}") from None
 
-
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"  # pragma: no cover

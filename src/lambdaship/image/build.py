@@ -153,12 +153,13 @@ def _choose(index: dict[str, Any], ref: str, architecture: str) -> str:
 
 def resolve_base(ref: str, architecture: str) -> Image:
     """The base image for ``architecture`` ("x86_64"/"arm64"); its layers stay remote."""
-    from lambdaship.registry import Reference, RegistryClient
+    from lambdaship.oci.reference import Reference
+    from lambdaship.registries import registry_client
 
     if architecture not in GOARCH:
         raise LambdashipError(f"unknown architecture {architecture!r}", "use x86_64 or arm64")
     r = Reference.parse(ref)
-    client = RegistryClient.for_registry(r.registry)
+    client = registry_client(r.registry)
     raw, media_type, _digest = client.get_manifest(r.repository, r.ref)
     doc = json.loads(raw)
     if media_type in INDEX_TYPES or (doc.get("manifests") and "layers" not in doc):
@@ -171,7 +172,7 @@ def resolve_base(ref: str, architecture: str) -> Image:
             f"base image {ref} has an unsupported manifest type {media_type!r}",
             "use a Docker v2 schema 2 or OCI image (e.g. public.ecr.aws/lambda/python:3.12)",
         )
-    config = client.get_blob(r.repository, doc["config"]["digest"])
+    config = client.get_blob(r.repository, doc["config"]["digest"], doc["config"].get("size"))
     cfg = json.loads(config)
     arch = cfg.get("architecture")
     if arch and arch != GOARCH[architecture]:
@@ -218,7 +219,7 @@ def find_reusable_deps(ref: str, deps_hash: str, architecture: str) -> Layer | N
 
 def fetch_base_blobs(image: Image) -> Image:
     """The image with every remote layer downloaded into the blob cache (once, verified)."""
-    from lambdaship.registry import RegistryClient
+    from lambdaship.registries import registry_client
 
     out = []
     for lay in image.layers:
@@ -229,7 +230,8 @@ def fetch_base_blobs(image: Image) -> Image:
         if not dest.exists():
             if lay.source is None:
                 raise LambdashipError(f"layer {lay.digest} has no local blob and no source")
-            RegistryClient.for_registry(lay.source.registry).download_blob(lay.source.repository, lay.digest, dest)
+            registry_client(lay.source.registry).download_blob(lay.source.repository, lay.digest, dest,
+                                                                size=lay.size)
         out.append(replace(lay, path=dest))
     return replace(image, layers=tuple(out))
 

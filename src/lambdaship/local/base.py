@@ -304,11 +304,11 @@ def tag() -> str:
 
 def ensure_base(registry_url: str | None = None, *, rebuild: bool = False) -> str:
     """Build (once) and push the base; returns ``host[:port]/lambdaship/base@sha256:…``."""
-    from lambdaship.registry import RegistryClient
+    from lambdaship.registries import registry_client
 
     registry_url = (registry_url or default_registry()).rstrip("/")
     image = base_image(build_layer(rebuild=rebuild))
-    client = RegistryClient.for_registry(registry_url)
+    client = registry_client(registry_url)
     if client.head_manifest(REPOSITORY, image.digest) is None:
         for digest, size, source in (
             (image.config_descriptor.digest, len(image.config), image.config),

@@ -1,0 +1,233 @@
+"""Push an ``Image`` to a registry, sending only what the registry does not have.
+
+For every blob (config and layers), in parallel (bounded):
+
+1. ``HEAD`` it in the target repository: present → ``skip``;
+2. a base layer (``Layer.source``) on the same registry → cross-repository ``mount``; when the
+   registry answers 202 instead (unknown blob, ECR without BLOB_MOUNTING) it is streamed from
+   the source repository instead;
+3. a base layer on another registry → ``stream``ed registry-to-registry, chunk by chunk, never
+   written to disk, memory bounded by the chunk size, bounded and verified by its descriptor;
+4. a local blob (``Layer.path``, the config bytes) → ``upload``ed (monolithic or chunked).
+
+Only when every blob is confirmed is the manifest PUT, first under the first tag, then the
+other tags, so a failed push never leaves a tag that points at missing blobs. The digest the
+registry answers with is checked against ours. Progress goes to ``on_event`` as ``PushEvent``
+values; rendering them is the caller's business (``commands/push.py``). Registering the image
+with the ECR API is the caller's too (``aws.ecr.put_image``): this package knows no AWS.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from lambdaship.errors import LambdashipError
+from lambdaship.image.model import Image, Layer, sha256_digest
+from lambdaship.oci.auth import Keychain
+from lambdaship.oci.client import RegistryClient
+from lambdaship.oci.reference import REPO_RE, TAG_RE, Reference, base_url
+
+PARALLEL = 4
+How = Literal["upload", "mount", "skip", "stream"]
+ACTION: dict[str, str] = {"upload": "uploaded", "mount": "mounted", "skip": "skipped", "stream": "streamed"}
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    """One step of a push.
+
+    ``kind``: ``"start"`` (all blobs known: ``bytes_total`` is their sum, ``digest`` the
+    image's), ``"progress"`` (``bytes_done`` of ``bytes_total`` of one blob sent so far; goes
+    back when an upload restarts), ``"blob"`` (a blob is in the repository: ``how`` says how,
+    ``bytes_done`` is what was sent — 0 for skip and mount), ``"manifest"`` (tagged ``tag``).
+    """
+
+    kind: Literal["start", "progress", "blob", "manifest"]
+    digest: str
+    bytes_done: int = 0
+    bytes_total: int = 0
+    how: How | None = None
+    role: str = ""  # "config" | "layer"
+    tag: str = ""
+
+
+EventSink = Callable[[PushEvent], None]
+
+
+@dataclass
+class PushResult:
+    image_ref: str  # registry/repo@sha256:...
+    digest: str
+    repository: str
+    tags: list[str]
+    uploaded_blobs: int = 0
+    skipped_blobs: int = 0
+    mounted_blobs: int = 0
+    uploaded_bytes: int = 0
+    streamed_blobs: int = 0  # of uploaded_blobs: copied registry-to-registry
+    blobs: list[dict[str, Any]] = field(default_factory=list)  # per blob: digest, size, action
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["image"] = out.pop("image_ref")
+        return out
+
+
+@dataclass
+class _Blob:
+    digest: str
+    size: int
+    kind: str  # "config" | "layer"
+    data: bytes | None = None
+    layer: Layer | None = None
+
+
+def _blobs(image: Image) -> list[_Blob]:
+    """The config and the layers, each once, validated against the manifest."""
+    mj = image.manifest_json
+    cfg = image.config_descriptor
+    if sha256_digest(image.config) != cfg.digest:
+        raise LambdashipError("the image's config does not match the digest in its manifest", "rebuild the image")
+    out = [_Blob(cfg.digest, cfg.size, "config", data=image.config)]
+    seen = {cfg.digest}
+    manifest_layers = [d["digest"] for d in mj.get("layers", [])]
+    if manifest_layers != [layer.digest for layer in image.layers]:
+        raise LambdashipError("the image's layers do not match its manifest", "rebuild the image")
+    for layer in image.layers:
+        if layer.digest in seen:
+            continue
+        seen.add(layer.digest)
+        if layer.path is not None and not layer.path.is_file() and layer.source is None:
+            raise LambdashipError(f"layer {layer.digest} is missing: {layer.path}", "rebuild the image")
+        if layer.path is None and layer.source is None:
+            raise LambdashipError(f"layer {layer.digest} has neither a local file nor a source registry",
+                                  "rebuild the image")
+        out.append(_Blob(layer.digest, layer.size, "layer", layer=layer))
+    return out
+
+
+def check_target(target: str, tags: Sequence[str] = ()) -> tuple[Reference, list[str]]:
+    """Validate a push target and tags (no request): (repository reference, all tags)."""
+    ref = Reference.parse(target)
+    if ref.digest:
+        raise LambdashipError(f"push target {target!r} names a digest", "give a repository (and optionally a tag)")
+    explicit = ref.tag if re.search(r":[A-Za-z0-9_][A-Za-z0-9_.-]*$", target.rsplit("/", 1)[-1]) else None
+    all_tags: list[str] = []
+    for t in ([explicit] if explicit else []) + list(tags):
+        if not TAG_RE.match(t):
+            raise LambdashipError(f"{t!r} is not a valid tag", "use up to 128 of A-Z a-z 0-9 _ . -")
+        if t not in all_tags:
+            all_tags.append(t)
+    if not REPO_RE.match(ref.repository):
+        raise LambdashipError(f"{ref.repository!r} is not a valid repository name")
+    return Reference(ref.registry, ref.repository, None, None), all_tags
+
+
+def _same_registry(a: str, b: str) -> bool:
+    return base_url(a) == base_url(b)
+
+
+class _Pusher:
+    """One push: the target client, the result being filled in, the event sink."""
+
+    def __init__(self, ref: Reference, result: PushResult, keychain: Keychain | None,
+                 on_event: EventSink | None) -> None:
+        self.ref, self.result, self.keychain = ref, result, keychain
+        self.client = RegistryClient.for_registry(ref.registry, keychain)
+        self._emit = on_event or (lambda e: None)
+        self._lock = threading.Lock()
+
+    def emit(self, event: PushEvent) -> None:
+        with self._lock:  # sinks need not be thread-safe
+            self._emit(event)
+
+    def one(self, blob: _Blob) -> None:
+        sent = {"n": 0}
+
+        def progress(how: How) -> Callable[[int], None]:
+            def advance(n: int) -> None:
+                sent["n"] += n
+                self.emit(PushEvent("progress", blob.digest, sent["n"], blob.size, how, blob.kind))
+            return advance
+
+        how = self._push_blob(blob, progress)
+        r = self.result
+        with self._lock:
+            r.blobs.append({"digest": blob.digest, "size": blob.size, "kind": blob.kind, "action": ACTION[how]})
+            if how == "skip":
+                r.skipped_blobs += 1
+            elif how == "mount":
+                r.mounted_blobs += 1
+            else:
+                r.uploaded_blobs += 1
+                r.uploaded_bytes += blob.size
+                r.streamed_blobs += how == "stream"
+        done = blob.size if how in ("upload", "stream") else 0
+        self.emit(PushEvent("blob", blob.digest, done, blob.size, how, blob.kind))
+
+    def _push_blob(self, blob: _Blob, progress: Callable[[How], Callable[[int], None]]) -> How:
+        client, repo = self.client, self.ref.repository
+        if client.blob_exists(repo, blob.digest):
+            return "skip"
+        if blob.data is not None:
+            client.upload_blob(repo, blob.digest, blob.size, blob.data, progress=progress("upload"))
+            return "upload"
+        layer = blob.layer
+        if layer is None:  # pragma: no cover - _blobs gives every blob data or a layer
+            raise LambdashipError(f"blob {blob.digest} has no content")
+        src = layer.source
+        if (src is not None and src.repository != repo and _same_registry(src.registry, self.ref.registry)
+                and client.mount_blob(repo, blob.digest, src.repository)):
+            return "mount"
+        if layer.path is not None and layer.path.is_file():
+            client.upload_blob(repo, blob.digest, blob.size, layer.path, progress=progress("upload"))
+            return "upload"
+        if src is None:  # pragma: no cover - _blobs refuses such layers
+            raise LambdashipError(f"layer {blob.digest} has no source", "rebuild the image")
+        source = RegistryClient.for_registry(src.registry, self.keychain)
+        # A callable source: re-opened (from the start) if the upload has to restart.
+        client.upload_blob(repo, blob.digest, blob.size,
+                           lambda: source.stream_blob(src.repository, blob.digest, size=blob.size),
+                           progress=progress("stream"))
+        return "stream"
+
+
+def push_image(image: Image, target: str, tags: Sequence[str] = (), *, keychain: Keychain | None = None,
+               on_event: EventSink | None = None) -> PushResult:
+    """Push ``image`` to ``target`` (``registry/repository[:tag]``), tagging it with ``tags``.
+
+    ``keychain`` answers for the target and the base image's registry (default: docker
+    config; ``lambdaship.keychain.default_keychain()`` adds ECR). Returns a ``PushResult``;
+    ``image_ref`` is ``registry/repository@sha256:...``. Raises ``LambdashipError`` (one line)
+    when the push cannot complete; nothing is tagged in that case.
+    """
+    ref, all_tags = check_target(target, tags)
+    blobs = _blobs(image)
+    repo = ref.repository
+    result = PushResult(image_ref=f"{ref.registry}/{repo}@{image.digest}", digest=image.digest,
+                        repository=repo, tags=all_tags)
+    pusher = _Pusher(ref, result, keychain, on_event)
+    pusher.emit(PushEvent("start", image.digest, 0, sum(b.size for b in blobs)))
+    with cf.ThreadPoolExecutor(PARALLEL) as pool:
+        # Biggest first: the long transfers start at once, small ones fill the gaps.
+        futures = [pool.submit(pusher.one, b) for b in sorted(blobs, key=lambda b: -b.size)]
+        try:
+            for fut in cf.as_completed(futures):
+                fut.result()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    order = [x.digest for x in blobs]
+    result.blobs.sort(key=lambda b: order.index(b["digest"]))
+
+    # Every blob is in the repository now: the manifest goes last.
+    for t in all_tags or [image.digest]:
+        pusher.client.put_manifest(repo, t, image.manifest, image.media_type)
+        pusher.emit(PushEvent("manifest", image.digest, len(image.manifest), len(image.manifest), tag=t))
+    return result
