@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lambdaship.errors import ConfigError
-from lambdaship.platform import Platform
+from lambdaship.platform import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON, SUPPORTED_PYTHONS, Architecture, Platform
 
 CONFIG_FILE = "lambdaship.toml"
 PYPROJECT = "pyproject.toml"
@@ -27,7 +27,6 @@ ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
 ALIAS_RE = re.compile(r"^(?!\d+$)[A-Za-z0-9_-]{1,128}$")
 REPOSITORY_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-SUPPORTED_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 # Lambda reserves these; setting them fails at the API.
 RESERVED_ENV = {
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
@@ -98,8 +97,8 @@ class FunctionConfig(_Strict):
     function_name: str
     source: Path = Field(description="The app's directory (absolute once loaded).")
     handler: str | None = None
-    python: str = "3.12"
-    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    python: str = DEFAULT_PYTHON
+    architecture: Architecture = DEFAULT_ARCHITECTURE
     base_image: str | None = None
     repository: str | None = None
     package_type: Literal["image", "zip", "auto"] = Field(
@@ -196,7 +195,7 @@ class FunctionConfig(_Strict):
 
     @property
     def image_base(self) -> str:
-        return self.base_image or f"public.ecr.aws/lambda/python:{self.python}"
+        return self.base_image or self.platform.default_base_image
 
     @property
     def repository_name(self) -> str:

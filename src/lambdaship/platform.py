@@ -61,6 +61,7 @@ class Architecture(StrEnum):
 DEFAULT_ARCHITECTURE = Architecture.x86_64
 DEFAULT_PYTHON = "3.12"
 SUPPORTED_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+AWS_BASE_REPOSITORY = "public.ecr.aws/lambda/python"  # AWS's Lambda Python base images, tagged by version
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Platform:
 
     @property
     def default_base_image(self) -> str:
-        return f"public.ecr.aws/lambda/python:{self.python}"
+        return f"{AWS_BASE_REPOSITORY}:{self.python}"
 
     @property
     def is_host(self) -> bool:

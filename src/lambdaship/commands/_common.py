@@ -10,29 +10,27 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
+from lambdaship.commands.options import BuildFlags, ProjectFlags
+from lambdaship.image import events as build_events
+from lambdaship.image.events import BuildEvent
+
 if TYPE_CHECKING:  # pydantic is imported only when a command loads a config
     from lambdaship.config import FunctionConfig, Project
 
-
-ProjectOpt = typer.Option(
-    None, "--project", "-C", help="The app's directory or config file (default: current directory).",
-    show_default=False,
-)
-FunctionOpt = typer.Option(
-    None, "--function", "-f", help="Which function of a multi-function config.", show_default=False
-)
+_project, _build = ProjectFlags.declarations(), BuildFlags.declarations()
+ProjectOpt = _project["project"][1]
+FunctionOpt = _project["function"][1]
 JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
 
 # Flags that override the configuration (config keys of the same name); None = not given.
-BaseImageOpt = typer.Option(
-    None, "--base-image", help="Base image reference (default: public.ecr.aws/lambda/python:<python>).",
-    show_default=False,
-)
-PythonOpt = typer.Option(None, "--python", help="Lambda Python version, e.g. 3.12.", show_default=False)
-ArchitectureOpt = typer.Option(None, "--architecture", "--arch", help="x86_64 or arm64.", show_default=False)
-PackageTypeOpt = typer.Option(None, "--package-type", help="image, zip or auto.", show_default=False)
-MemoryOpt = typer.Option(None, "--memory", help="Memory in MB (128-10240).", show_default=False)
-TimeoutOpt = typer.Option(None, "--timeout", help="Timeout in seconds (1-900).", show_default=False)
+# Commands should take the whole group (``build: BuildFlags`` with ``@with_options``); these are
+# the same declarations one by one.
+BaseImageOpt = _build["base_image"][1]
+PythonOpt = _build["python"][1]
+ArchitectureOpt = _build["architecture"][1]
+PackageTypeOpt = _build["package_type"][1]
+MemoryOpt = _build["memory"][1]
+TimeoutOpt = _build["timeout"][1]
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -50,6 +48,15 @@ def project_and_function(
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+
+
+def render_build_event(event: BuildEvent) -> None:
+    """The CLI's rendering of a build's progress (``lambdaship.image.events``): one dim line per stage."""
+    if event.stage != "done":
+        err_console.print(f"[dim]… {event.detail}[/dim]")
+
+
+build_events.set_default_sink(render_build_event)
 
 
 def interactive() -> bool:

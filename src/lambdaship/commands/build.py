@@ -6,18 +6,8 @@ from pathlib import Path
 
 import typer
 
-from lambdaship.commands._common import (
-    ArchitectureOpt,
-    BaseImageOpt,
-    FunctionOpt,
-    JsonOpt,
-    ProjectOpt,
-    PythonOpt,
-    console,
-    emit_json,
-    interactive,
-    project_and_function,
-)
+from lambdaship.commands._common import JsonOpt, console, emit_json, interactive
+from lambdaship.commands.options import BuildFlags, ProjectFlags, with_options
 
 
 def _human(n: int | None) -> str:
@@ -33,9 +23,9 @@ def _human(n: int | None) -> str:
 
 def register(app: typer.Typer) -> None:
     @app.command("build")
+    @with_options
     def build(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         out: Path | None = typer.Option(
             None, "--out", "-o", help="Write the image as an OCI image layout directory (base layers included).",
             show_default=False, file_okay=False,
@@ -44,9 +34,7 @@ def register(app: typer.Typer) -> None:
             None, "--tar", help="Also write a tar that 'docker load' (and skopeo docker-archive:) accepts.",
             show_default=False, dir_okay=False,
         ),
-        base_image: str | None = BaseImageOpt,
-        python: str | None = PythonOpt,
-        architecture: str | None = ArchitectureOpt,
+        flags: BuildFlags = BuildFlags(),
         tag: str = typer.Option("latest", "--tag", help="Name of the image inside the layout / tar."),
         image_format: str = typer.Option(
             "base", "--format", help="Manifest format: base (same as the base image), docker or oci."
@@ -62,10 +50,7 @@ def register(app: typer.Typer) -> None:
         from lambdaship.errors import UsageError
         from lambdaship.image.build import build_image
 
-        if architecture is not None and architecture not in ("x86_64", "arm64"):
-            raise UsageError(f"--architecture {architecture!r} is not supported", "use x86_64 or arm64")
-        overrides = {"base_image": base_image, "python": python, "architecture": architecture}
-        _, fn = project_and_function(project, function, overrides)
+        _, fn = where.load(flags)
         if image_format not in ("base", "docker", "oci"):
             raise UsageError(f"--format {image_format!r} is not supported", "use base, docker or oci")
         result = build_image(fn, out=out, tar=tar, tag=tag, image_format=image_format, reuse_deps_from=reuse_deps_from,

@@ -6,26 +6,28 @@ from pathlib import Path
 
 import typer
 
-from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, console, emit_json, project_and_function
+from lambdaship.commands._common import JsonOpt, console, emit_json
+from lambdaship.commands.options import BuildFlags, ProjectFlags, with_options
 
 
 def register(app: typer.Typer) -> None:
     @app.command("dockerfile")
+    @with_options
     def dockerfile(
-        project: Path = ProjectOpt,
-        function: str = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         out: Path = typer.Option(
             None, "--out", "-o", help="Where to write the Dockerfile (default: <source>/Dockerfile).",
             show_default=False,
         ),
         force: bool = typer.Option(False, "--force", help="Overwrite files that exist with other content."),
+        flags: BuildFlags = BuildFlags(),
         json_out: bool = JsonOpt,
     ) -> None:
         """Write a Dockerfile and .dockerignore that build the same image as `lambdaship build`."""
         from lambdaship.scaffold.dockerfile import generate
         from lambdaship.scaffold.files import write_files
 
-        _, fn = project_and_function(project, function)
+        _, fn = where.load(flags)
         files = generate(fn, out)
         written = write_files({files.dockerfile: files.dockerfile_text, files.ignore: files.ignore_text}, force=force)
         if json_out:

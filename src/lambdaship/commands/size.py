@@ -10,7 +10,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, console, emit_json, project_and_function
+from lambdaship.commands._common import JsonOpt, console, emit_json
+from lambdaship.commands.options import BuildFlags, ProjectFlags, with_options
 
 if TYPE_CHECKING:
     from lambdaship.package.size import SizeReport
@@ -18,9 +19,10 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     @app.command("size")
+    @with_options
     def size(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
+        flags: BuildFlags = BuildFlags(),
         json_: bool = JsonOpt,
         html: Path | None = typer.Option(
             None, "--html", help="Also write a self-contained HTML report with a chart to this file.",
@@ -32,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from lambdaship.package import report as html_report
         from lambdaship.package import size as sizing
 
-        _, fn = project_and_function(project, function)
+        _, fn = where.load(flags)
         report = sizing.analyze(fn)
         if html is not None:
             try:

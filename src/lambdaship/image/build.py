@@ -34,6 +34,7 @@ from lambdaship.config import FunctionConfig
 from lambdaship.errors import LambdashipError
 from lambdaship.fsutil import tmp_sibling
 from lambdaship.image import layer as layer_mod
+from lambdaship.image.events import BuildEvent, BuildSink, sink_for
 from lambdaship.image.model import (
     CONFIG_TYPES,
     DOCKER_LAYER_GZIP,
@@ -54,14 +55,14 @@ from lambdaship.image.model import (
     sha256_digest,
     write_layout,
 )
-from lambdaship.local.stack import home
+from lambdaship.paths import home
+from lambdaship.platform import Architecture
 
 TASK_ROOT = "var/task"
 LABEL_DEPS_HASH = "dev.lambdaship.deps-hash"
 LABEL_FUNCTION = "dev.lambdaship.function"
 LABEL_DEPS_LAYER = "dev.lambdaship.deps-layer"  # {"digest", "diff_id", "size", "uncompressed_size"}
 LAYER_CACHE_VERSION = "1"
-GOARCH = {"x86_64": "amd64", "arm64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def _platform_str(p: dict[str, Any]) -> str:
 
 
 def _choose(index: dict[str, Any], ref: str, architecture: str) -> str:
-    want = GOARCH[architecture]
+    want = Architecture.parse(architecture).oci
     entries = [m for m in index.get("manifests", []) if m.get("platform")]
     real = [m for m in entries if m["platform"].get("os") != "unknown"]  # skip attestations
     for m in real:
@@ -156,8 +157,7 @@ def resolve_base(ref: str, architecture: str) -> Image:
     from lambdaship.oci.reference import Reference
     from lambdaship.registries import registry_client
 
-    if architecture not in GOARCH:
-        raise LambdashipError(f"unknown architecture {architecture!r}", "use x86_64 or arm64")
+    goarch = Architecture.parse(architecture).oci  # one-line error for an unknown architecture
     r = Reference.parse(ref)
     client = registry_client(r.registry)
     raw, media_type, _digest = client.get_manifest(r.repository, r.ref)
@@ -175,9 +175,9 @@ def resolve_base(ref: str, architecture: str) -> Image:
     config = client.get_blob(r.repository, doc["config"]["digest"], doc["config"].get("size"))
     cfg = json.loads(config)
     arch = cfg.get("architecture")
-    if arch and arch != GOARCH[architecture]:
+    if arch and arch != goarch:
         raise LambdashipError(
-            f"base image {ref} is linux/{arch}, not linux/{GOARCH[architecture]}",
+            f"base image {ref} is linux/{arch}, not linux/{goarch}",
             "choose a base image for the target architecture or change --architecture",
         )
     diff_ids = cfg.get("rootfs", {}).get("diff_ids", [])
@@ -365,7 +365,7 @@ def derive_config(base_config: bytes, fn: FunctionConfig, layers: list[Layer], d
         env.append(f"LAMBDA_TASK_ROOT=/{TASK_ROOT}")
     c["Env"] = env
     cfg["config"] = c
-    cfg["architecture"] = GOARCH[fn.architecture]
+    cfg["architecture"] = fn.platform.architecture.oci
     cfg["os"] = "linux"
     cfg["created"] = created
     rootfs = dict(cfg.get("rootfs") or {"type": "layers"})
@@ -452,7 +452,7 @@ def build_image(
     fn: FunctionConfig,
     *,
     out: Path | None = None,
-    progress: bool = False,
+    progress: bool | BuildSink = False,
     tar: Path | None = None,
     tag: str = "latest",
     image_format: str = "base",
@@ -478,7 +478,7 @@ def build_image(
     from lambdaship.package import deps as deps_mod
     from lambdaship.project import app_files, check_handler, warn_access_keys
 
-    say = _reporter(progress)
+    emit = sink_for(progress)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     mtime = layer_mod.source_date_epoch()
@@ -492,7 +492,7 @@ def build_image(
     app_content = sum(p.lstat().st_size for _rel, p in files if p.is_file() and not p.is_symlink())
 
     # 2. Base (network) and dependencies (registry label, cache or installer) at the same time.
-    say(f"resolving base image {fn.image_base} and dependencies")
+    emit(BuildEvent("resolve", f"resolving base image {fn.image_base} and dependencies"))
     plan = deps_mod.plan(fn)
     reused: Layer | None = None
     deps = None
@@ -532,7 +532,7 @@ def build_image(
 
     # 3. Layers: deps (cached by the dependency set) and app, compressed side by side.
     t1 = time.monotonic()
-    say("writing layers")
+    emit(BuildEvent("layers", "writing layers"))
     with ThreadPoolExecutor(max_workers=2) as pool:
         deps_f2 = None
         if has_deps and deps is not None:
@@ -565,7 +565,7 @@ def build_image(
     tar_path = None
     if out is not None or tar is not None:
         t2 = time.monotonic()
-        say("fetching base layers for the local copy")
+        emit(BuildEvent("fetch", "fetching base layers for the local copy"))
         image = fetch_base_blobs(image)
         if out is not None:
             oci = convert(image, OCI_MANIFEST)
@@ -575,20 +575,13 @@ def build_image(
             tar_path = write_docker_archive(image, tar, f"{fn.repository_name}:{tag}")
         timings["output"] = time.monotonic() - t2
     timings["total"] = time.monotonic() - t0
+    emit(BuildEvent("done", image.digest, sum(lay.size for lay in image.layers), timings["total"]))
     return BuildResult(
         image=image, layout=layout, deps_hash=plan.hash, tar=tar_path, deps_layer=deps_layer,
         app_layer=app_layer, base_ref=fn.image_base, timings=timings,
         deps_cached=deps.cached if deps is not None else True, deps_reused=reused is not None,
         deps_layer_cached=deps_layer_cached, bytecode=bytecode, layout_digest=layout_digest,
     )
-
-
-def _reporter(progress: bool) -> Callable[[str], None]:
-    if not progress:
-        return lambda _msg: None
-    from lambdaship.commands._common import err_console
-
-    return lambda msg: err_console.print(f"[dim]… {msg}[/dim]")
 
 
 def write_docker_archive(image: Image, dest: Path, repo_tag: str) -> Path:

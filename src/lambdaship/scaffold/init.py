@@ -27,12 +27,11 @@ from lambdaship.config import (
     FUNCTION_NAME_RE,
     PYPROJECT,
     RESERVED_ENV,
-    SUPPORTED_PYTHONS,
     find_config,
 )
 from lambdaship.errors import ConfigError, LambdashipError, UsageError
+from lambdaship.platform import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON, SUPPORTED_PYTHONS, Architecture
 
-DEFAULT_PYTHON = "3.12"
 HANDLER_NAMES = ("handler", "lambda_handler")
 # Preferred files when several define a handler, in order.
 PREFERRED_MODULES = ("lambda_function", "handler", "app", "main", "function")
@@ -385,7 +384,8 @@ def render_table(d: Detected, *, prefix: str = "") -> str:
         f"function_name = {_q(d.function_name)}",
         f"handler = {_q(d.handler)}",
         f"python = {_q(d.python)}",
-        'architecture = "x86_64"         # or "arm64"',
+        f"architecture = {_q(DEFAULT_ARCHITECTURE.value):<17}# or "
+        + " or ".join(_q(a.value) for a in Architecture if a is not DEFAULT_ARCHITECTURE),
         f"memory = {d.memory or 512}",
         f"timeout = {d.timeout or 30}",
         'alias = "live"',
