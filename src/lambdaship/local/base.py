@@ -37,6 +37,7 @@ from lambdaship.image.model import (
     canonical_json,
     sha256_digest,
 )
+from lambdaship.platform import Architecture
 
 SUITE = "bookworm"
 PYTHON = "3.11"
@@ -72,8 +73,8 @@ EXCLUDES = ("./dev/*", "./proc/*", "./sys/*", "./run/*", "./tmp/*", "./var/tmp/*
 
 
 def architecture() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    host = Architecture.host()
+    return host.oci if host else platform.machine().lower()
 
 
 def recipe() -> dict[str, object]:
