@@ -10,5 +10,5 @@
 * ``push`` — push an ``Image``: blobs in parallel, the manifest last, progress as events.
 
 Nothing here imports ``lambdaship.aws``: the ECR keychain lives in ``aws/ecr.py`` and is
-composed with the others in ``lambdaship.keychain``.
+composed with the others in ``lambdaship.registries``.
 """

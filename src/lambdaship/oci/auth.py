@@ -3,7 +3,7 @@
 A ``Keychain`` answers ``resolve(host) -> Credentials | None``. Here: ``DockerConfigKeychain``
 (the container tools' auth files and credential helpers), ``StaticKeychain``, ``Anonymous``,
 and ``MultiKeychain`` (the first that answers). The ECR keychain (``GetAuthorizationToken``)
-lives in ``lambdaship.aws.ecr``; ``lambdaship.keychain`` composes the default.
+lives in ``lambdaship.aws.ecr``; ``lambdaship.registries`` composes the default.
 
 Credentials never leave their registry (threat model in docs/design-push.md):
 

@@ -58,7 +58,7 @@ class RegistryClient(upload.Uploads):
     @classmethod
     def for_registry(cls, registry: str, keychain: Keychain | None = None) -> RegistryClient:
         """A (cached) client for ``registry`` asking ``keychain`` (default: docker config) for
-        credentials, only when the registry asks. ``lambdaship.keychain.registry_client`` passes
+        credentials, only when the registry asks. ``lambdaship.registries.registry_client`` passes
         the default keychain with ECR in it."""
         registry = registry.rstrip("/")
         keychain = keychain or default_keychain()

@@ -202,7 +202,7 @@ def push_image(image: Image, target: str, tags: Sequence[str] = (), *, keychain:
     """Push ``image`` to ``target`` (``registry/repository[:tag]``), tagging it with ``tags``.
 
     ``keychain`` answers for the target and the base image's registry (default: docker
-    config; ``lambdaship.keychain.default_keychain()`` adds ECR). Returns a ``PushResult``;
+    config; ``lambdaship.registries.default_keychain()`` adds ECR). Returns a ``PushResult``;
     ``image_ref`` is ``registry/repository@sha256:...``. Raises ``LambdashipError`` (one line)
     when the push cannot complete; nothing is tagged in that case.
     """

@@ -1,0 +1,1 @@
+"""Hostile inputs: registries, caches, requirement lines, images (issue #19)."""
