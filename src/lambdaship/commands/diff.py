@@ -1,0 +1,42 @@
+"""``lambdaship diff``: deployed configuration and code vs what ``deploy`` would set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, console, emit_json, project_and_function
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("diff")
+    def diff(
+        project: Path | None = ProjectOpt,
+        function: str | None = FunctionOpt,
+        code: bool = typer.Option(
+            True, "--code/--no-code", help="Build the package (nothing is pushed) to compare the code digest."
+        ),
+        env_file: Path | None = typer.Option(
+            None, "--env-file", metavar="FILE", help="The .env file (default: .env beside the config).",
+            show_default=False,
+        ),
+        exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when there are changes."),
+        json_: bool = JsonOpt,
+    ) -> None:
+        """Configuration, environment (values masked) and code digest: deployed (the alias) → next deploy.
+
+        Example: lambdaship diff --no-code --json
+        """
+        from lambdaship.deploy.lifecycle import diff as compute
+        from lambdaship.deploy.lifecycle import render_diff
+
+        _, fn = project_and_function(project, function)
+        result = compute(fn, code=code, env_file=str(env_file) if env_file else None)
+        if json_:
+            emit_json(result)
+        else:
+            for line in render_diff(result):
+                console.print(line, markup=False)
+        if exit_code and result["changed"]:
+            raise typer.Exit(1)
