@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lambdaship.cacheverify import blob_ok, discard
 from lambdaship.config import FunctionConfig
 from lambdaship.errors import LambdashipError
 from lambdaship.fsutil import tmp_sibling
@@ -63,6 +65,7 @@ LABEL_DEPS_HASH = "dev.lambdaship.deps-hash"
 LABEL_FUNCTION = "dev.lambdaship.function"
 LABEL_DEPS_LAYER = "dev.lambdaship.deps-layer"  # {"digest", "diff_id", "size", "uncompressed_size"}
 LAYER_CACHE_VERSION = "1"
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,8 @@ def fetch_base_blobs(image: Image) -> Image:
             out.append(lay)
             continue
         dest = cached_blob(lay.digest)
+        if dest.exists() and not blob_ok(dest, lay.digest, lay.size):
+            discard(dest, "base layer")
         if not dest.exists():
             if lay.source is None:
                 raise LambdashipError(f"layer {lay.digest} has no local blob and no source")
@@ -257,7 +262,8 @@ def app_bytecode(files: list[tuple[str, Path]], python: str) -> tuple[list[layer
 
     Returns no entries (and False) when no interpreter of that exact version is available.
     Compiled files are cached in ``<home>/pyc`` by (content, path in the image, version), so a
-    rebuild compiles only the files that changed.
+    rebuild compiles only the files that changed. A cached file is named by its own sha256 and
+    checked against it when reused: a changed one is discarded and compiled again, never shipped.
     """
     from lambdaship.package.bytecode import bytecode_enabled, compile_env, find_interpreter
 
@@ -276,17 +282,19 @@ def app_bytecode(files: list[tuple[str, Path]], python: str) -> tuple[list[layer
         pyc_name = f"{TASK_ROOT}/" + (f"{d}/" if d else "") + f"__pycache__/{name[:-3]}.{tag}.pyc"
         dfile = f"/{TASK_ROOT}/{rel}"
         key = sha256_digest(p.read_bytes() + f"\0{dfile}\0{tag}\0unchecked-hash".encode()).split(":", 1)[1]
-        cached = cache_dir / key[:2] / key
-        if cached.is_file():
-            entries.append(layer_mod.Entry(pyc_name, "file", data=cached.read_bytes()))
+        data = _cached_pyc(cache_dir / key[:2], key)
+        if data is not None:
+            entries.append(layer_mod.Entry(pyc_name, "file", data=data))
         else:
-            todo.append((str(p), str(cached), dfile, pyc_name))
+            (cache_dir / key[:2]).mkdir(parents=True, exist_ok=True)
+            tmp = tmp_sibling(cache_dir / key[:2] / key)
+            todo.append((str(p), str(tmp), dfile, pyc_name, key))
     if todo and exe == sys.executable and sys.implementation.cache_tag == tag:
         # The running interpreter is the target version: compile here, no interpreter start-up
         # (measured 0.1-0.3 s of a fresh runner's code-only build on a loaded 2-core machine).
         import py_compile
 
-        for src, cfile, dfile, _pyc_name in todo:
+        for src, cfile, dfile, _pyc_name, _key in todo:
             with contextlib.suppress(py_compile.PyCompileError):
                 py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True, optimize=0,
                                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
@@ -296,12 +304,31 @@ def app_bytecode(files: list[tuple[str, Path]], python: str) -> tuple[list[layer
             capture_output=True, text=True, timeout=300, env=compile_env(),
         )
         if proc.returncode != 0 or proc.stdout.strip() != tag:
+            for j in todo:
+                Path(j[1]).unlink(missing_ok=True)
             return [], False
-    for _src, cfile, _dfile, pyc_name in todo:
+    for _src, cfile, _dfile, pyc_name, key in todo:
         if os.path.exists(cfile):  # absent: a syntax error (Python reports it at import)
-            with open(cfile, "rb") as fh:
-                entries.append(layer_mod.Entry(pyc_name, "file", data=fh.read()))
+            entries.append(layer_mod.Entry(pyc_name, "file", data=_store_pyc(Path(cfile), key)))
     return entries, True
+
+
+def _cached_pyc(bucket: Path, key: str) -> bytes | None:
+    """The cached bytecode for ``key`` (``<key>.<sha256>.pyc``) whose content matches its name."""
+    with contextlib.suppress(OSError):
+        for cand in sorted(bucket.glob(f"{key}.*.pyc")):
+            data = cand.read_bytes()
+            if sha256_digest(data).split(":", 1)[1] == cand.name.split(".")[1]:
+                return data
+            discard(cand, "bytecode")
+    return None
+
+
+def _store_pyc(tmp: Path, key: str) -> bytes:
+    """Move freshly compiled bytecode into the cache under its content's digest; its bytes."""
+    data = tmp.read_bytes()
+    os.replace(tmp, tmp.with_name(f"{key}.{sha256_digest(data).split(':', 1)[1]}.pyc"))
+    return data
 
 
 def _deps_layer(tree: Path, deps_hash: str, media_type: str, mtime: int) -> tuple[Layer, bool]:
@@ -313,11 +340,9 @@ def _deps_layer(tree: Path, deps_hash: str, media_type: str, mtime: int) -> tupl
     ).encode()).split(":", 1)[1]
     index = home() / "layers" / f"{key}.json"
     if index.is_file():
-        info = json.loads(index.read_text())
-        path = cached_blob(info["digest"])
-        if path.is_file() and path.stat().st_size == info["size"]:
-            desc = Descriptor(media_type, info["digest"], info["size"])
-            return Layer(desc, info["diff_id"], path=path, uncompressed_size=info["uncompressed_size"]), True
+        cached = _verified_layer(index, media_type)
+        if cached is not None:
+            return cached, True
     lay = layer_mod.write_layer(
         layer_mod.tree_entries(tree, TASK_ROOT), blob_cache() / "sha256", media_type=media_type, mtime=mtime
     )
@@ -327,6 +352,27 @@ def _deps_layer(tree: Path, deps_hash: str, media_type: str, mtime: int) -> tupl
                                "uncompressed_size": lay.uncompressed_size}))
     os.replace(tmp, index)
     return lay, False
+
+
+def _verified_layer(index: Path, media_type: str) -> Layer | None:
+    """The cached deps layer of ``index`` when its blob has the recorded size, digest and diff_id;
+    else the entry (index and blob) is discarded and None returned (the layer is written again)."""
+    from lambdaship.cacheverify import gzip_diff_id_ok
+
+    try:
+        info = json.loads(index.read_text())
+        digest, diff_id, size = str(info["digest"]), str(info["diff_id"]), int(info["size"])
+        if not (DIGEST_RE.fullmatch(digest) and DIGEST_RE.fullmatch(diff_id)):
+            raise ValueError("not a sha256 digest")
+        path = cached_blob(digest)
+        if blob_ok(path, digest, size) and gzip_diff_id_ok(path, diff_id):
+            return Layer(Descriptor(media_type, digest, size), diff_id, path=path,
+                         uncompressed_size=info["uncompressed_size"])
+        discard(path, "dependency layer")
+    except (OSError, ValueError, KeyError, TypeError, LambdashipError):
+        pass
+    index.unlink(missing_ok=True)
+    return None
 
 
 def _tar_estimate(content: int, entries: int) -> int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambdaship.cacheverify import blob_ok
 from lambdaship.fsutil import tmp_sibling
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -156,7 +157,7 @@ def blob_file(layout: Path, digest: str) -> Path:
 
 def _put_blob(layout: Path, digest: str, data: bytes | None = None, src: Path | None = None) -> Path:
     dest = blob_file(layout, digest)
-    if dest.exists():
+    if dest.exists() and blob_ok(dest, digest):  # a blob left there is reused only when it is intact
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_sibling(dest)

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from lambdaship import paths
+from lambdaship import cacheverify, paths
 from lambdaship.errors import LambdashipError
+from lambdaship.fsutil import tmp_sibling
 
 if TYPE_CHECKING:
     from lambdaship.config import FunctionConfig
@@ -300,16 +301,25 @@ def cache_dir() -> Path:
 def deps_zip(deps_dir: Path, deps_hash: str) -> ZipArtifact:
     """The installed dependencies as a deterministic zip, cached by dependency hash."""
     dest = cache_dir() / f"deps-{FORMAT_VERSION}-{deps_hash}.zip"
+    sidecar = dest.with_name(dest.name + ".sha256")  # the zip's digest, written with it
     if dest.is_file():
-        entries = read_entries(dest)
         h = hashlib.sha256()
         with dest.open("rb") as fh:
             while chunk := fh.read(READ_SIZE):
                 h.update(chunk)
-        return ZipArtifact(
-            dest, h.hexdigest(), dest.stat().st_size, sum(e.size for e in entries.values()), len(entries), deps_hash
-        )
+        try:
+            recorded = sidecar.read_text().strip()
+        except OSError:
+            recorded = ""
+        if recorded == h.hexdigest():
+            entries = read_entries(dest)
+            return ZipArtifact(dest, h.hexdigest(), dest.stat().st_size, sum(e.size for e in entries.values()),
+                               len(entries), deps_hash)
+        cacheverify.discard(dest, "dependency zip", quiet=not sidecar.exists())
     art = write_zip(dest, tree_files(deps_dir))
+    tmp = tmp_sibling(sidecar)
+    tmp.write_text(art.sha256 + "\n")
+    os.replace(tmp, sidecar)
     return ZipArtifact(art.path, art.sha256, art.size, art.unzipped_size, art.entries, deps_hash)
 
 

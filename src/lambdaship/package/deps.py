@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from lambdaship import paths
+from lambdaship import cacheverify, paths
 from lambdaship.package import bytecode, installer
 from lambdaship.package import prune as pruning
 from lambdaship.package import requirements as reqs
@@ -128,8 +128,8 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
     root = paths.cache("deps")
     entry = root / key
     info_file = entry / MARKER
-    if info_file.is_file():
-        info = json.loads(info_file.read_text())
+    info = _verified_entry(entry)
+    if info is not None:
         return DepsResult(entry / "tree", key, info["requirements"], cached=True,
                           pruned=tuple(info.get("pruned", [])), bytecode=bool(info.get("bytecode")),
                           content_bytes=int(info.get("content_bytes", -1)), entries=int(info.get("entries", -1)))
@@ -161,6 +161,7 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
         content_bytes, entries = tree_size(tree)
         (tmp / MARKER).write_text(json.dumps(
             {"requirements": requirements, "pruned": pruned, "pruned_tests": pruned_tests,
+             "tree_digest": cacheverify.tree_digest(tree),
              "bytecode": bool(pyc), "python": fn.python,
              "target": target, "content_bytes": content_bytes, "entries": entries},
             sort_keys=True,
@@ -174,6 +175,25 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
         shutil.rmtree(tmp, ignore_errors=True)
     return DepsResult(entry / "tree", key, requirements, cached=False, pruned=tuple(pruned), bytecode=bool(pyc),
                       timings=timings, content_bytes=content_bytes, entries=entries)
+
+
+def _verified_entry(entry: Path) -> dict | None:
+    """The cache entry's info when its tree still has the digest recorded at install time;
+    a corrupt or unreadable entry is discarded (None: install again)."""
+    info_file = entry / MARKER
+    if not info_file.is_file():
+        return None
+    info = None
+    try:
+        info = json.loads(info_file.read_text())
+        ok = isinstance(info, dict) and cacheverify.tree_digest(entry / "tree") == info.get("tree_digest")
+    except (OSError, ValueError):
+        ok = False
+    if ok:
+        return info
+    legacy = isinstance(info, dict) and "tree_digest" not in info  # written before trees were verified
+    cacheverify.discard(entry, "dependency tree", quiet=legacy)
+    return None
 
 
 def tree_size(root: Path) -> tuple[int, int]:
