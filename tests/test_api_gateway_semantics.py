@@ -23,7 +23,7 @@ PNG = bytes.fromhex("89504e470d0a1a0a") + bytes(range(32))
 @pytest.fixture(scope="module")
 def model() -> AppModel:
     fn = load_project(APP).function()
-    return extract(fn, pythonpath=[fn.source])
+    return extract(fn)
 
 
 class Counting:

@@ -1,9 +1,11 @@
-"""Run *inside the sandbox* (``python -c``) with the app directory as cwd: import the Chalice app,
-generate its REST API with Chalice's own ``SwaggerGenerator`` and print one JSON line.
+"""Run *inside the sandbox* (``python -c``): import the Chalice app and print, as one JSON line,
+what Chalice's own swagger generation reads from it (routes with their ``CORSConfig``
+arguments, authorizers, binary types) plus its event sources and other functions.
 
-argv: region account function_name alias. Only the standard library and chalice are imported
-here besides the app; the result is the last stdout line that starts with ``MARK``.
-Nothing of lambdaship is importable in the sandbox, so this file imports nothing of it.
+The swagger itself is generated on the host (:mod:`lambdaship.api.swagger`) from this data:
+``chalice.deploy`` needs botocore and dateutil, which a Lambda-target dependency tree leaves
+out. Only the standard library and ``chalice.app``
+are imported besides the app; the result is the last stdout line that starts with ``MARK``.
 """
 
 import contextlib
@@ -14,8 +16,13 @@ import sys
 MARK = "LAMBDASHIP-APP-MODEL:"
 
 
-def _arn(region, account, name, alias):
-    return f"arn:aws:lambda:{region}:{account}:function:{name}:{alias}"
+def _cors(cors):
+    if cors is None:
+        return None
+    required = set(cors._REQUIRED_HEADERS)
+    return {"allow_origin": cors.allow_origin, "allow_headers": sorted(set(cors._allow_headers) - required),
+            "expose_headers": list(cors._expose_headers or []), "max_age": cors._max_age,
+            "allow_credentials": cors._allow_credentials}
 
 
 def _authorizer(auth):
@@ -30,7 +37,7 @@ def _authorizer(auth):
         return {"name": auth.name, "kind": "iam", "header": "Authorization"}
     if isinstance(auth, CognitoUserPoolAuthorizer):
         return {"name": auth.name, "kind": "cognito", "header": auth._header or "Authorization",
-                "provider_arns": list(auth._provider_arns)}
+                "provider_arns": list(auth._provider_arns), "scopes": list(auth.scopes or [])}
     if isinstance(auth, CustomAuthorizer):
         return {"name": auth.name, "kind": "custom", "header": auth._header,
                 "ttl_seconds": auth._ttl_seconds, "authorizer_uri": auth._authorizer_uri}
@@ -69,14 +76,14 @@ def _event_source(src):
 
 
 def main(argv):
-    region, account, function_name, alias = argv[:4]
     root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()  # the sandbox binds the app at /var/task
     os.chdir(root)
     sys.path.insert(0, root)
     with contextlib.redirect_stdout(sys.stderr):
+        import inspect
+
         import app as module  # the user's app: only ever run inside the sandbox
         from chalice import Chalice
-        from chalice.deploy.swagger import SwaggerGenerator
 
         app = getattr(module, "app", None)
         if not isinstance(app, Chalice):
@@ -91,21 +98,14 @@ def main(argv):
                 routes.append({
                     "path": path, "method": method, "view_name": view.view_name,
                     "cors": view.cors.get_access_control_headers() if view.cors is not None else None,
+                    "cors_args": _cors(view.cors), "doc": inspect.getdoc(view.view_function),
                     "api_key_required": bool(view.api_key_required),
                     "authorizer": auth.name if auth is not None else None,
                     "scopes": list(getattr(auth, "scopes", None) or []),
                     "content_types": list(view.content_types),
                 })
-        lambda_functions = {}
-        for auth in app.builtin_auth_handlers:
-            lambda_functions[f"{function_name}-{auth.name}"] = {
-                "arn": _arn(region, account, f"{function_name}-{auth.name}", alias)}
-        deployed = {"api_handler_arn": _arn(region, account, function_name, alias),
-                    "api_handler_name": function_name, "lambda_functions": lambda_functions}
-        swagger = SwaggerGenerator(region, deployed).generate_swagger(app) if app.routes else None
         out = {
             "app_name": app.app_name,
-            "swagger": swagger,
             "routes": routes,
             "binary_types": list(app.api.binary_types),
             "authorizers": list(authorizers.values()),

@@ -2,17 +2,15 @@
 
 :func:`extract` is the one place that imports the user's app. It runs
 :mod:`lambdaship.api._extract` (Chalice's own ``SwaggerGenerator``, the **alias** ARN as the
-Lambda target) in a child process with a clean environment (no credentials, cwd = the app
-directory) and reads one JSON line back; nothing of the app is imported into this process.
+Lambda target) inside the local engine's sandbox (no credentials, no network, the source
+read-only) and reads one JSON line back; nothing of the app is imported into this process.
 Non-Chalice apps get :data:`EMPTY` without running anything.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,8 +22,6 @@ from lambdaship.errors import LambdashipError
 LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT = "123456789012"
 EXTRACT_TIMEOUT = 60.0
-# What the child process may see of this process's environment (no AWS_*: no credentials).
-PASS_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
 class _Frozen(BaseModel):
@@ -143,21 +139,18 @@ def _chalice_stage_config(source: Path, stage: str) -> tuple[str, DomainModel | 
     return api_stage, domain
 
 
-def run_extract(source: Path, argv: list[str], env: dict[str, str], pythonpath: list[Path],
+def run_extract(fn: FunctionConfig, argv: list[str], env: dict[str, str],
                 timeout: float) -> subprocess.CompletedProcess[bytes]:
-    """Run the extraction script on ``source``: the one call that executes app code.
+    """Run the extraction script on the app: the one call that executes app code — inside the
+    sandbox of :mod:`lambdaship.local.engine` (base rootfs, the target's dependencies, the
+    source read-only at /var/task, no credentials, no network)."""
+    from lambdaship.local.engine import Engine
+    from lambdaship.local.specs import project_spec
 
-    Today a child process with a clean environment (cwd = the app); the sandbox engine
-    (``lambdaship.local.engine``) replaces this call when it lands.
-    """
     script = (Path(__file__).parent / "_extract.py").read_text(encoding="utf-8")
-    child_env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
-    child_env.update(env)
-    child_env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
-    child_env["PYTHONDONTWRITEBYTECODE"] = "1"
-    child_env["HOME"] = "/tmp"
-    return subprocess.run([sys.executable, "-c", script, *argv], cwd=source, env=child_env,
-                          capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    spec = project_spec(fn, environment=env)
+    with Engine(max_workers=1) as engine:
+        return engine.run_command(spec, ["python3", "-c", script, *argv], timeout=timeout)
 
 
 def parse_output(stdout: bytes) -> dict[str, Any]:
@@ -189,23 +182,13 @@ def from_json(data: dict[str, Any], *, stage: str = "api", domain: DomainModel |
 
 
 def extract(fn: FunctionConfig, *, region: str = LOCAL_REGION, account: str = LOCAL_ACCOUNT,
-            chalice_stage: str = "dev", pythonpath: list[Path] | None = None,
-            timeout: float = EXTRACT_TIMEOUT) -> AppModel:
+            chalice_stage: str = "dev", timeout: float = EXTRACT_TIMEOUT) -> AppModel:
     """The app's model (swagger targets ``arn:aws:lambda:<region>:<account>:function:<name>:<alias>``)."""
     if not is_chalice_app(fn.source):
         return EMPTY
     stage, domain = _chalice_stage_config(fn.source, chalice_stage)
-    if pythonpath is None:
-        from lambdaship.local.serve import host_pythonpath
-
-        pythonpath, _ = host_pythonpath(fn)
-    env = {**fn.environment, "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
-    argv = [region, account, fn.function_name, fn.alias]
-    try:
-        proc = run_extract(fn.source, argv, env, pythonpath, timeout)
-    except subprocess.TimeoutExpired:
-        raise LambdashipError(f"importing {fn.source / 'app.py'} took over {timeout:.0f} s",
-                              "the app must not block at import time") from None
+    env = dict(fn.environment)
+    proc = run_extract(fn, [], env, timeout)
     try:
         data = parse_output(proc.stdout)
     except ValueError:
@@ -214,4 +197,9 @@ def extract(fn: FunctionConfig, *, region: str = LOCAL_REGION, account: str = LO
                               "run `python -c 'import app'` in the app directory and fix the error") from None
     if "error" in data:
         raise LambdashipError(f"{fn.source / 'app.py'}: {data['error']}", "define app = Chalice(app_name=...)")
+    if data.get("routes"):
+        from lambdaship.api import swagger
+
+        data["swagger"] = swagger.generate(data, region=region, account=account, function_name=fn.function_name,
+                                           alias=fn.alias)
     return from_json(data, stage=stage, domain=domain)

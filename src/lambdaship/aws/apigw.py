@@ -184,3 +184,11 @@ def get_integration_v2(api_id: str, integration_id: str) -> dict[str, Any]:
 
 def get_stage_v2(api_id: str, stage: str) -> dict[str, Any]:
     return _strip(http().get_stage(ApiId=api_id, StageName=stage))
+
+
+# ---- generic (the API deploy's steps, lambdaship.api) ------------------------------------------
+def call(operation: str, **params: Any) -> dict[str, Any]:
+    """One REST API (``apigateway``) call by its AWS name (``CreateResource``), result without metadata."""
+    import re
+
+    return _strip(getattr(rest(), re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower())(**params))

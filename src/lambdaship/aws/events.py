@@ -145,3 +145,11 @@ def put_target(rule: str, bus: str, target: dict[str, Any]) -> None:
             f"EventBridge PutTargets failed for target {target.get('Id')} of rule {rule}: "
             f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}"
         )
+
+
+# ---- generic (the API deploy's trigger steps, lambdaship.api) ----------------------------------
+def call(service: str, operation: str, **params: Any) -> dict[str, Any]:
+    """One call by its AWS name (``events``, ``PutRule``), result without metadata."""
+    import re
+
+    return _strip(getattr(_client(service), re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower())(**params))

@@ -1,0 +1,86 @@
+"""Deploy what a Chalice app declares besides its handler, after the function's own plan has
+moved the alias: the REST API (targeting the alias), authorizer and event functions on the
+same image, triggers, permissions; a Function URL for other apps.
+
+observe (read-only calls) → plan (pure: :mod:`.plan`, :mod:`.triggers`) → execute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdaship.api.model import AppModel, extract
+from lambdaship.api.observe import Observed, observe
+from lambdaship.api.plan import ApiPlan, ApiStep, api_url, plan_rest_api
+from lambdaship.api.triggers import plan_function_url, plan_functions, plan_triggers
+from lambdaship.config import FunctionConfig
+
+CONFIG_KEYS = ("MemorySize", "Timeout", "Environment", "Role", "Architectures", "EphemeralStorage")
+
+
+@dataclass
+class AppPlan:
+    api: ApiPlan
+    steps: list[ApiStep] = field(default_factory=list)
+    triggers: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
+    function_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.api.to_json(), "functions": self.functions, "triggers": self.triggers,
+                "function_url": self.function_url, "steps": [s.to_json() for s in self.steps]}
+
+    def render(self) -> list[str]:
+        if not self.steps:
+            return ["app API and triggers: up to date"]
+        return ["app API and triggers:"] + [f"  {i:>2}. {s.render()}" for i, s in enumerate(self.steps, 1)]
+
+
+def region_and_account() -> tuple[str, str]:
+    from lambdaship.aws import session, sts
+
+    return session.region() or "us-east-1", sts.account_id()
+
+
+def plan_app(fn: FunctionConfig, model: AppModel, obs: Observed, *, image_uri: str,
+             main_config: dict[str, Any]) -> AppPlan:
+    """Pure: the calls for the extra functions, then the API, then the triggers, then the URL."""
+    config = {k: main_config[k] for k in CONFIG_KEYS if k in main_config}
+    steps = plan_functions(fn, model, obs, image_uri=image_uri, config=config)
+    api = plan_rest_api(fn, model, obs)
+    trig, shown = plan_triggers(fn, model, obs)
+    url = plan_function_url(fn, obs) if not model.is_chalice else []
+    state = obs.functions.get(fn.function_name)
+    out = AppPlan(api, [*steps, *api.steps, *trig, *url], shown,
+                  [f"{fn.function_name}-{x.suffix}" for x in model.extra_functions()])
+    if state is not None and state.url_config:
+        out.function_url = state.url_config.get("FunctionUrl")
+    return out
+
+
+def deploy_app(fn: FunctionConfig, *, image_uri: str, dry_run: bool = False, reporter: Any = None,
+               model: AppModel | None = None, chalice_stage: str = "dev") -> AppPlan:
+    from lambdaship.api.execute import execute
+    from lambdaship.aws import lambda_
+
+    region, account = region_and_account()
+    model = model if model is not None else extract(fn, region=region, account=account, chalice_stage=chalice_stage)
+    if not model.is_chalice and getattr(fn, "function_url", None) is None:
+        return AppPlan(ApiPlan())
+    obs = observe(fn, model, region=region, account=account, chalice_stage=chalice_stage)
+    main = lambda_.get_function(fn.function_name)
+    cfg = dict((main or {}).get("Configuration") or {})
+    if "Environment" in cfg:
+        cfg["Environment"] = {"Variables": dict(cfg["Environment"].get("Variables") or {})}
+    cfg["Architectures"] = cfg.get("Architectures") or [fn.architecture]
+    plan = plan_app(fn, model, obs, image_uri=image_uri, main_config=cfg)
+    if dry_run or not plan.steps:
+        return plan
+    ctx = execute(plan.steps, reporter=reporter)
+    if ctx.get("rest_api_id"):
+        plan.api.api_id = ctx["rest_api_id"]
+        plan.api.url = api_url(ctx["rest_api_id"], region, model.stage)
+    if ctx.get("function_url"):
+        plan.function_url = ctx["function_url"]
+    return plan
