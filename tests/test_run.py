@@ -139,24 +139,44 @@ def test_rootfs_cache_reuses_unchanged_layers(tmp_path: Path) -> None:
     assert again == []
 
 
-def test_run_image_without_python_uses_host_python(tmp_path: Path) -> None:
-    """An image whose base has no Python: run the app layer with the host Python, and say so."""
+APP_CODE = (
+    "import json, os\n"
+    "def handler(event, context):\n"
+    "    return {'statusCode': 200, 'body': json.dumps({'greeting': os.environ.get('GREETING'),"
+    " 'path': event['path']})}\n"
+)
+
+
+def test_run_image_without_python_fails_in_one_line(tmp_path: Path) -> None:
+    """No ENTRYPOINT and no Python in the image: it cannot run on Lambda, nor here."""
+    from tests.conftest import run_cli
+
+    app = _layer(tmp_path, "app", [("dir", "var/task"), ("file", "var/task/main.py", APP_CODE)])
+    layout = write_layout(_image(tmp_path, [app], ["main.handler"]), tmp_path / "layout")
+    once = run_cli("run", str(layout), "--request", "GET", "/once", "--json")
+    assert once.returncode == 1
+    err = json.loads(once.stdout)["error"] if once.stdout.strip() else None
+    assert err is None, "refused before any runtime starts"
+    assert once.stderr.count("error: ") == 1 and "has no ENTRYPOINT and no Python" in once.stderr
+
+
+def test_run_without_namespaces_uses_the_host_python_in_isolation_mode(tmp_path: Path) -> None:
+    """Where the sandbox is unavailable (macOS, Windows): the app layers on the host Python, said so."""
     from tests.conftest import run_cli
     from tests.test_serve import Served
 
-    code = (
-        "import json, os\n"
-        "def handler(event, context):\n"
-        "    return {'statusCode': 200, 'body': json.dumps({'greeting': os.environ.get('GREETING'),"
-        " 'path': event['path']})}\n"
-    )
-    app = _layer(tmp_path, "app", [("dir", "var/task"), ("file", "var/task/main.py", code)])
+    app = _layer(tmp_path, "app", [("dir", "var/task"), ("file", "var/task/main.py", APP_CODE)])
     layout = write_layout(_image(tmp_path, [app], ["main.handler"]), tmp_path / "layout")
-    once = run_cli("run", str(layout), "--request", "GET", "/once", "--json")
+    env = {"LAMBDASHIP_SANDBOX": "none"}
+    once = run_cli("run", str(layout), "--request", "GET", "/once", "--json", env=env)
     assert once.returncode == 0, once.stderr
     assert json.loads(once.stdout)["body"] == {"greeting": "from-image", "path": "/once"}
-    assert "host Python" in once.stderr
-    served = Served(["run", str(layout), "--port", "0"], command=None)
+    assert "no sandbox here (LAMBDASHIP_SANDBOX=none)" in once.stderr and "host Python" in once.stderr
+    os.environ["LAMBDASHIP_SANDBOX"] = "none"
+    try:
+        served = Served(["run", str(layout), "--port", "0"], command=None)
+    finally:
+        del os.environ["LAMBDASHIP_SANDBOX"]
     try:
         r = served.client.get("/hello")
         assert r.status_code == 200

@@ -124,7 +124,9 @@ def test_rie_endpoint(chalice: Served) -> None:
 
 
 PLAIN = '''
-import base64, json, os, time
+import base64, json, os, time, uuid
+
+WORKER = uuid.uuid4().hex  # one per runtime process (pids repeat: each runtime is pid 2 of its namespace)
 
 def handler(event, context):
     path = event.get("path") or event.get("rawPath")
@@ -135,7 +137,7 @@ def handler(event, context):
     if path == "/binary":
         return {"statusCode": 200, "headers": {"Content-Type": "image/png"},
                 "body": base64.b64encode(b"\\x89PNG\\x00\\xff").decode(), "isBase64Encoded": True}
-    return {"statusCode": 200, "headers": {"X-Pid": str(os.getpid())},
+    return {"statusCode": 200, "headers": {"X-Worker": WORKER},
             "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
             "body": json.dumps({"event": event, "version": VERSION})}
 
@@ -172,7 +174,7 @@ def test_plain_handler_gets_proxy_events_and_errors_are_502(plain_app: Path) -> 
         with ThreadPoolExecutor(3) as pool:
             answers = list(pool.map(lambda _: served.client.get("/sleep", params={"s": "0.7"}), range(3)))
         assert all(a.status_code == 200 for a in answers)
-        assert len({a.headers["x-pid"] for a in answers}) >= 2, "concurrent requests use several workers"
+        assert len({a.headers["x-worker"] for a in answers}) >= 2, "concurrent requests use several workers"
     finally:
         assert served.stop() == 0
 

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, emit_json, project_and_function
-from lambdaship.commands.serve import EnvFileOpt, SecretsOpt
+from lambdaship.commands.serve import AwsCredentialsOpt, EnvFileOpt, EnvOpt, SecretsOpt, parse_env, say
 from lambdaship.errors import UsageError
 
 
@@ -65,12 +65,15 @@ def register(app: typer.Typer) -> None:
         project: Path | None = ProjectOpt,
         function: str | None = FunctionOpt,
         event: str | None = typer.Option(None, "--event", "-e", help="JSON event file, or - for stdin (default {})."),
-        local: bool = typer.Option(False, "--local", help="Run the handler on this machine (awslambdaric)."),
+        local: bool = typer.Option(False, "--local", help="Run the handler on this machine, sandboxed, on the "
+                                   "base rootfs with the target's dependencies (awslambdaric)."),
         qualifier: str | None = typer.Option(None, "--qualifier", "-q",
                                              help="Alias or version to invoke (remote; default: the alias)."),
         timeout: float | None = typer.Option(None, "--timeout", help="Override the function's timeout (s, --local)."),
         env_file: Path | None = EnvFileOpt,
         secrets: bool = SecretsOpt,
+        env: list[str] | None = EnvOpt,
+        aws_credentials: bool = AwsCredentialsOpt,
         path: str | None = typer.Option(None, "--path", help="Send an API Gateway proxy event for this HTTP path "
                                         "(Chalice apps: per-route shape) instead of --event."),
         method: str = typer.Option("GET", "--method", "-X", help="HTTP method for --path."),
@@ -87,7 +90,7 @@ def register(app: typer.Typer) -> None:
         if path is not None:
             payload = http_event(fn.source, method, path)
         if local:
-            data = _invoke_local(fn, payload, timeout, env_file, secrets)
+            data = _invoke_local(fn, payload, timeout, env_file, secrets, parse_env(env), aws_credentials)
         else:
             from lambdaship.aws import lambda_
 
@@ -108,21 +111,22 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
-def _invoke_local(fn: Any, payload: bytes, timeout: float | None, env_file: Path | None,
-                  secrets: bool) -> dict[str, Any]:
-    from lambdaship.local.serve import function_runtime, host_pythonpath, local_environment
+def _invoke_local(fn: Any, payload: bytes, timeout: float | None, env_file: Path | None, secrets: bool,
+                  extra_env: dict[str, str], aws_credentials: bool) -> dict[str, Any]:
+    from lambdaship.local.engine import Engine
+    from lambdaship.local.specs import caller_credentials, local_environment, project_spec
 
-    environment = local_environment(fn, env_file, secrets)
-    pythonpath, note = host_pythonpath(fn)
-    if note:
-        sys.stderr.write(f"note: {note}\n")
+    environment = local_environment(fn, env_file, secrets, extra_env)
+    creds = caller_credentials() if aws_credentials else None
+    spec = project_spec(fn, environment=environment, credentials=creds, timeout=timeout)
+    say(spec.notes)
+    say([spec.identity])
     logs: list[str] = []
-    api = function_runtime(fn, max_workers=1, log_sink=logs.append, timeout=timeout, pythonpath=pythonpath,
-                           environment=environment)
+    engine = Engine(max_workers=1, log_sink=logs.append)
     try:
-        result = api.invoke(payload)
+        result = engine.invoke(spec, payload)
     finally:
-        api.close()  # waits for the worker's output to drain, so the logs are complete
+        engine.close()  # waits for the worker's output to drain, so the logs are complete
     data: dict[str, Any] = {
         "function": fn.function_name,
         "handler": fn.resolved_handler,
@@ -131,6 +135,7 @@ def _invoke_local(fn: Any, payload: bytes, timeout: float | None, env_file: Path
         "request_id": result.request_id,
         "duration_ms": round(result.duration_ms, 3),
         "init_duration_ms": round(result.init_duration_ms, 3) if result.init_duration_ms is not None else None,
+        "max_memory_mb": result.max_memory_mb,
         "timed_out": result.timed_out,
         "logs": logs,
     }

@@ -1,29 +1,100 @@
-"""``lambdaship run IMAGE``: run a built image locally (OCI layout or registry reference)."""
+"""``lambdaship run IMAGE``: run a built image locally, sandboxed (OCI layout or registry reference)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
 
-from lambdaship.commands._common import JsonOpt, emit_json
-from lambdaship.commands.serve import HostOpt, PortOpt, V2Opt, WorkersOpt
+from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, emit_json
+from lambdaship.commands.serve import (
+    AwsCredentialsOpt,
+    EnvFileOpt,
+    EnvOpt,
+    HostOpt,
+    PortOpt,
+    SecretsOpt,
+    V2Opt,
+    WorkersOpt,
+    parse_env,
+    say,
+)
+from lambdaship.errors import UsageError
+
+
+def _overrides(project: Path | None, function: str | None, env: list[str] | None, env_file: Path | None,
+               secrets: bool, aws_credentials: bool, timeout: float | None, memory: int | None) -> dict[str, Any]:
+    """FunctionSpec fields from -C/-f (config environment, name, limits), --env*, --aws-credentials."""
+    from lambdaship.local.specs import caller_credentials, local_environment
+
+    out: dict[str, Any] = {}
+    extra = parse_env(env)
+    if project is not None or function is not None:
+        from lambdaship.commands._common import project_and_function
+
+        _, fn = project_and_function(project, function)
+        out.update(name=fn.function_name, memory_mb=fn.memory, timeout_s=float(fn.timeout),
+                   ephemeral_mb=fn.ephemeral_storage, environment=local_environment(fn, env_file, secrets, extra))
+    else:
+        if secrets:
+            raise UsageError("--secrets needs the project (its configured secrets)", "add -C PROJECT_DIR")
+        values: dict[str, str] = {}
+        if env_file is not None:
+            from lambdaship.deploy.env import parse_env_file
+
+            if not env_file.is_file():
+                raise UsageError(f"env file {env_file} does not exist", "create it or fix --env-file")
+            values.update(parse_env_file(env_file))
+        values.update(extra)
+        out["environment"] = values
+    if timeout is not None:
+        out["timeout_s"] = timeout
+    if memory is not None:
+        out["memory_mb"] = memory
+    if aws_credentials:
+        out["credentials"] = caller_credentials()
+    return out
+
+
+def _request(gateway: Any, method: str, path: str, body: str | None) -> tuple[dict[str, Any], bool]:
+    headers = [("Host", "localhost"), ("User-Agent", "lambdaship-run")]
+    raw = (body or "").encode()
+    if raw:
+        try:
+            json.loads(raw)
+            headers.append(("Content-Type", "application/json"))
+        except ValueError:
+            headers.append(("Content-Type", "text/plain"))
+    resp = gateway.handle(method, path, headers, raw)
+    text = resp.body.decode("utf-8", "replace")
+    try:
+        parsed: Any = json.loads(text)
+    except ValueError:
+        parsed = text
+    return {"method": method, "path": path, "status": resp.status, "headers": dict(resp.headers),
+            "body": parsed}, 200 <= resp.status < 300
 
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
         image: str = typer.Argument(..., help="OCI layout directory, or registry reference (tag or @digest)."),
+        project: Path | None = ProjectOpt,
+        function: str | None = FunctionOpt,
         port: int = PortOpt,
         host: str = HostOpt,
         workers: int = WorkersOpt,
         http_api_v2: bool = V2Opt,
-        timeout: float = typer.Option(30.0, "--timeout", help="Function timeout in seconds."),
-        memory: int = typer.Option(512, "--memory", help="Reported memory size (MB)."),
-        host_python: bool = typer.Option(False, "--host-python",
-                                         help="Run the app layers with this machine's Python, not in a chroot."),
+        timeout: float | None = typer.Option(None, "--timeout", help="Function timeout in seconds (default 30, "
+                                             "or the project's)."),
+        memory: int | None = typer.Option(None, "--memory", help="Memory in MB (default 512, or the project's)."),
+        env: list[str] | None = EnvOpt,
+        env_file: Path | None = EnvFileOpt,
+        secrets: bool = SecretsOpt,
+        aws_credentials: bool = AwsCredentialsOpt,
         get: str | None = typer.Option(None, "--get", metavar="PATH",
                                        help="Send one GET request through the gateway, print the answer, exit."),
         request: tuple[str, str] | None = typer.Option(
@@ -34,17 +105,19 @@ def register(app: typer.Typer) -> None:
                                          help="Invoke once with this JSON event (file or -), print the result, exit."),
         json_: bool = JsonOpt,
     ) -> None:
-        """Unpack IMAGE into a cached rootfs and serve it like `serve` (or answer once).
+        """Unpack IMAGE (verified, cached) and serve it like `serve`, sandboxed (or answer once).
 
-        As root, the image's ENTRYPOINT + CMD run under unshare + chroot against the Runtime
-        API emulator; otherwise (or with --host-python) the app and dependency layers run on
-        the host Python, and stderr says so.
+        The image's ENTRYPOINT + CMD run in a bubblewrap sandbox on its own root filesystem,
+        against the Runtime API emulator (isolation: docs/cli/run.md). -C takes the function's
+        environment, name and limits from the project; your AWS credentials are passed only
+        with --aws-credentials.
         """
         from lambdaship.commands.invoke import read_event
-        from lambdaship.errors import UsageError
+        from lambdaship.local import sandbox
+        from lambdaship.local.engine import Engine
         from lambdaship.local.gateway import Gateway
-        from lambdaship.local.rootfs import cached_rootfs, load_image
-        from lambdaship.local.serve import image_runtime, serve_forever, stderr_sink
+        from lambdaship.local.serve import routes_for, serve_forever, stderr_sink
+        from lambdaship.local.specs import image_spec
 
         if get is not None and request is not None:
             raise UsageError("--get and --request cannot be combined", "choose one")
@@ -58,55 +131,37 @@ def register(app: typer.Typer) -> None:
             if not method.isalpha():
                 raise UsageError(f"{request[0]!r} is not an HTTP method", "use e.g. --request GET /health")
         payload = read_event(event) if event is not None else None
-        img = load_image(image)
+        overrides = _overrides(project, function, env, env_file, secrets, aws_credentials, timeout, memory)
 
         def progress(msg: str) -> None:
             sys.stderr.write(f"unpacking {msg}\n")
             sys.stderr.flush()
 
-        rootfs = cached_rootfs(img, progress=progress)
+        spec = image_spec(image, progress=progress, **overrides)
+        say([*spec.notes, sandbox.describe(spec.ephemeral_mb, spec.memory_mb), spec.identity])
         once = request is not None or payload is not None
         logs: list[str] = []
-        sink = logs.append if once else stderr_sink()
-        api, routes, notes = image_runtime(img.config_json, rootfs, max_workers=workers, log_sink=sink,
-                                           timeout=timeout, memory=memory, force_host=host_python)
-        for note in notes:
-            sys.stderr.write(f"note: {note}\n")
-        sys.stderr.flush()
-        gateway = Gateway(api.invoke, routes=routes, http_api_v2=http_api_v2)
+        engine = Engine(max_workers=workers, log_sink=logs.append if once else stderr_sink())
+        gateway = Gateway(lambda p: engine.invoke(spec, p), routes=routes_for(spec.task_dir), http_api_v2=http_api_v2)
         if not once:
-            api.start(warm=1)
-            serve_forever(api, gateway, host=host, port=port, watcher=None, banner=[
-                f"lambdaship: running {image} ({img.digest[:19]}) with up to {workers} warm worker(s)",
+            engine.start(spec, warm=1)
+            serve_forever(engine, gateway, host=host, port=port, watcher=None, banner=[
+                f"lambdaship: running {image} with up to {workers} warm worker(s)",
                 "  RIE:    POST /2015-03-31/functions/function/invocations",
             ])
             return
         try:
+            data: dict[str, Any] = {"image": image, "digest": spec.image_digest}
             if request is not None:
-                headers = [("Host", "localhost"), ("User-Agent", "lambdaship-run")]
-                raw = (body or "").encode()
-                if raw:
-                    try:
-                        json.loads(raw)
-                        headers.append(("Content-Type", "application/json"))
-                    except ValueError:
-                        headers.append(("Content-Type", "text/plain"))
-                resp = gateway.handle(method, path, headers, raw)
-                ok = 200 <= resp.status < 300
-                body = resp.body.decode("utf-8", "replace")
-                try:
-                    parsed: Any = json.loads(body)
-                except ValueError:
-                    parsed = body
-                data: dict[str, Any] = {"image": image, "digest": img.digest, "method": method, "path": path,
-                                        "status": resp.status, "body": parsed, "ok": ok}
+                answer, ok = _request(gateway, method, path, body)
+                data.update(answer)
             else:
-                result = api.invoke(payload or b"{}")
+                result = engine.invoke(spec, payload or b"{}")
                 ok = result.ok
-                data = {"image": image, "digest": img.digest, "ok": ok,
-                        ("result" if ok else "error"): result.json() if ok else result.error}
+                data[("result" if ok else "error")] = result.json() if ok else result.error
+            data["ok"] = ok
         finally:
-            api.close()
+            engine.close()
         data["logs"] = logs
         if json_:
             emit_json(data)

@@ -57,6 +57,7 @@ RESERVED = frozenset({
     "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
 })
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+PYTHONS = ("/var/lang/bin/python3", "/usr/local/bin/python3", "/usr/bin/python3")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -84,13 +85,14 @@ class FunctionSpec:
     notes: tuple[str, ...] = ()  # what the caller should tell the user (one line each)
     sandboxed: bool = True  # False: no namespaces on this machine (host-Python fallback)
     host_paths: tuple[Path, ...] = ()  # the fallback's sys.path (app, host deps)
+    image_digest: str | None = None  # the manifest digest, for images
 
     def key(self) -> tuple[Any, ...]:
         return (self.name, self.handler, str(self.rootfs), str(self.task_overlay), str(self.deps),
                 tuple(sorted(self.environment.items())), tuple(sorted(self.image_env.items())), self.entrypoint,
                 self.workdir, self.memory_mb, self.timeout_s, self.ephemeral_mb, self.version, self.region,
                 self.architecture, self.python, tuple(sorted((self.credentials or {}).items())), self.sandboxed,
-                tuple(map(str, self.host_paths)))
+                tuple(map(str, self.host_paths)), self.image_digest)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, FunctionSpec) and self.key() == other.key()
@@ -125,6 +127,9 @@ def function_env(spec: FunctionSpec) -> dict[str, str]:
         "PATH": os.environ.get("PATH", DEFAULT_PATH), "LANG": "C.UTF-8"}
     if spec.sandboxed:
         env.update({k: v for k, v in spec.image_env.items() if k not in RESERVED or k == "LAMBDA_TASK_ROOT"})
+    else:  # the host's Python: none of the image's paths apply
+        env.update({k: v for k, v in spec.image_env.items()
+                    if k not in RESERVED and k not in ("PATH", "PYTHONPATH", "PYTHONHOME", "HOME")})
     env.update({k: v for k, v in spec.environment.items() if k not in RESERVED})
     if spec.sandboxed:
         env.setdefault("HOME", "/tmp")
@@ -138,9 +143,9 @@ def function_env(spec: FunctionSpec) -> dict[str, str]:
 def _python_in(rootfs: Path) -> str:
     from lambdaship.local.rootfs import resolve_inside
 
-    for cand in ("var/lang/bin/python3", "usr/local/bin/python3", "usr/bin/python3"):
+    for cand in PYTHONS:
         if (rootfs / resolve_inside(rootfs, cand)).is_file():
-            return "/" + cand
+            return cand
     return "/usr/bin/python3"
 
 

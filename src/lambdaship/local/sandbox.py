@@ -201,3 +201,14 @@ def command(box: Box, argv: list[str]) -> list[str]:
         argv = [str(box.emulator), *argv]
     args += ["--cap-drop", "ALL", "--chdir", box.chdir, "--", *argv]
     return args
+
+
+def describe(tmp_mb: int, memory_mb: int) -> str:
+    """One line: the isolation a function gets on this machine, as this user."""
+    ok, why = available()
+    if not ok:
+        return f"no sandbox ({why}): host Python, isolation mode, only the declared requirements"
+    mem = (f"memory {memory_mb} MB ({memory_mode()})" if memory_mode().startswith("cgroup")
+           else f"address space {memory_mb + AS_HEADROOM_MB} MB (RLIMIT_AS; no memory cgroup for this user)")
+    return (f"sandbox: {why}, uid {SANDBOX_UID}, rootfs and /var/task read-only, /tmp {tmp_mb} MB, {mem}, "
+            "own pid/mount/ipc/uts namespaces, network shared with the host")

@@ -30,7 +30,7 @@ def image_spec(image_ref_or_layout: str, **overrides: Any) -> FunctionSpec:
     img = load_image(image_ref_or_layout)
     progress = overrides.pop("progress", None)
     rootfs = cached_rootfs(img, progress=progress)
-    return spec_from_config(img.config_json, rootfs, **overrides)
+    return spec_from_config(img.config_json, rootfs, image_digest=img.digest, **overrides)
 
 
 def spec_from_config(config: dict[str, Any], rootfs: Path, **overrides: Any) -> FunctionSpec:
@@ -53,12 +53,30 @@ def spec_from_config(config: dict[str, Any], rootfs: Path, **overrides: Any) -> 
     )
     values.update(overrides)
     values["notes"] = tuple(notes)
-    if not sandbox.available()[0]:
+    if sandbox.available()[0]:
+        _check_runnable(rootfs, values["entrypoint"])
+    else:
         why = sandbox.available()[1]
         values.update(sandboxed=False, host_paths=(rootfs / "var/task",))
         values["notes"] += (f"no sandbox here ({why}): running the image's app layers with the host Python "
                             f"{sys.version_info[0]}.{sys.version_info[1]} in isolation mode; its OS is not used",)
     return FunctionSpec(**values)
+
+
+def _check_runnable(rootfs: Path, entrypoint: tuple[str, ...]) -> None:
+    from lambdaship.local.engine import PYTHONS
+    from lambdaship.local.rootfs import resolve_inside
+
+    def present(path: str) -> bool:
+        return (rootfs / resolve_inside(rootfs, path)).is_file()
+
+    if entrypoint:
+        if not present(entrypoint[0]):
+            raise LambdashipError(f"the image's ENTRYPOINT {entrypoint[0]} does not exist in the image",
+                                  "build it on a Lambda base image (e.g. 'lambdaship local base')")
+    elif not any(present(p) for p in PYTHONS):
+        raise LambdashipError("the image has no ENTRYPOINT and no Python to run the handler with",
+                              "build it on a Lambda base image (e.g. 'lambdaship local base')")
 
 
 def base_rootfs(fn: FunctionConfig | None = None) -> tuple[Path, dict[str, Any], str]:
