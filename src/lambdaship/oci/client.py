@@ -26,7 +26,6 @@ from lambdaship.oci.auth import Keychain, RegistryAuth, default_keychain
 from lambdaship.oci.reference import base_url, registry_host
 from lambdaship.oci.transport import (
     MANIFEST_MAX,
-    READ_SIZE,
     BlobVerifier,
     RegistryError,
     Transient,
@@ -266,7 +265,8 @@ class RegistryClient(upload.Uploads):
                     state["response"], skip = self._open_blob(repo, digest, verifier.received, size)
                 resp = state["response"]
                 try:
-                    for chunk in resp.iter_raw(READ_SIZE):
+                    # Network-sized pieces: a cut mid-body loses nothing already received.
+                    for chunk in resp.iter_raw():
                         if skip:
                             cut = min(skip, len(chunk))
                             chunk, skip = chunk[cut:], skip - cut

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 MONOLITHIC_MAX = 8 * 1024 * 1024
 CHUNK_SIZE = 16 * 1024 * 1024
 STREAM_CHUNK_SIZE = 8 * 1024 * 1024  # registry-to-registry: smaller chunks, bounded memory
-PREFETCH_PIECES = 8  # pieces (up to READ_SIZE each) read ahead from a streamed source
 
 BlobInput = Path | bytes | Iterable[bytes] | Callable[[], Any]
 
@@ -318,7 +317,7 @@ class _IterChunks(_Chunks):
     pass
 
 
-PREFETCH_PIECES = 8  # pieces (up to READ_SIZE each) read ahead from a streamed source
+PREFETCH_PIECES = 64  # pieces (network reads, <= 64 KiB each from httpx) read ahead from a streamed source
 
 
 @contextlib.contextmanager
