@@ -350,7 +350,7 @@ class RuntimeAPI:
         self.memory = memory
         self.function_name = function_name
         self.max_workers = max_workers
-        if not command:
+        if not command and launcher is None:
             from lambdaship.extras import require_local_runtime  # hook: awslambdaric is an extra
 
             require_local_runtime()

@@ -1,0 +1,275 @@
+"""Hostile images against the unpacker and its cache: link and path tricks, setuid, devices,
+lying digests / diff_ids, corrupt gzip, cache poisoning and tampering.
+
+Every image is written with plain ``tarfile`` into an OCI layout or an ``Image`` value; each
+test checks that the host outside the rootfs is unchanged and that errors are one line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from lambdaship.errors import LambdashipError
+from lambdaship.image.model import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
+    Descriptor,
+    Image,
+    Layer,
+    canonical_json,
+    sha256_digest,
+    write_layout,
+)
+from lambdaship.local.rootfs import apply_layer, cached_rootfs, rootfs_cache, unpack
+from tests.conftest import run_cli
+
+
+def tar_gz(tmp: Path, name: str, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+            else:
+                tf.addfile(info)
+    out = tmp / f"{name}.tar.gz"
+    out.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    return out
+
+
+def entry(name: str, kind: str = "file", *, link: str = "", mode: int = 0o644, uid: int = 0
+          ) -> tuple[tarfile.TarInfo, bytes | None]:
+    info = tarfile.TarInfo(name)
+    info.mode, info.uid, info.gid, info.mtime = mode, uid, uid, 1_000_000
+    data: bytes | None = None
+    if kind == "file":
+        data = f"content of {name}\n".encode()
+    elif kind == "dir":
+        info.type = tarfile.DIRTYPE
+    elif kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, link
+    elif kind == "hardlink":
+        info.type, info.linkname = tarfile.LNKTYPE, link
+    elif kind in ("chr", "blk"):
+        info.type = tarfile.CHRTYPE if kind == "chr" else tarfile.BLKTYPE
+        info.devmajor, info.devminor = 1, 3
+    elif kind == "fifo":
+        info.type = tarfile.FIFOTYPE
+    return info, data
+
+
+def image_of(blobs: list[Path], *, diff_ids: list[str] | None = None, digests: list[str] | None = None,
+             cmd: tuple[str, ...] = ("main.handler",)) -> Image:
+    layers, descs, real_diffs = [], [], []
+    for i, blob in enumerate(blobs):
+        data = blob.read_bytes()
+        digest = digests[i] if digests else sha256_digest(data)
+        desc = Descriptor(DOCKER_LAYER_GZIP, digest, len(data))
+        real_diffs.append(sha256_digest(gzip.decompress(data)))
+        descs.append(desc.to_json())
+        layers.append((desc, blob))
+    claimed = diff_ids or real_diffs
+    config = canonical_json({"architecture": "amd64", "os": "linux",
+                             "rootfs": {"type": "layers", "diff_ids": claimed},
+                             "config": {"Cmd": list(cmd), "WorkingDir": "/var/task"}})
+    manifest = canonical_json({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+                               "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_digest(config),
+                                          "size": len(config)}, "layers": descs})
+    return Image(manifest=manifest, config=config,
+                 layers=tuple(Layer(d, claimed[i], path=b) for i, (d, b) in enumerate(layers)))
+
+
+def snapshot(path: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every entry below ``path`` with mode, size and content (links by target)."""
+    out = {}
+    for p in sorted(path.rglob("*")):
+        st = p.lstat()
+        data = os.readlink(p).encode() if p.is_symlink() else (p.read_bytes() if p.is_file() else b"")
+        out[str(p.relative_to(path))] = (st.st_mode, st.st_size, data)
+    return out
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    """A host directory with a canary file an image must never change."""
+    d = tmp_path / "host"
+    d.mkdir()
+    (d / "canary").write_text("host file\n")
+    return d
+
+
+def one_line(exc: LambdashipError) -> str:
+    text = str(exc)
+    assert "\n" not in text
+    return text
+
+
+def test_symlinked_parent_directories_are_re_rooted(tmp_path: Path, host: Path) -> None:
+    before = snapshot(host)
+    l1 = tar_gz(tmp_path, "l1", [entry("abs", "symlink", link=str(host)), entry("up", "symlink", link="../../../.."),
+                                 entry("rel", "symlink", link=os.path.relpath(host, tmp_path / "root"))])
+    l2 = tar_gz(tmp_path, "l2", [entry("abs/canary"), entry("up/canary"), entry("rel/canary"),
+                                 entry("abs/new"), entry("up" + str(host) + "/canary")])
+    root = tmp_path / "root"
+    apply_layer(l1, root)
+    apply_layer(l2, root)
+    assert snapshot(host) == before
+    inside = root / str(host).lstrip("/")
+    assert (inside / "new").read_text() == "content of abs/new\n"  # /<host> inside the root
+    assert (inside / "canary").read_text().startswith("content of up")  # the last entry for that name
+
+
+def test_dotdot_and_absolute_names_stay_inside(tmp_path: Path, host: Path) -> None:
+    before = snapshot(host)
+    rel = os.path.relpath(host / "canary", tmp_path / "root")
+    layer = tar_gz(tmp_path, "l", [entry("../../../../" + rel), entry(str(host / "canary")), entry("a/../../b"),
+                                   entry(f"x/{'../' * 12}{rel}", "symlink", link="/")])
+    root = tmp_path / "root"
+    apply_layer(layer, root)
+    assert snapshot(host) == before
+    assert (root / "b").is_file() and (root / str(host).lstrip("/") / "canary").is_file()
+
+
+def test_hardlinks_never_reach_or_change_host_files(tmp_path: Path, host: Path) -> None:
+    before = snapshot(host)
+    host_ino = (host / "canary").stat().st_ino
+    layer = tar_gz(tmp_path, "l", [
+        entry("outside", "hardlink", link=str(host / "canary")),
+        entry("dotdot", "hardlink", link="../" * 12 + str(host / "canary").lstrip("/")),
+        entry("via", "symlink", link=str(host)), entry("through", "hardlink", link="via/canary"),
+    ])
+    root = tmp_path / "root"
+    apply_layer(layer, root)
+    assert snapshot(host) == before
+    for name in ("outside", "dotdot", "through"):
+        assert not (root / name).exists() or (root / name).stat().st_ino != host_ino
+
+
+def test_a_hardlink_then_a_file_never_writes_through_to_a_lower_layer(tmp_path: Path) -> None:
+    """Layer 2 links to a layer-1 file and then rewrites the link (and setuid-chmods it): the
+    cached base tree another image shares keeps its file as it was."""
+    base = tar_gz(tmp_path, "base", [entry("usr", "dir"), entry("usr/lib.py")])
+    evil = tar_gz(tmp_path, "evil", [entry("usr/link", "hardlink", link="usr/lib.py", mode=0o4777),
+                                     entry("usr/link", mode=0o4777)])
+    other = tar_gz(tmp_path, "other", [entry("var/task/app.py")])
+    good = cached_rootfs(image_of([base, other]))
+    lib = good / "usr/lib.py"
+    before = (lib.read_bytes(), lib.stat().st_mode)
+    bad = cached_rootfs(image_of([base, evil]))
+    assert (bad / "usr/link").read_text() == "content of usr/link\n"
+    assert (lib.read_bytes(), lib.stat().st_mode) == before
+    assert not (bad / "usr/link").stat().st_mode & (stat.S_ISUID | stat.S_ISGID)
+
+
+def test_setuid_device_nodes_and_ownership_are_dropped(tmp_path: Path) -> None:
+    layer = tar_gz(tmp_path, "l", [
+        entry("bin", "dir"), entry("bin/su", mode=0o4755, uid=0), entry("bin/sg", mode=0o2755, uid=1234),
+        entry("shared", "dir", mode=0o3777), entry("dev", "dir"), entry("dev/mem", "chr"), entry("dev/sda", "blk"),
+        entry("run", "dir"), entry("run/pipe", "fifo"),
+    ])
+    root = tmp_path / "root"
+    apply_layer(layer, root)
+    for name in ("bin/su", "bin/sg", "shared"):
+        st = (root / name).lstat()
+        assert not st.st_mode & (stat.S_ISUID | stat.S_ISGID), name
+        assert st.st_uid == os.geteuid(), "ownership is never applied"
+    assert (root / "shared").stat().st_mode & stat.S_ISVTX, "the sticky bit is harmless and kept"
+    assert os.access(root / "bin/su", os.X_OK)
+    for name in ("dev/mem", "dev/sda", "run/pipe"):
+        assert not os.path.lexists(root / name)
+
+
+def test_whiteouts_cannot_delete_outside(tmp_path: Path, host: Path) -> None:
+    before = snapshot(host)
+    l1 = tar_gz(tmp_path, "l1", [entry("h", "symlink", link=str(host)), entry("keep")])
+    l2 = tar_gz(tmp_path, "l2", [entry("h/.wh.canary"), entry("../../.wh." + host.name), entry("h/.wh..wh..opq"),
+                                 entry(".wh..wh..opq")])
+    root = tmp_path / "root"
+    apply_layer(l1, root)
+    apply_layer(l2, root)
+    assert snapshot(host) == before
+    assert not (root / "keep").exists(), "the opaque root whiteout emptied the root, inside only"
+
+
+def test_a_config_whose_diff_ids_lie_is_refused_and_nothing_is_cached(tmp_path: Path) -> None:
+    layer = tar_gz(tmp_path, "l", [entry("var/task/main.py")])
+    fake = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+    with pytest.raises(LambdashipError) as exc:
+        cached_rootfs(image_of([layer], diff_ids=[fake]))
+    assert "claims diff_id" in one_line(exc.value)
+    assert not any(p.name[:12] == fake[7:19] for p in (rootfs_cache() / "chains").iterdir())
+
+
+def test_a_layer_whose_digest_lies_is_refused(tmp_path: Path) -> None:
+    layer = tar_gz(tmp_path, "l", [entry("var/task/main.py")])
+    with pytest.raises(LambdashipError) as exc:
+        unpack(image_of([layer], digests=["sha256:" + "0" * 64]), tmp_path / "root")
+    assert "not its digest" in one_line(exc.value)
+
+
+def test_a_bad_gzip_checksum_is_one_line(tmp_path: Path) -> None:
+    layer = tar_gz(tmp_path, "l", [entry("var/task/main.py")])
+    data = bytearray(layer.read_bytes())
+    data[-8] ^= 0xFF  # the CRC32 in the gzip trailer
+    layer.write_bytes(bytes(data))
+    with pytest.raises(LambdashipError) as exc:
+        apply_layer(layer, tmp_path / "root")
+    assert "is corrupt" in one_line(exc.value)
+
+
+def test_an_image_claiming_another_images_diff_id_cannot_reuse_or_poison_its_tree(tmp_path: Path) -> None:
+    """Image B's config names image A's (verified) diff_id for its own, different layer: B is
+    refused — neither served A's cached tree nor allowed to replace it."""
+    good = tar_gz(tmp_path, "good", [entry("var/task/main.py")])
+    evil = tar_gz(tmp_path, "evil", [entry("var/task/main.py", mode=0o755), entry("var/task/evil.py")])
+    a = image_of([good])
+    tree = cached_rootfs(a)
+    before = snapshot(tree)
+    b = image_of([evil], diff_ids=[a.layers[0].diff_id])
+    for _ in range(2):
+        with pytest.raises(LambdashipError) as exc:
+            cached_rootfs(b)
+        assert "claims diff_id" in one_line(exc.value)
+    assert cached_rootfs(a) == tree and snapshot(tree) == before
+
+
+def test_a_cache_tree_changed_after_unpacking_is_detected_and_replaced(tmp_path: Path) -> None:
+    layer = tar_gz(tmp_path, "l", [entry("var/task/main.py")])
+    img = image_of([layer])
+    tree = cached_rootfs(img)
+    from lambdaship.local import rootfs as mod
+
+    mod._checked.clear()  # a new process: nothing verified yet
+    (tree / "var/task/main.py").write_text("import os  # planted\n")
+    (tree / "var/task/planted.py").write_text("x = 1\n")
+    again = cached_rootfs(img)
+    assert (again / "var/task/main.py").read_text() == "content of var/task/main.py\n"
+    assert not (again / "var/task/planted.py").exists()
+
+
+def test_run_refuses_a_lying_layout_in_one_line(tmp_path: Path) -> None:
+    layer = tar_gz(tmp_path, "l", [entry("var/task/main.py")])
+    fake = "sha256:" + hashlib.sha256(b"lie").hexdigest()
+    layout = write_layout(image_of([layer], diff_ids=[fake]), tmp_path / "layout")
+    proc = run_cli("run", str(layout), "--get", "/")
+    assert proc.returncode == 1
+    assert proc.stderr.count("error: ") == 1 and "claims diff_id" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # a config blob that does not match the manifest's config digest
+    index = json.loads((layout / "index.json").read_text())
+    manifest_path = layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]
+    config_digest = json.loads(manifest_path.read_text())["config"]["digest"]
+    (layout / "blobs/sha256" / config_digest.split(":")[1]).write_text(json.dumps({"rootfs": {"diff_ids": []}}))
+    proc = run_cli("run", str(layout), "--get", "/")
+    assert proc.returncode == 1 and "does not match the digest" in proc.stderr and "Traceback" not in proc.stderr
