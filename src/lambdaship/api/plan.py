@@ -187,21 +187,17 @@ def plan_rest_api(fn: FunctionConfig, model: AppModel, obs: Observed) -> ApiPlan
     steps = out.steps
     if api.api_id is None:
         steps.append(ApiStep("apigateway:CreateRestApi", {
-            "name": model.app_name, "binaryMediaTypes": list(model.binary_types),
-            "endpointConfiguration": {"types": ["EDGE"]}, "tags": {MANAGED_TAG: fn.function_name}},
-            "the app's REST API", output=API_VAR))
-    else:
-        ops = [{"op": "add", "path": f"/binaryMediaTypes/{t.replace('/', '~1')}", "value": t}
-               for t in model.binary_types if t not in api.binary_types]
-        ops += [{"op": "remove", "path": f"/binaryMediaTypes/{t.replace('/', '~1')}", "value": t}
-                for t in api.binary_types if t not in model.binary_types]
-        if ops:
-            steps.append(ApiStep("apigateway:UpdateRestApi", {"restApiId": api.api_id, "patchOperations": ops},
-                                 "binary media types"))
-        if api.tags.get(MANAGED_TAG) != fn.function_name:
-            steps.append(ApiStep("apigateway:TagResource", {
-                "resourceArn": f"arn:aws:apigateway:{obs.region}::/restapis/{api.api_id}",
-                "tags": {MANAGED_TAG: fn.function_name}}, f"adopted ({api.adopted})"))
+            "name": model.app_name, "endpointConfiguration": {"types": ["EDGE"]},
+            "tags": {MANAGED_TAG: fn.function_name}}, "the app's REST API", output=API_VAR))
+    # Binary media types as patch operations for a new API too (moto's CreateRestApi drops them).
+    ops = [{"op": "add", "path": f"/binaryMediaTypes/{t.replace('/', '~1')}", "value": t}
+           for t in model.binary_types if t not in api.binary_types]
+    ops += [{"op": "remove", "path": f"/binaryMediaTypes/{t.replace('/', '~1')}", "value": t}
+            for t in api.binary_types if t not in model.binary_types]
+    if ops:
+        steps.append(ApiStep("apigateway:UpdateRestApi", {"restApiId": _api_ref(api), "patchOperations": ops},
+                             "binary media types"))
+    # An adopted API is not tagged: the rule that found it (deployed.json, integrations) finds it again.
     auth_ids = _authorizer_steps(desired_authorizers(swagger), api, steps)
     want = desired_methods(swagger)
     _resource_steps(api, want, auth_ids, steps)

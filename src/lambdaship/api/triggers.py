@@ -79,8 +79,10 @@ def _mapping_steps(obs: Observed, src: EventSourceModel, target: str, source_arn
         want["MaximumBatchingWindowInSeconds"] = src.maximum_batching_window_in_seconds
     if src.maximum_concurrency:
         want["ScalingConfig"] = {"MaximumConcurrency": src.maximum_concurrency}
+    # By source and function, whatever the qualifier: moto stores the alias's version instead.
+    unqualified = target.rsplit(":", 1)[0]
     have = next((m for m in obs.mappings if m.get("EventSourceArn") == source_arn
-                 and m.get("FunctionArn") == target), None)
+                 and str(m.get("FunctionArn", "")).rsplit(":", 1)[0] == unqualified), None)
     if have is None:
         extra = {"StartingPosition": src.starting_position} if src.starting_position else {}
         return [ApiStep("lambda:CreateEventSourceMapping", {"EventSourceArn": source_arn, "FunctionName": target,

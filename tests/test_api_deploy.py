@@ -1,0 +1,163 @@
+"""The app's REST API, authorizer/event functions and triggers on the local stack (moto):
+resources, methods, integrations (alias ARN), authorizers, the permission scoped to the API's
+ARN, API key + usage plan, the schedule rule and the SQS mapping; a redeploy changes only
+what changed and a removed route disappears."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lambdaship.api.deploy import deploy_app
+from lambdaship.api.model import extract
+from lambdaship.config import load_project
+from lambdaship.local.stack import ACCOUNT_ID, REGION
+from tests.test_deploy import aws, uid
+
+APP = Path(__file__).parent / "apps" / "chalice-features"
+IMAGE = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/features@sha256:" + "a" * 64
+
+
+def _function(name: str) -> None:
+    iam = aws("iam")
+    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    lam = aws("lambda")
+    lam.create_function(FunctionName=name, PackageType="Image", Code={"ImageUri": IMAGE}, Role=role,
+                        Environment={"Variables": {"STAGE": "test"}})
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+
+
+def _resources(api_id: str) -> dict[str, dict]:
+    items = aws("apigateway").get_resources(restApiId=api_id, embed=["methods"])["items"]
+    return {r["path"]: r for r in items}
+
+
+@pytest.fixture
+def app(local_stack, tmp_path):
+    src = tmp_path / "app"
+    shutil.copytree(APP, src)
+    name = uid("features")
+    aws("sqs").create_queue(QueueName="chalice-features-jobs")
+    _function(name)
+    fn = load_project(src, {"function_name": name}).function()
+    return fn
+
+
+def test_deploy_creates_the_api_functions_and_triggers(app) -> None:
+    fn = app
+    name = fn.function_name
+    alias_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}:live"
+    dry = deploy_app(fn, image_uri=IMAGE, dry_run=True)
+    actions = [s.action for s in dry.steps]
+    assert "apigateway:CreateRestApi" in actions and "apigateway:CreateDeployment" in actions
+    assert "events:PutRule" in actions and "lambda:CreateEventSourceMapping" in actions
+    assert aws("apigateway").get_rest_apis()["items"] == [] or all(
+        a["name"] != "chalice-features" or a.get("tags", {}).get("lambdaship:function") != name
+        for a in aws("apigateway").get_rest_apis()["items"])  # the dry run created nothing
+
+    plan = deploy_app(fn, image_uri=IMAGE)
+    api_id = plan.api.api_id
+    assert api_id and plan.api.url == f"https://{api_id}.execute-api.{REGION}.amazonaws.com/api/"
+    res = _resources(api_id)
+    assert {"/", "/items", "/items/{item_id}", "/cors-default", "/cors-custom", "/no-cors", "/binary", "/keyed",
+            "/private"} <= set(res)
+    item = res["/items/{item_id}"]["resourceMethods"]
+    assert set(item) == {"GET", "PUT"}
+    assert item["GET"]["methodIntegration"]["type"] == "AWS_PROXY"
+    assert item["GET"]["methodIntegration"]["uri"] == (
+        f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{alias_arn}/invocations")
+    assert "OPTIONS" not in res["/no-cors"].get("resourceMethods", {})
+    options = res["/cors-custom"]["resourceMethods"]["OPTIONS"]["methodIntegration"]
+    assert options["type"] == "MOCK"
+    headers = options["integrationResponses"]["200"]["responseParameters"]
+    assert headers["method.response.header.Access-Control-Allow-Origin"] == "'https://example.com'"
+    assert headers["method.response.header.Access-Control-Max-Age"] == "'600'"
+    assert res["/keyed"]["resourceMethods"]["GET"]["apiKeyRequired"] is True
+    private = res["/private"]["resourceMethods"]["GET"]
+    assert private["authorizationType"] == "CUSTOM"
+    auths = aws("apigateway").get_authorizers(restApiId=api_id)["items"]
+    assert [a["name"] for a in auths] == ["token_auth"] and private["authorizerId"] == auths[0]["id"]
+    auth_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}-token_auth:live"
+    assert auths[0]["authorizerUri"].endswith(f"/functions/{auth_arn}/invocations")
+    assert auths[0]["identitySource"] == "method.request.header.Authorization"
+    api = aws("apigateway").get_rest_api(restApiId=api_id)
+    assert "application/x-lambdaship" in api["binaryMediaTypes"] and "image/png" in api["binaryMediaTypes"]
+    assert [s["stageName"] for s in aws("apigateway").get_stages(restApiId=api_id)["item"]] == ["api"]
+    plans = [p for p in aws("apigateway").get_usage_plans()["items"]
+             if any(s["apiId"] == api_id for s in p.get("apiStages", []))]
+    assert len(plans) == 1 and aws("apigateway").get_usage_plan_keys(usagePlanId=plans[0]["id"])["items"]
+
+    lam = aws("lambda")
+    policy = json.loads(lam.get_policy(FunctionName=name, Qualifier="live")["Policy"])["Statement"]
+    api_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{api_id}/*"
+    assert [st["Condition"]["ArnLike"]["AWS:SourceArn"] for st in policy
+            if st["Action"] == "lambda:InvokeFunction"] == [api_arn]
+    auth_fn = lam.get_function(FunctionName=f"{name}-token_auth")
+    assert auth_fn["Code"]["ImageUri"] == IMAGE
+    assert auth_fn["Configuration"]["ImageConfigResponse"]["ImageConfig"]["Command"] == ["app.token_auth"]
+    auth_policy = json.loads(lam.get_policy(FunctionName=f"{name}-token_auth", Qualifier="live")["Policy"])
+    assert api_arn in json.dumps(auth_policy)
+
+    rule = aws("events").describe_rule(Name=f"{name}-every_five")
+    assert rule["ScheduleExpression"] == "rate(5 minutes)"
+    targets = aws("events").list_targets_by_rule(Rule=f"{name}-every_five")["Targets"]
+    assert [t["Arn"] for t in targets] == [f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}-every_five:live"]
+    sched_policy = json.loads(lam.get_policy(FunctionName=f"{name}-every_five", Qualifier="live")["Policy"])
+    assert rule["Arn"] in json.dumps(sched_policy)
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:chalice-features-jobs"
+    maps = [m for m in lam.list_event_source_mappings(EventSourceArn=queue_arn)["EventSourceMappings"]
+            if m["FunctionArn"].startswith(f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}-on_job")]
+    assert len(maps) == 1 and maps[0]["BatchSize"] == 5
+    live = lam.get_alias(FunctionName=f"{name}-on_job", Name="live")["FunctionVersion"]
+    # AWS keeps the alias ARN; moto stores the version the alias points at.
+    assert maps[0]["FunctionArn"].rsplit(":", 1)[1] in ("live", live)
+    assert lam.get_function(FunctionName=f"{name}-plain")["Configuration"]["ImageConfigResponse"][
+        "ImageConfig"]["Command"] == ["app.plain"]
+
+    # Same app again: nothing to do.
+    again = deploy_app(fn, image_uri=IMAGE, dry_run=True)
+    assert again.steps == [], [s.render() for s in again.steps]
+
+
+def test_redeploy_changes_only_what_changed_and_removes_routes(app) -> None:
+    fn = app
+    first = deploy_app(fn, image_uri=IMAGE)
+    api_id = first.api.api_id
+    src = fn.source / "app.py"
+    text = src.read_text()
+    text = text.replace('@app.route("/no-cors")\ndef no_cors():\n    return {"cors": None}\n', "")
+    text = text.replace('@app.route("/keyed", api_key_required=True)', '@app.route("/keyed", api_key_required=False)')
+    src.write_text(text)
+    plan = deploy_app(fn, image_uri=IMAGE, dry_run=True)
+    shown = [(s.action, s.note) for s in plan.steps]
+    assert ("apigateway:DeleteResource", "/no-cors: removed") in shown
+    assert ("apigateway:DeleteMethod", "GET /keyed: authorization changed") in shown
+    assert not any(a in ("apigateway:CreateRestApi", "apigateway:CreateResource", "lambda:CreateFunction")
+                   for a, _ in shown)
+    done = deploy_app(fn, image_uri=IMAGE)
+    assert done.api.api_id == api_id  # the same API, the same URL
+    res = _resources(api_id)
+    assert "/no-cors" not in res and res["/keyed"]["resourceMethods"]["GET"]["apiKeyRequired"] is False
+    assert len(aws("apigateway").get_deployments(restApiId=api_id)["items"]) == 2
+
+
+def test_an_api_chalice_deployed_is_adopted(app) -> None:
+    fn = app
+    model = extract(fn)
+    existing = aws("apigateway").create_rest_api(name=model.app_name)["id"]
+    deployed = fn.source / ".chalice" / "deployed"
+    deployed.mkdir(parents=True)
+    (deployed / "dev.json").write_text(json.dumps({"resources": [
+        {"name": "rest_api", "resource_type": "rest_api", "rest_api_id": existing,
+         "rest_api_url": f"https://{existing}.execute-api.{REGION}.amazonaws.com/api/"}]}))
+    before = {a["id"] for a in aws("apigateway").get_rest_apis()["items"]}
+    plan = deploy_app(fn, image_uri=IMAGE, model=model)
+    assert plan.api.api_id == existing and plan.api.adopted == "chalice-deployed"
+    assert {a["id"] for a in aws("apigateway").get_rest_apis()["items"]} == before  # no second API
+    assert "/items/{item_id}" in _resources(existing)
