@@ -28,6 +28,11 @@ def requirements_file(fn: FunctionConfig) -> Path | None:
     from lambdaship.package.reqguard import check_tree
 
     root = fn.root or fn.source
+    from lambdaship.package import sources  # hook: lock files / pyproject.toml → one pinned list
+
+    generated = sources.requirements_path(fn)
+    if generated is not None:
+        return generated
     if fn.requirements:
         given = fn.source / fn.requirements
         path = given.resolve()
