@@ -33,7 +33,7 @@ import re
 import stat
 from pathlib import Path
 
-from lambdaship.config import FunctionConfig
+from lambdaship.config import FunctionConfig, is_chalice_app
 from lambdaship.credentials import CONTENT_PATTERNS, SCAN_MAX, warn_credentials
 from lambdaship.errors import LambdashipError
 from lambdaship.ignorefiles import IgnoreRules
@@ -81,7 +81,7 @@ def app_files(fn: FunctionConfig, *, extra_excludes: list[Path] | None = None) -
     ``extra_excludes``: absolute paths to leave out as well (e.g. a build output directory
     inside the project).
     """
-    files = _source_files(fn, extra_excludes)
+    files = _chalice_vendor(fn, _source_files(fn, extra_excludes))
     root = fn.root or fn.source
     seen = {arc for arc, _ in files}
     for rel in fn.shared:
@@ -113,6 +113,24 @@ def app_files(fn: FunctionConfig, *, extra_excludes: list[Path] | None = None) -
         files.extend(extra)
     files.sort(key=lambda item: item[0].split("/"))
     return files
+
+
+def _chalice_vendor(fn: FunctionConfig, files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """A Chalice app's ``vendor/`` directory goes to the package root, as ``chalice package`` puts it."""
+    if not any(rel.startswith("vendor/") for rel, _ in files) or not is_chalice_app(fn.source):
+        return files
+    own = {rel for rel, _ in files if not rel.startswith("vendor/")}
+    out = []
+    for rel, path in files:
+        if rel.startswith("vendor/"):
+            rel = rel.removeprefix("vendor/")
+            if rel in own:
+                raise LambdashipError(
+                    f"vendor/{rel} of Chalice app {fn.key!r} would replace the app's own {rel}",
+                    "rename one of them (Chalice puts vendor/ at the package root)",
+                )
+        out.append((rel, path))
+    return out
 
 
 def _source_files(fn: FunctionConfig, extra_excludes: list[Path] | None) -> list[tuple[str, Path]]:

@@ -100,9 +100,12 @@ class DepsPlan:
     named: frozenset[str]
     prune: tuple[str, ...]
     interpreter: str | None  # for bytecode
+    extra: tuple[str, ...] = ()  # requirements the app needs but does not name (a Chalice app's chalice)
 
     @property
     def empty(self) -> bool:
+        if self.extra:
+            return False
         return self.requirements_file is None or not (self.named or reqs.has_options(self.requirements_text))
 
 
@@ -111,12 +114,16 @@ def plan(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") ->
     req = reqs.requirements_file(fn)
     req_text = reqs.requirements_text(req) if req else ""
     named = reqs.named_requirements(req_text)
+    extra = reqs.implicit_requirements(fn, named)
+    if extra:
+        req_text += "\n# added by lambdaship\n" + "\n".join(extra) + "\n"
+        named |= {reqs.requirement_name(e) or e for e in extra}
     prune: tuple[str, ...] = ()
     if target == "lambda" and _base_is_aws(fn):
         prune = tuple(p for p in AWS_BASE_PACKAGES if p not in named)
     pyc = bytecode.find_interpreter(fn.python) if target == "lambda" and bytecode.bytecode_enabled() else None
     key = _cache_key(fn, target, req_text, prune, pyc)
-    return DepsPlan(key, req, req_text, frozenset(named), prune, pyc)
+    return DepsPlan(key, req, req_text, frozenset(named), prune, pyc, extra)
 
 
 def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") -> DepsResult:
@@ -139,13 +146,19 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
     try:
         tree = tmp / "tree"
         tree.mkdir()
-        if req is not None and named | reqs.has_options(req_text):
-            cmd, env = installer.install_cmd(fn, target, req, tree)
+        if (req is not None or p.extra) and named | reqs.has_options(req_text):
+            req_file = req
+            if p.extra:  # the user's file plus what it lacks, in a file of our own
+                req_file = tmp / "requirements.txt"
+                req_file.write_text((f"-r {req}\n" if req else "") + "\n".join(p.extra) + "\n", encoding="utf-8")
+            assert req_file is not None
+            cmd, env = installer.install_cmd(fn, target, req_file, tree)
             t0 = time.monotonic()
-            proc = subprocess.run(cmd, cwd=req.parent, env=env, capture_output=True, text=True, timeout=1800)
+            proc = subprocess.run(cmd, cwd=req.parent if req else fn.source, env=env, capture_output=True,
+                                  text=True, timeout=1800)
             timings["install"] = time.monotonic() - t0
             if proc.returncode != 0:
-                raise installer.install_error(proc.stderr, fn, req.name)
+                raise installer.install_error(proc.stderr, fn, req.name if req else "requirements.txt")
         pruning.clean(tree)
         pruned = []
         for spec, dist_info in pruning.installed(tree).items():

@@ -118,7 +118,9 @@ def install_cmd(fn: FunctionConfig, target: str, req: Path, dest: Path) -> tuple
     env = dict(os.environ)
     uv = uv_binary()
     if uv:
-        cmd = [uv, "pip", "install", "--no-progress", "--target", str(dest), "-r", str(req)]
+        # --link-mode copy: files of their own, not hard links into uv's cache (a change to one
+        # would change the other: a doctored tree would poison every later install, and back).
+        cmd = [uv, "pip", "install", "--no-progress", "--link-mode", "copy", "--target", str(dest), "-r", str(req)]
         if target == "lambda":
             cmd += ["--only-binary", ":all:", "--python-platform", fn.platform.uv_platform,
                     "--python-version", fn.python]

@@ -4,6 +4,7 @@ distribution names it asks for."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,3 +103,31 @@ def has_options(text: str) -> set[str]:
         if local or line.startswith(("-e", "--editable")):
             out.add(line)
     return out
+
+
+_NOTED: set[tuple[str, str]] = set()
+
+
+def implicit_requirements(fn: FunctionConfig, named: set[str]) -> tuple[str, ...]:
+    """Requirements the app needs but does not name: a Chalice app's ``chalice``, as ``chalice
+    deploy`` bundles it. The version installed on this machine (read from its metadata, never
+    imported), else the latest release. Says so once per process on stderr."""
+    from lambdaship.config import is_chalice_app
+
+    if "chalice" in named or not is_chalice_app(fn.source):
+        return ()
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            spec, why = f"chalice=={version('chalice')}", "the version installed here"
+        except PackageNotFoundError:
+            spec, why = "chalice", "the latest release; pin it"
+    except ImportError:  # pragma: no cover - importlib.metadata is in the standard library
+        spec, why = "chalice", "the latest release; pin it"
+    if (str(fn.source), spec) not in _NOTED:
+        _NOTED.add((str(fn.source), spec))
+        where = fn.requirements or "requirements.txt"
+        sys.stderr.write(f"note: {where} does not name chalice; adding {spec} ({why}), as 'chalice deploy' does\n")
+        sys.stderr.flush()
+    return (spec,)
