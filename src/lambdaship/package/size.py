@@ -175,9 +175,11 @@ def analyze(fn: FunctionConfig) -> SizeReport:
     installed = deps.install(fn, target="lambda")
     req = requirements.requirements_file(fn)
     direct = sorted(requirements.named_requirements(req.read_text(encoding="utf-8"))) if req else []
+    app = project.app_files(fn)
+    project.warn_access_keys(app)  # files that look like credentials, by name only
     report = analyze_tree(
         Path(installed.path),
-        project.app_files(fn),
+        app,
         deps_hash=installed.hash,
         requirements=direct,
         pruned=list(getattr(installed, "pruned", ())),
