@@ -50,7 +50,7 @@ def gateway_for(invoke: Callable[[bytes], InvokeResult], model: AppModel, *, htt
 
 
 def serve_gateway(fn: Any, invoke: Callable[[bytes], InvokeResult], *, http_api_v2: bool = False,
-                  pythonpath: list[Any] | None = None, make_runtime: Callable[[str], Any] | None = None,
+                  make_runtime: Callable[[str], Any] | None = None,
                   warn: Callable[[str], None] | None = None) -> tuple[Gateway, Callable[[], None]]:
     """``serve``'s gateway for ``fn`` and the function that reloads its model after a change.
 
@@ -63,7 +63,7 @@ def serve_gateway(fn: Any, invoke: Callable[[bytes], InvokeResult], *, http_api_
 
     def load() -> AppModel | None:
         try:
-            return extract(fn, pythonpath=pythonpath)
+            return extract(fn)
         except LambdashipError as exc:
             if warn is not None:
                 warn(f"lambdaship: {exc.one_line()}; using the routes read from the source")
@@ -89,3 +89,27 @@ def serve_gateway(fn: Any, invoke: Callable[[bytes], InvokeResult], *, http_api_
             pool.recycle()
 
     return gw, reload
+
+
+class _EngineHandler:
+    """One handler of the app (an authorizer) run by the engine on the current spec."""
+
+    def __init__(self, engine: Any, spec: Callable[[], Any], handler: str) -> None:
+        self.engine, self.spec, self.handler = engine, spec, handler
+
+    def invoke(self, payload: bytes) -> InvokeResult:
+        return self.engine.invoke(self.spec().with_(handler=self.handler), payload)
+
+    def recycle(self) -> None:
+        self.engine.recycle(self.spec().with_(handler=self.handler))
+
+    def close(self) -> None:
+        self.engine.discard(self.spec().with_(handler=self.handler))
+
+
+def engine_gateway(fn: Any, engine: Any, spec: Callable[[], Any], *, http_api_v2: bool = False,
+                   warn: Callable[[str], None] | None = None) -> tuple[Gateway, Callable[[], None]]:
+    """``serve``'s gateway on the local engine: the function is ``spec()`` (the current
+    FunctionSpec), authorizers are the same spec with their handler."""
+    return serve_gateway(fn, lambda payload: engine.invoke(spec(), payload), http_api_v2=http_api_v2,
+                         make_runtime=lambda handler: _EngineHandler(engine, spec, handler), warn=warn)

@@ -65,8 +65,7 @@ def register(app: typer.Typer) -> None:
         """
         from lambdaship.local import sandbox
         from lambdaship.local.engine import Engine, FunctionSpec
-        from lambdaship.local.gateway import Gateway
-        from lambdaship.local.serve import Watcher, routes_for, serve_forever, stderr_sink
+        from lambdaship.local.serve import Watcher, serve_forever, stderr_sink
         from lambdaship.local.specs import caller_credentials, local_environment, project_spec
 
         _, fn = project_and_function(project, function)
@@ -78,9 +77,11 @@ def register(app: typer.Typer) -> None:
 
         current = [make_spec()]
         engine = Engine(max_workers=workers, log_sink=stderr_sink())
-        routes = routes_for(fn.source)
-        gateway = Gateway(lambda payload: engine.invoke(current[0], payload), routes=routes,
-                          http_api_v2=http_api_v2)
+        from lambdaship.api.local import engine_gateway  # API Gateway's answers from the app's model (issue 18)
+
+        gateway, reload_model = engine_gateway(fn, engine, lambda: current[0], http_api_v2=http_api_v2,
+                                               warn=stderr_sink())
+        routes = gateway.routes
         engine.start(current[0], warm=1)
 
         watcher = None
@@ -91,13 +92,13 @@ def register(app: typer.Typer) -> None:
                 sys.stderr.write(f"lambdaship: {first}{more} changed; reloading workers\n")
                 sys.stderr.flush()
                 old, new = current[0], make_spec()  # a changed requirements file: new dependency tree
-                gateway.set_routes(routes_for(fn.source))
                 if new == old:
                     engine.recycle(old)
                 else:
                     current[0] = new
                     engine.discard(old)
                 engine.start(current[0], warm=1)
+                reload_model()
 
             watcher = Watcher([fn.source], on_change)
 

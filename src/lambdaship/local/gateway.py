@@ -62,7 +62,7 @@ def cors_preflight(route: Route) -> HttpResponse:
     that route's ``CORSConfig`` (``Max-Age`` only when configured)."""
     headers = dict(route.cors_headers) if route.cors_headers is not None else rules.DEFAULT_CORS
     methods = list(route.cors_methods or route.methods)
-    return HttpResponse(200, rules.preflight_headers(headers, methods), b"{}")
+    return HttpResponse(200, rules.preflight_headers(headers, methods), b"")  # a MOCK without a response template
 
 
 def _is_text(content_type: str) -> bool:
