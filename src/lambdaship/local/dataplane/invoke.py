@@ -6,7 +6,7 @@ name's ``:qualifier``) is a version or an alias; weighted aliases pick a version
 ``X-Amz-Executed-Version`` says which ran. ``X-Amz-Log-Type: Tail`` returns the last 4 KB of the
 log in ``X-Amz-Log-Result``. A failed function answers 200 with ``X-Amz-Function-Error:
 Unhandled`` and Lambda's error document (``errorMessage``, ``errorType``, ``stackTrace``).
-An unknown function is passed through, so moto's own error answers.
+An unknown function, version or alias answers 404 ``ResourceNotFoundException``.
 """
 
 from __future__ import annotations
@@ -53,9 +53,7 @@ class Invoker:
         qualifier = (query.get("Qualifier") or [None])[0]
         try:
             target = self.functions.resolve(unquote(req.match.group("name")), qualifier)
-        except NotFound as exc:
-            if not exc.function_exists:
-                return None  # moto answers for a function it does not know, exactly as it would
+        except NotFound as exc:  # (moto itself answers 500 for an unknown function)
             return service_error(404, "ResourceNotFoundException", f"Function not found: {exc.resource}")
         except CodeMissing:
             return service_error(502, "ServiceException", "the local data plane has no copy of this function's "

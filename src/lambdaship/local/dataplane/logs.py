@@ -30,7 +30,11 @@ def lines_for(spec: CodeSpec, out: Outcome) -> list[str]:
         report += f"Init Duration: {out.init_duration_ms:.2f} ms\t"
     if out.timed_out:
         report += "Status: timeout"
-    return [f"START RequestId: {out.request_id} Version: {spec.version}", *out.logs,
+    body = list(out.logs)
+    if out.timed_out:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+        body.append(f"{stamp} {out.request_id} Task timed out after {spec.timeout:.2f} seconds")
+    return [f"START RequestId: {out.request_id} Version: {spec.version}", *body,
             f"END RequestId: {out.request_id}", report.rstrip("\t")]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -73,10 +74,17 @@ class Backend(Protocol):
 
 
 class Workers:
-    """One warm handle per (function, version); a changed fingerprint replaces it."""
+    """One warm handle per (function, version); a changed fingerprint replaces it.
 
-    def __init__(self, backend: Backend) -> None:
+    Every start and invocation runs on this object's own long-lived threads, never on the
+    caller's: the sandbox ties each runtime to the thread that spawned it (``bwrap
+    --die-with-parent`` is PR_SET_PDEATHSIG, which fires when that *thread* exits), and the
+    HTTP server's threads end with their connection.
+    """
+
+    def __init__(self, backend: Backend, threads: int = 32) -> None:
         self.backend = backend
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dataplane-worker")
         self._handles: dict[tuple[str, str], tuple[str, Any]] = {}
         self._lock = threading.Lock()
         self._starting: dict[tuple[str, str], threading.Lock] = {}
@@ -104,6 +112,9 @@ class Workers:
             return handle
 
     def invoke(self, spec: CodeSpec, payload: bytes) -> Outcome:
+        return self._threads.submit(self._invoke, spec, payload).result()
+
+    def _invoke(self, spec: CodeSpec, payload: bytes) -> Outcome:
         return self.backend.invoke(self._handle(spec), payload, spec.timeout)
 
     def drop_function(self, function_name: str) -> None:
@@ -125,3 +136,4 @@ class Workers:
         for h in handles:
             self.backend.stop(h)
         self.backend.close()
+        self._threads.shutdown(wait=False, cancel_futures=True)
