@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from lambdaship.api.model import extract
 from lambdaship.config import load_project
@@ -73,7 +74,7 @@ def test_an_app_that_fails_to_import_is_one_error_line(tmp_path: Path) -> None:
 
 def test_the_model_is_a_frozen_value() -> None:
     m = extract(load_project(APP).function())
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         m.routes = ()  # type: ignore[misc]
     assert json.loads(m.model_dump_json())["app_name"] == "chalice-features"
     assert os.environ.get("AWS_SECRET_ACCESS_KEY") != "host-secret-value"
