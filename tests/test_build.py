@@ -286,7 +286,7 @@ def test_manifest_over_lambda_limit(local_stack, tmp_path: Path) -> None:
 
 def test_bad_architecture_flag(base_image_ref: str, tmp_path: Path) -> None:
     r = run_cli("build", "-C", str(_bad_app(tmp_path)), "--base-image", base_image_ref, "--architecture", "ppc")
-    assert r.returncode == 2 and r.stderr.startswith("error: --architecture 'ppc' is not supported")
+    assert r.returncode == 2 and r.stderr == "error: --architecture 'ppc' is not supported; use one of: x86_64, arm64\n"
 
 
 def test_fresh_runner_reuses_the_pushed_deps_layer(base_image_ref: str, local_stack, tmp_path: Path) -> None:
@@ -400,3 +400,19 @@ def test_app_bytecode_only_for_the_target_version(base_image_ref: str, tmp_path:
         assert b"/var/task/handler.py" in data and str(app).encode() not in data
     else:
         assert not result["bytecode"] and pycs == {}
+
+
+def test_progress_is_a_stream_of_events(base_image_ref: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """build_image reports progress as BuildEvents to the caller's sink and prints nothing itself."""
+    from lambdaship.config import load_project
+    from lambdaship.image.build import build_image
+
+    app = _copy_app(HANDLER_APP, tmp_path / "app", 1_600_000_000)
+    fn = load_project(app, {"base_image": base_image_ref}).function()
+    events: list = []
+    result = build_image(fn, progress=events.append, out=tmp_path / "layout")
+    assert [e.stage for e in events] == ["resolve", "layers", "fetch", "done"]
+    done = events[-1]
+    assert done.detail == result.image.digest
+    assert done.bytes == sum(lay.size for lay in result.image.layers) and done.seconds > 0
+    assert capfd.readouterr() == ("", "")

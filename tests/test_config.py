@@ -128,3 +128,34 @@ def test_handler_required_for_non_chalice(tmp_path):
     fn = load_project(tmp_path).function()
     with pytest.raises(ConfigError, match="no handler configured"):
         _ = fn.resolved_handler
+
+
+def test_architecture_is_one_value_in_every_spelling(tmp_path):
+    text = 'function_name = "f"\nhandler = "a.b"\narchitecture = "arm64"\npython = "3.11"\n'
+    fn = load_project(write(tmp_path / "lambdaship.toml", text)).function()
+    assert (fn.platform.architecture.oci, fn.platform.architecture.docker_platform, fn.platform.uv_platform) == (
+        "arm64", "linux/arm64", "aarch64-manylinux2014")
+    assert fn.image_base == "public.ecr.aws/lambda/python:3.11"
+    assert fn.architecture == "arm64"  # the config value compares (and serialises) as Lambda's own spelling
+
+
+@pytest.mark.parametrize("command", ["build", "size", "dockerfile"])
+def test_build_flags_are_declared_once_for_every_command(command):
+    """build, size and dockerfile take the same project and build-affecting flags (commands/options.py)."""
+    from tests.conftest import run_cli
+
+    out = run_cli(command, "--help", env={"COLUMNS": "200", "TERM": "dumb"}).stdout
+    for flag in ("--project", "--function", "--base-image", "--python", "--architecture", "--package-type",
+                 "--memory", "--timeout"):
+        assert flag in out, (command, flag)
+    assert "[x86_64|arm64]" in out
+
+
+@pytest.mark.parametrize("command", ["build", "size", "dockerfile"])
+def test_bad_architecture_fails_while_parsing(command, tmp_path):
+    """A bad --architecture is refused before any config is read (tmp_path has none): one line, exit 2."""
+    from tests.conftest import run_cli
+
+    r = run_cli(command, "-C", str(tmp_path), "--architecture", "sparc")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == "error: --architecture 'sparc' is not supported; use one of: x86_64, arm64\n"

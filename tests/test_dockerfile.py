@@ -197,3 +197,17 @@ def test_shared_paths_outside_the_context_are_refused(tmp_path):
         "context cannot reach; build with 'lambdaship build', or set source = \".\" narrowed with include/exclude"
     ]
     assert not (tmp_path / "svc" / "Dockerfile").exists()
+
+
+def test_build_flags_override_the_config_like_build(tmp_path: Path) -> None:
+    """The shared build flags (--python, --architecture, --base-image) reach the Dockerfile as they reach
+    `lambdaship build`: over the config's values."""
+    (tmp_path / "handler.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "lambdaship.toml").write_text('function_name = "flags"\nhandler = "handler.handler"\npython = "3.11"\n')
+    out = generate(tmp_path, "--python", "3.13", "--arch", "arm64")
+    cmds = dockerfile.parse_file(str(tmp_path / "Dockerfile"))
+    assert cmds[0].flags == ("--platform=linux/arm64",)
+    assert cmds[0].value == ("public.ecr.aws/lambda/python:3.13",)
+    assert "--platform linux/arm64" in out["build_command"]
+    generate(tmp_path, "--force")
+    assert dockerfile.parse_file(str(tmp_path / "Dockerfile"))[0].value == ("public.ecr.aws/lambda/python:3.11",)

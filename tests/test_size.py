@@ -173,3 +173,21 @@ def test_unknown_function_is_a_config_error(app: Path):
     proc = run_cli("size", "-f", "nope", cwd=app)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: no function 'nope'")
+
+
+def test_size_measures_the_configured_target_and_takes_the_build_flags(tmp_path: Path) -> None:
+    """`size` measures what deploy would ship: the config's Python/architecture, and the same flags
+    (--python, --architecture, …) override them the same way (it used to measure 3.12 whatever deploy used)."""
+    (tmp_path / "handler.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "lambdaship.toml").write_text('function_name = "sized"\nhandler = "handler.handler"\npython = "3.11"\n')
+    from lambdaship.package.deps import plan
+
+    configured = json.loads(run_cli("size", "--json", cwd=tmp_path).stdout)
+    assert (configured["python"], configured["architecture"]) == ("3.11", "x86_64")
+    assert configured["deps_hash"] == plan(load_project(tmp_path).function()).hash
+    proc = run_cli("size", "--json", "--python", "3.13", "--architecture", "arm64", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    flagged = json.loads(proc.stdout)
+    assert (flagged["python"], flagged["architecture"]) == ("3.13", "arm64")
+    fn = load_project(tmp_path, {"python": "3.13", "architecture": "arm64"}).function()
+    assert flagged["deps_hash"] == plan(fn).hash != configured["deps_hash"]

@@ -185,7 +185,7 @@ def analyze(fn: FunctionConfig) -> SizeReport:
         pruned=list(getattr(installed, "pruned", ())),
         function=fn.function_name,
         python=fn.python,
-        architecture=fn.architecture,
+        architecture=fn.platform.architecture.value,
         zip_bucket=fn.zip_bucket,
     )
     rec = report.recommendation
@@ -196,23 +196,8 @@ def analyze(fn: FunctionConfig) -> SizeReport:
     return report
 
 
-def analyze_tree(
-    deps_dir: Path,
-    app: list[tuple[str, Path]],
-    *,
-    deps_hash: str | None = None,
-    requirements: list[str] | None = None,
-    pruned: list[str] | None = None,
-    function: str = "",
-    python: str = "",
-    architecture: str = "",
-    zip_bucket: str | None = None,
-) -> SizeReport:
-    """Measure an installed dependency tree plus app files (no network).
-
-    ``requirements``: the names the user asked for (marked "direct"); ``pruned``: runtime-provided
-    packages the installer already left out (reported, not measured).
-    """
+def _entries(deps_dir: Path, deps_hash: str | None, app: list[tuple[str, Path]]) -> tuple[dict, dict]:
+    """The zip entries of the dependency part (the cached deps zip a deploy uses) and of the app."""
     with tempfile.TemporaryDirectory(prefix="lambdaship-size-") as tmp:
         if deps_hash:
             deps_zip = archive.deps_zip(deps_dir, deps_hash).path
@@ -220,7 +205,13 @@ def analyze_tree(
             deps_zip = archive.write_zip(Path(tmp, "deps.zip"), archive.tree_files(deps_dir)).path
         dep_entries = archive.read_entries(deps_zip)
         app_entries = archive.read_entries(archive.write_zip(Path(tmp, "app.zip"), app).path) if app else {}
+    return dep_entries, app_entries
 
+
+def _rows(deps_dir: Path, dep_entries: dict, app_entries: dict,
+          requirements: list[str] | None) -> tuple[list[Row], Row]:
+    """Every zip entry attributed to a distribution (RECORD, its .py for a .pyc, the top-level
+    directory's main owner, else "(other files)"); rows sorted by size, and the app's row."""
     direct = {n for r in (requirements or []) if (n := requirement_name(r))}
     dists = _read_dists(deps_dir)
     req_by = _required_by(dists, direct)
@@ -243,38 +234,33 @@ def analyze_tree(
         if name in app_entries:
             continue  # the app's file replaces it in the package
         row = owner.get(name) or owner.get(_pyc_source(name)) or by_top.get(name.split("/", 1)[0]) or other
-        row.files += 1
-        row.size += e.size
-        row.zipped += e.compressed_size + archive.entry_overhead(name)
+        _count(row, name, e)
     for name, e in app_entries.items():
-        app_row.files += 1
-        app_row.size += e.size
-        app_row.zipped += e.compressed_size + archive.entry_overhead(name)
+        _count(app_row, name, e)
     rows = [r for r in rows if r.files] + [r for r in (other,) if r.files]
     rows.sort(key=lambda r: (-r.size, r.name.lower()))
-    deps_size = sum(r.size for r in rows)
-    deps_zipped = sum(r.zipped for r in rows)
-    unzipped = deps_size + app_row.size
-    zip_size = deps_zipped + app_row.zipped + archive.END_OVERHEAD
-    files = sum(r.files for r in rows) + app_row.files
+    return rows, app_row
 
-    rp = [r for r in rows if r.kind == "runtime-provided"]
-    rp_size, rp_zipped = sum(r.size for r in rp), sum(r.zipped for r in rp)
-    runtime_info = {
-        "packages": [r.name for r in rp],
-        "already_left_out": sorted(pruned or []),
-        "size": rp_size,
-        "zipped": rp_zipped,
-        "zip_size_without": zip_size - rp_zipped,
-        "unzipped_size_without": unzipped - rp_size,
-    }
-    limits = [
+
+def _count(row: Row, name: str, entry: Any) -> None:
+    row.files += 1
+    row.size += entry.size
+    row.zipped += entry.compressed_size + archive.entry_overhead(name)
+
+
+def _limits(zip_size: int, unzipped: int) -> list[Limit]:
+    return [
         Limit("zip direct upload", zipplan.ZIP_DIRECT_LIMIT, zip_size, zip_size <= zipplan.ZIP_DIRECT_LIMIT, "zipped"),
         Limit("zip unzipped (incl. layers)", zipplan.ZIP_UNZIPPED_LIMIT, unzipped,
               unzipped <= zipplan.ZIP_UNZIPPED_LIMIT, "unzipped"),
         Limit("container image", zipplan.IMAGE_LIMIT, unzipped, unzipped <= zipplan.IMAGE_LIMIT,
               "unzipped, excluding the base image"),
     ]
+
+
+def _recommend(zip_size: int, unzipped: int, zip_bucket: str | None, rp: list[Row],
+               runtime_info: dict[str, Any]) -> dict[str, str]:
+    """Zip (direct or S3) or image for these sizes, with the alternatives that would also fit."""
     decision = zipplan.decide(zip_size, unzipped, zip_bucket, requested="auto")
     rec = {"package_type": decision.package_type, "upload": decision.upload, "reason": decision.reason}
     alternatives = []
@@ -291,9 +277,46 @@ def analyze_tree(
         )
     if alternatives:
         rec["alternative"] = "; ".join(alternatives)
+    return rec
+
+
+def analyze_tree(
+    deps_dir: Path,
+    app: list[tuple[str, Path]],
+    *,
+    deps_hash: str | None = None,
+    requirements: list[str] | None = None,
+    pruned: list[str] | None = None,
+    function: str = "",
+    python: str = "",
+    architecture: str = "",
+    zip_bucket: str | None = None,
+) -> SizeReport:
+    """Measure an installed dependency tree plus app files (no network).
+
+    ``requirements``: the names the user asked for (marked "direct"); ``pruned``: runtime-provided
+    packages the installer already left out (reported, not measured).
+    """
+    dep_entries, app_entries = _entries(deps_dir, deps_hash, app)
+    rows, app_row = _rows(deps_dir, dep_entries, app_entries, requirements)
+    deps_size = sum(r.size for r in rows)
+    deps_zipped = sum(r.zipped for r in rows)
+    unzipped = deps_size + app_row.size
+    zip_size = deps_zipped + app_row.zipped + archive.END_OVERHEAD
+    rp = [r for r in rows if r.kind == "runtime-provided"]
+    rp_size, rp_zipped = sum(r.size for r in rp), sum(r.zipped for r in rp)
+    runtime_info = {
+        "packages": [r.name for r in rp],
+        "already_left_out": sorted(pruned or []),
+        "size": rp_size,
+        "zipped": rp_zipped,
+        "zip_size_without": zip_size - rp_zipped,
+        "unzipped_size_without": unzipped - rp_size,
+    }
     return SizeReport(
         function=function, python=python, architecture=architecture, deps_hash=deps_hash or "",
         rows=[*rows, app_row], deps_size=deps_size, deps_zipped=deps_zipped, app_size=app_row.size,
-        app_zipped=app_row.zipped, unzipped_size=unzipped, zip_size=zip_size, files=files,
-        runtime_provided=runtime_info, limits=limits, recommendation=rec,
+        app_zipped=app_row.zipped, unzipped_size=unzipped, zip_size=zip_size,
+        files=sum(r.files for r in rows) + app_row.files, runtime_provided=runtime_info,
+        limits=_limits(zip_size, unzipped), recommendation=_recommend(zip_size, unzipped, zip_bucket, rp, runtime_info),
     )

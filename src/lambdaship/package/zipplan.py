@@ -167,12 +167,13 @@ def upload(fn: FunctionConfig, zplan: ZipPlan, *, create_bucket: bool = False) -
 
 def function_params(fn: FunctionConfig) -> dict:
     """Create/update-configuration parameters that differ between zip and image functions."""
-    return {"Runtime": f"python{fn.python}", "Handler": fn.resolved_handler}
+    return {"Runtime": fn.platform.lambda_runtime, "Handler": fn.resolved_handler}
 
 
 def create_params(fn: FunctionConfig, code: dict) -> dict:
     """``CreateFunction`` parameters specific to a zip function (merge with the common ones)."""
-    return {"PackageType": "Zip", "Code": code, "Architectures": [fn.architecture], **function_params(fn)}
+    return {"PackageType": "Zip", "Code": code, "Architectures": [fn.platform.architecture.lambda_name],
+            **function_params(fn)}
 
 
 def check_code_sha256(response: dict, art: ZipArtifact) -> None:
