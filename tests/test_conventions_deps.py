@@ -200,3 +200,27 @@ def test_requires_python_above_the_target_warns(tmp_path):
 ])
 def test_poetry_constraints_as_pep440(spec, pep440):
     assert poetry_constraint(spec) == pep440
+
+
+# ---- source-only packages --------------------------------------------------------------------
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_pure_python_sdist_is_built_into_a_wheel_for_the_target(tmp_path, arch):
+    d = _app(tmp_path / "app", f'architecture = "{arch}"\n')
+    (d / "requirements.txt").write_text("docopt==0.6.2\nsix==1.17.0\n")
+    fn = load_project(d).function(None)
+    result = deps.install(fn)
+    assert sorted(result.requirements) == ["docopt==0.6.2", "six==1.17.0"]
+    assert (result.path / "docopt.py").is_file()
+    wheel_tag = next(result.path.glob("docopt-0.6.2.dist-info")).joinpath("WHEEL").read_text()
+    assert "Tag: py3-none-any" in wheel_tag
+
+
+def test_native_sdists_are_refused_all_named_in_one_line(tmp_path):
+    d = _app(tmp_path / "app")
+    (d / "requirements.txt").write_text("docopt==0.6.2\npycrypto==2.6.1\nmarkupsafe==1.1.1\nsix==1.17.0\n")
+    r = run_cli("size", "-C", str(d), "--json")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "error: no wheel for Python 3.11 on x86_64-manylinux2014 and native code to compile: markupsafe==1.1.1, "
+        "pycrypto==2.6.1; pin versions that ship manylinux wheels, or vendor wheels built for the target (a "
+        "directory of .whl files and '--find-links <dir>' in the requirements file)"]

@@ -156,6 +156,13 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
             t0 = time.monotonic()
             proc = subprocess.run(cmd, cwd=req.parent if req else fn.source, env=env, capture_output=True,
                                   text=True, timeout=1800)
+            if proc.returncode != 0 and target == "lambda" and installer.sdist_error(proc.stderr, fn):
+                from lambdaship.package import sdists  # hook: pure-Python sdists built into wheels
+
+                wheels = sdists.build_pure_wheels(fn, req_file)
+                if wheels is not None:
+                    proc = subprocess.run([*cmd, "--find-links", str(wheels)], cwd=req.parent if req else fn.source,
+                                          env=env, capture_output=True, text=True, timeout=1800)
             timings["install"] = time.monotonic() - t0
             if proc.returncode != 0:
                 raise installer.install_error(proc.stderr, fn, req.name if req else "requirements.txt")
