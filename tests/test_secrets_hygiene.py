@@ -24,6 +24,12 @@ from tests.conftest import run_cli
 from tests.test_deploy import aws, make_role, uid
 
 ACCESS_KEY = "AKIAQWERTYUIOPASDFGH"  # an access-key-shaped string in an app file (warned about)
+# Credential files a repository commonly holds (issue #19): kept out by the default excludes.
+NEW_SECRET_FILES = (
+    ".envrc", ".netrc", ".pypirc", ".npmrc", ".git-credentials", ".docker/config.json", ".kube/config",
+    ".gnupg/pubring.kbx", ".config/gcloud/credentials.db", ".azure/msal_token_cache.json", "terraform.tfstate",
+    "terraform.tfstate.backup", "keys/app.jks", "keys/app.keystore", "keys/cert.pfx", "id_rsa.old",
+)
 
 
 def _canary(kind: str) -> str:
@@ -55,7 +61,7 @@ def _leaks(text: bytes | str, canaries: dict[str, str]) -> list[str]:
 def test_secret_values_never_leak(local_stack, base_image_ref: str, tmp_path: Path) -> None:
     name = uid("hyg")
     c = {k: _canary(k) for k in ("secretsmanager", "ssm", "dotenv", "config", "dotenv_local", "aws_dir", "git",
-                                 "id_rsa", "pem", "ssh", "bad_env_line")}
+                                 "id_rsa", "pem", "ssh", "bad_env_line", *NEW_SECRET_FILES)}
     aws("secretsmanager").create_secret(Name=f"{name}/app",
                                         SecretString=json.dumps({"DB_PASSWORD": c["secretsmanager"]}))
     aws("ssm").put_parameter(Name=f"/{name}/API_TOKEN", Value=c["ssm"], Type="SecureString")
@@ -72,6 +78,7 @@ def test_secret_values_never_leak(local_stack, base_image_ref: str, tmp_path: Pa
         "certs/server.pem": f"-----BEGIN PRIVATE KEY-----\n{c['pem']}\n",
         ".ssh/id_ed25519": f"{c['ssh']}\n",
         "bad.env": f"OK=1\nthis line is broken {c['bad_env_line']}\n",
+        **{rel: f"secret = {c[rel]}\n" for rel in NEW_SECRET_FILES},
         "lambdaship.toml": (
             f'function_name = "{name}"\nhandler = "app.handler"\nbase_image = "{base_image_ref}"\n'
             f'role = "{make_role()}"\nenv_file = ".env"\n'
@@ -150,7 +157,8 @@ def test_secret_values_never_leak(local_stack, base_image_ref: str, tmp_path: Pa
                     assert not _leaks(content, c), m.name
     task = [n.removeprefix("./") for n in names if n.removeprefix("./").startswith("var/task/")]
     assert "var/task/app.py" in task and "var/task/settings.py" in task
-    for excluded in (".env", "sub/.env.local", ".aws", ".git", "id_rsa", "certs/server.pem", ".ssh", "bad.env"):
+    for excluded in (".env", "sub/.env.local", ".aws", ".git", "id_rsa", "certs/server.pem", ".ssh", "bad.env",
+                     *NEW_SECRET_FILES):
         assert not any(n == f"var/task/{excluded}" or n.startswith(f"var/task/{excluded}/") for n in task), (
             excluded, task)
 
@@ -173,7 +181,8 @@ def test_default_excludes_and_access_key_warning(tmp_path: Path) -> None:
     from lambdaship.project import app_files, files_with_access_keys
 
     for rel in ("app.py", ".env", ".env.prod", ".aws/config", ".git/HEAD", "id_rsa", "deploy/id_ed25519",
-                "tls/key.pem", "tls/server.key", ".ssh/known_hosts", "cert.p12", "lib/keys.py", "notes.txt"):
+                "tls/key.pem", "tls/server.key", ".ssh/known_hosts", "cert.p12", "lib/keys.py", "notes.txt",
+                *NEW_SECRET_FILES):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x\n")
     (tmp_path / "lib/keys.py").write_text(f"KEY = '{ACCESS_KEY}'\n")
