@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from lambdaship import cacheverify, paths
+from lambdaship.errors import LambdashipError
 from lambdaship.package import bytecode, installer
 from lambdaship.package import prune as pruning
 from lambdaship.package import requirements as reqs
@@ -147,32 +148,8 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
         tree = tmp / "tree"
         tree.mkdir()
         if (req is not None or p.extra) and named | reqs.has_options(req_text):
-            req_file = req
-            if p.extra:  # the user's file plus what it lacks, in a file of our own
-                req_file = tmp / "requirements.txt"
-                req_file.write_text((f"-r {req}\n" if req else "") + "\n".join(p.extra) + "\n", encoding="utf-8")
-            assert req_file is not None
-            cmd, env = installer.install_cmd(fn, target, req_file, tree)
-            t0 = time.monotonic()
-            proc = subprocess.run(cmd, cwd=req.parent if req else fn.source, env=env, capture_output=True,
-                                  text=True, timeout=1800)
-            if proc.returncode != 0 and target == "lambda" and installer.sdist_error(proc.stderr, fn):
-                from lambdaship.package import sdists  # hook: pure-Python sdists built into wheels
-
-                wheels = sdists.build_pure_wheels(fn, req_file)
-                if wheels is not None:
-                    proc = subprocess.run([*cmd, "--find-links", str(wheels)], cwd=req.parent if req else fn.source,
-                                          env=env, capture_output=True, text=True, timeout=1800)
-            timings["install"] = time.monotonic() - t0
-            if proc.returncode != 0:
-                raise installer.install_error(proc.stderr, fn, req.name if req else "requirements.txt")
-        pruning.clean(tree)
-        pruned = []
-        for spec, dist_info in pruning.installed(tree).items():
-            if spec.split("==")[0] in prune:
-                pruning.remove_dist(tree, dist_info)
-                pruned.append(spec.split("==")[0])
-        pruned_tests = pruning.prune_tests(tree) if target == "lambda" and pruning.prune_tests_enabled() else []
+            timings["install"] = _run_installer(fn, p, target, tmp, tree)
+        pruned, pruned_tests = _trim(tree, prune, target)
         if pyc:
             t0 = time.monotonic()
             bytecode.compile_tree(tree, pyc)
@@ -195,6 +172,46 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
         shutil.rmtree(tmp, ignore_errors=True)
     return DepsResult(entry / "tree", key, requirements, cached=False, pruned=tuple(pruned), bytecode=bool(pyc),
                       timings=timings, content_bytes=content_bytes, entries=entries)
+
+
+def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path) -> float:
+    """Install ``p``'s requirements into ``tree`` (pure-Python sdists built into wheels when the
+    only-binary install fails on them); the seconds it took. One-line error on failure."""
+    req = p.requirements_file
+    req_file = req
+    if p.extra:  # the user's file plus what it lacks, in a file of our own
+        req_file = tmp / "requirements.txt"
+        req_file.write_text((f"-r {req}\n" if req else "") + "\n".join(p.extra) + "\n", encoding="utf-8")
+    if req_file is None:
+        raise LambdashipError("internal: nothing to install from")
+    cmd, env = installer.install_cmd(fn, target, req_file, tree)
+    cwd = req.parent if req else fn.source
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0 and target == "lambda" and installer.sdist_error(proc.stderr, fn):
+        from lambdaship.package import sdists  # hook: pure-Python sdists built into wheels
+
+        wheels = sdists.build_pure_wheels(fn, req_file)
+        if wheels is not None:
+            proc = subprocess.run([*cmd, "--find-links", str(wheels)], cwd=cwd,
+                                  env=env, capture_output=True, text=True, timeout=1800)
+    seconds = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise installer.install_error(proc.stderr, fn, req.name if req else "requirements.txt")
+    return seconds
+
+
+def _trim(tree: Path, prune: tuple[str, ...], target: str) -> tuple[list[str], list[str]]:
+    """Host files out; the base image's packages (``prune``) and, for Lambda, bundled test suites
+    out. Returns (distributions removed, test directories removed)."""
+    pruning.clean(tree)
+    pruned = []
+    for spec, dist_info in pruning.installed(tree).items():
+        if spec.split("==")[0] in prune:
+            pruning.remove_dist(tree, dist_info)
+            pruned.append(spec.split("==")[0])
+    pruned_tests = pruning.prune_tests(tree) if target == "lambda" and pruning.prune_tests_enabled() else []
+    return pruned, pruned_tests
 
 
 def _verified_entry(entry: Path) -> dict | None:
