@@ -188,7 +188,15 @@ def _render(
     fetch_depth_zero: bool,
 ) -> str:
     lines = [f"# {h}" if h else "#" for h in header]
-    lines += [
+    lines += _trigger(title, paths, options, concurrency)
+    lines += _job_head(title, options, working_dir)
+    lines += _steps(options, deploy_step, fetch_depth_zero)
+    return "\n".join(lines) + "\n"
+
+
+def _trigger(title: str, paths: list[str], options: Options, concurrency: str) -> list[str]:
+    """Name, when it runs (a push touching ``paths``, or by hand), no default permissions, one at a time."""
+    return [
         f"name: {title}",
         "",
         "on:",
@@ -205,6 +213,12 @@ def _render(
         f"  group: {concurrency}",
         "  cancel-in-progress: false  # never interrupt a deploy half-way",
         "",
+    ]
+
+
+def _job_head(title: str, options: Options, working_dir: str) -> list[str]:
+    """The deploy job: runner, timeout, environment, OIDC permissions, shell and directory."""
+    lines = [
         "jobs:",
         "  deploy:",
         f"    name: {title}",
@@ -221,7 +235,12 @@ def _render(
     ]
     if working_dir:
         lines.append(f"        working-directory: {_q(working_dir)}")
-    lines += [
+    return lines
+
+
+def _steps(options: Options, deploy_step: list[str], fetch_depth_zero: bool) -> list[str]:
+    """Checkout, Python, lambdaship, AWS credentials (OIDC), the deploy, and the digest summary."""
+    lines = [
         "    steps:",
         "      - name: Check out",
         f"        uses: {CHECKOUT.uses}",
@@ -250,7 +269,7 @@ def _render(
         "        run: |",
         _indent(_SUMMARY_SCRIPT, 10),
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _header(what: str, options: Options, workflow_rel: str) -> list[str]:
@@ -272,6 +291,72 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "app"
 
 
+_DEPLOY_OUT = [
+    "        env:",
+    "          DEPLOY_JSON: ${{ runner.temp }}/lambdaship-deploy.json",
+]
+
+
+def _matrix_workflow(project: Project, options: Options, out_dir: Path, repo_root: Path, working_dir: str) -> Workflow:
+    """One workflow for every function: `deploy --all --changed-since` the previous push."""
+    fns = list(project.functions.values())
+    path = out_dir / ALL_FILE
+    wf_rel = _posix_rel(path, repo_root)
+    paths: list[str] = []
+    for fn in fns:
+        paths += function_paths(fn, project, repo_root)
+    paths = _dedupe([*paths, wf_rel])
+    name = _slug(project.root.name)
+    step = [
+        "      - name: Deploy the functions changed since the previous push",
+        "        id: deploy",
+        *_DEPLOY_OUT,
+        "          BEFORE: ${{ github.event.before }}",
+        "        run: |",
+        f'          if [ -z "${{BEFORE:-}}" ] || [ "$BEFORE" = "{ZERO_SHA}" ] \\',
+        '             || ! git cat-file -e "${BEFORE}^{commit}" 2>/dev/null; then',
+        '            echo "no previous commit to compare with (new branch, manual run, force push): deploying all"',
+        '            lambdaship deploy --all --json > "$DEPLOY_JSON"',
+        "          else",
+        '            lambdaship deploy --all --changed-since "$BEFORE" --json > "$DEPLOY_JSON"',
+        "          fi",
+    ]
+    text = _render(
+        title=f"deploy {name}",
+        header=_header(
+            f"Deploys the functions of {name} ({', '.join(f.function_name for f in fns)}) that changed.",
+            options, wf_rel,
+        ),
+        paths=paths, options=options, concurrency=f"lambdaship-deploy-{name}",
+        working_dir=working_dir, deploy_step=step, fetch_depth_zero=True,
+    )
+    return Workflow(path, text, tuple(f.key for f in fns), tuple(paths))
+
+
+def _function_workflow(fn: FunctionConfig, project: Project, options: Options, out_dir: Path, repo_root: Path,
+                       working_dir: str) -> Workflow:
+    """One function's workflow: deploy it when its files change."""
+    path = out_dir / f"deploy-{_slug(fn.key)}.yml"
+    wf_rel = _posix_rel(path, repo_root)
+    paths = _dedupe([*function_paths(fn, project, repo_root), wf_rel])
+    fn_flag = f" --function {fn.key}" if len(project.functions) > 1 else ""
+    if fn_flag and not re.match(r"^[A-Za-z0-9_.-]+$", fn.key):
+        raise UsageError(f"function key {fn.key!r} cannot be used in a workflow", "use letters, digits, '-', '_'")
+    step = [
+        f"      - name: Deploy {fn.function_name}",
+        "        id: deploy",
+        *_DEPLOY_OUT,
+        f'        run: lambdaship deploy{fn_flag} --json > "$DEPLOY_JSON"',
+    ]
+    text = _render(
+        title=f"deploy {fn.function_name}",
+        header=_header(f"Deploys Lambda function {fn.function_name} when its files change.", options, wf_rel),
+        paths=paths, options=options, concurrency=f"lambdaship-deploy-{fn.function_name}",
+        working_dir=working_dir, deploy_step=step, fetch_depth_zero=False,
+    )
+    return Workflow(path, text, (fn.key,), tuple(paths))
+
+
 def generate(project: Project, options: Options, out_dir: Path | None = None) -> list[Workflow]:
     """The workflow files for ``project`` (not written)."""
     options.validate()
@@ -280,63 +365,7 @@ def generate(project: Project, options: Options, out_dir: Path | None = None) ->
     working_dir = _posix_rel(project.root, repo_root)
     if working_dir.startswith(".."):
         raise UsageError(f"{project.root} is outside the git repository {repo_root}")
-    fns = list(project.functions.values())
-    workflows: list[Workflow] = []
-    deploy_out = [
-        "        env:",
-        "          DEPLOY_JSON: ${{ runner.temp }}/lambdaship-deploy.json",
-    ]
-    if options.matrix and len(fns) > 1:
-        path = out_dir / ALL_FILE
-        wf_rel = _posix_rel(path, repo_root)
-        paths: list[str] = []
-        for fn in fns:
-            paths += function_paths(fn, project, repo_root)
-        paths = _dedupe([*paths, wf_rel])
-        name = _slug(project.root.name)
-        step = [
-            "      - name: Deploy the functions changed since the previous push",
-            "        id: deploy",
-            *deploy_out,
-            "          BEFORE: ${{ github.event.before }}",
-            "        run: |",
-            f'          if [ -z "${{BEFORE:-}}" ] || [ "$BEFORE" = "{ZERO_SHA}" ] \\',
-            '             || ! git cat-file -e "${BEFORE}^{commit}" 2>/dev/null; then',
-            '            echo "no previous commit to compare with (new branch, manual run, force push): deploying all"',
-            '            lambdaship deploy --all --json > "$DEPLOY_JSON"',
-            "          else",
-            '            lambdaship deploy --all --changed-since "$BEFORE" --json > "$DEPLOY_JSON"',
-            "          fi",
-        ]
-        text = _render(
-            title=f"deploy {name}",
-            header=_header(
-                f"Deploys the functions of {name} ({', '.join(f.function_name for f in fns)}) that changed.",
-                options, wf_rel,
-            ),
-            paths=paths, options=options, concurrency=f"lambdaship-deploy-{name}",
-            working_dir=working_dir, deploy_step=step, fetch_depth_zero=True,
-        )
-        workflows.append(Workflow(path, text, tuple(f.key for f in fns), tuple(paths)))
-        return workflows
-    for fn in fns:
-        path = out_dir / f"deploy-{_slug(fn.key)}.yml"
-        wf_rel = _posix_rel(path, repo_root)
-        paths = _dedupe([*function_paths(fn, project, repo_root), wf_rel])
-        fn_flag = f" --function {fn.key}" if len(fns) > 1 else ""
-        if fn_flag and not re.match(r"^[A-Za-z0-9_.-]+$", fn.key):
-            raise UsageError(f"function key {fn.key!r} cannot be used in a workflow", "use letters, digits, '-', '_'")
-        step = [
-            f"      - name: Deploy {fn.function_name}",
-            "        id: deploy",
-            *deploy_out,
-            f'        run: lambdaship deploy{fn_flag} --json > "$DEPLOY_JSON"',
-        ]
-        text = _render(
-            title=f"deploy {fn.function_name}",
-            header=_header(f"Deploys Lambda function {fn.function_name} when its files change.", options, wf_rel),
-            paths=paths, options=options, concurrency=f"lambdaship-deploy-{fn.function_name}",
-            working_dir=working_dir, deploy_step=step, fetch_depth_zero=False,
-        )
-        workflows.append(Workflow(path, text, (fn.key,), tuple(paths)))
-    return workflows
+    if options.matrix and len(project.functions) > 1:
+        return [_matrix_workflow(project, options, out_dir, repo_root, working_dir)]
+    return [_function_workflow(fn, project, options, out_dir, repo_root, working_dir)
+            for fn in project.functions.values()]
