@@ -11,7 +11,6 @@ before any API call.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from lambdaship.errors import ConfigError, LambdashipError
 MASK = "****"
 MAX_ENV_BYTES = 4096
 
-_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -48,30 +46,25 @@ class Change:
 
 
 def parse_env_file(path: Path) -> dict[str, str]:
-    """``NAME=value`` lines; ``export``, quotes and ``#`` comments allowed. Errors never echo values."""
+    """A ``.env`` file read by python-dotenv: ``export``, single/double quotes, inline ``#``
+    comments, multi-line quoted values, ``${VAR}`` / ``${VAR:-default}`` expansion (from earlier
+    lines, then the environment). Errors name the line, never a value."""
+    import io
+
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read env file {path}: {exc.strerror}", "check --env-file / env_file") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"env file {path} is not UTF-8 (byte {exc.start})", "save it as UTF-8") from None
-    out: dict[str, str] = {}
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _LINE.match(line)
-        if not m:
-            raise ConfigError(f"{path}:{lineno}: not a NAME=value line", "fix or remove the line")
-        name, value = m.group(1), m.group(2)
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            quote, value = value[0], value[1:-1]
-            if quote == '"':
-                value = value.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
-        else:
-            value = re.sub(r"\s+#.*$", "", value)
-        out[name] = value
-    return out
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error or (binding.key is not None and binding.value is None):
+            raise ConfigError(f"{path}:{binding.original.line}: not a NAME=value line", "fix or remove the line")
+    values = dotenv_values(stream=io.StringIO(text), interpolate=True)
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def env_file_path(fn: FunctionConfig, env_file: Path | str | None) -> Path | None:
