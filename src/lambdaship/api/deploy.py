@@ -84,3 +84,29 @@ def deploy_app(fn: FunctionConfig, *, image_uri: str, dry_run: bool = False, rep
     if ctx.get("function_url"):
         plan.function_url = ctx["function_url"]
     return plan
+
+
+def deploy_after(fn: FunctionConfig, result: Any, *, dry_run: bool = False, reporter: Any = None) -> AppPlan | None:
+    """What ``lambdaship deploy`` runs after the function's own plan (``result``: its
+    DeployResult): None for an app with nothing besides its handler."""
+    from lambdaship.config import is_chalice_app
+
+    if not is_chalice_app(fn.source) and getattr(fn, "function_url", None) is None:
+        return None
+    return deploy_app(fn, image_uri=result.image_uri, dry_run=dry_run, reporter=reporter)
+
+
+def summary(plan: AppPlan, *, dry_run: bool = False) -> list[str]:
+    """Lines for the terminal: the plan in a dry run, else the URL, routes and triggers."""
+    if dry_run:
+        return plan.render()
+    lines = []
+    if plan.api.url:
+        lines.append(f"API {plan.api.url}" + (f"  (adopted: {plan.api.adopted})" if plan.api.adopted else ""))
+        lines.extend(f"  {r}" for r in plan.api.routes)
+    if plan.function_url:
+        lines.append(f"function URL {plan.function_url}")
+    lines.extend(f"trigger {t}" for t in plan.triggers)
+    changed = len(plan.steps)
+    lines.append(f"API and triggers: {changed} change(s)" if changed else "API and triggers: up to date")
+    return lines

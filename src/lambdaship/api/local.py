@@ -49,6 +49,18 @@ def gateway_for(invoke: Callable[[bytes], InvokeResult], model: AppModel, *, htt
     return gw, pool
 
 
+def local_api_keys() -> Callable[[], frozenset[str]] | None:
+    """The x-api-key values ``serve`` accepts: ``LAMBDASHIP_API_KEYS`` (comma-separated) when set,
+    else any non-empty key (``serve`` cannot know the keys of a deployed usage plan)."""
+    import os
+
+    raw = os.environ.get("LAMBDASHIP_API_KEYS")
+    if raw is None:
+        return None
+    keys = frozenset(k.strip() for k in raw.split(",") if k.strip())
+    return lambda: keys
+
+
 def serve_gateway(fn: Any, invoke: Callable[[bytes], InvokeResult], *, http_api_v2: bool = False,
                   make_runtime: Callable[[str], Any] | None = None,
                   warn: Callable[[str], None] | None = None) -> tuple[Gateway, Callable[[], None]]:
@@ -73,7 +85,8 @@ def serve_gateway(fn: Any, invoke: Callable[[bytes], InvokeResult], *, http_api_
     if model is None:
         gw, pool = Gateway(invoke, routes=routes_for(fn.source), http_api_v2=http_api_v2), None
     else:
-        gw, pool = gateway_for(invoke, model, http_api_v2=http_api_v2, make_runtime=make_runtime)
+        gw, pool = gateway_for(invoke, model, http_api_v2=http_api_v2, make_runtime=make_runtime,
+                               api_keys=local_api_keys())
         if pool is not None:
             import atexit
 

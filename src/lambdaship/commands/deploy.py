@@ -100,20 +100,26 @@ def register(app: typer.Typer) -> None:
             result = ship(fn, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,
                           env_file=env_file, progress=tty, reporter=report, zip_bucket=zip_bucket,
                           create_bucket=create_bucket)
+            from lambdaship.api.deploy import deploy_after, summary  # the app's REST API and triggers (issue 18)
+
+            app_plan = deploy_after(fn, result, dry_run=dry_run, reporter=report)
         finally:
             if status is not None:
                 status.stop()
+        app_lines = summary(app_plan, dry_run=dry_run) if app_plan is not None else []
         if json_:
-            emit_json(result.to_json())
+            emit_json({**result.to_json(), **({"app": app_plan.to_json()} if app_plan is not None else {})})
             return
         if dry_run:
-            for line in result.plan.render():
+            for line in [*result.plan.render(), *app_lines]:
                 console.print(line, markup=False)
             console.print("dry run: no changes made", markup=False)
             return
         if result.up_to_date:
             console.print(f"{fn.function_name}: up to date (alias {fn.alias} → version {result.alias_version}, "
                           f"{result.digest})", markup=False)
+            for line in app_lines:
+                console.print(line, markup=False)
             return
         moved = result.alias_version
         if result.previous_version:
@@ -125,3 +131,5 @@ def register(app: typer.Typer) -> None:
             console.print(f"smoke test passed: {smoke['method']} {smoke['path']} → {smoke['status']}", markup=False)
         elif smoke:
             console.print("smoke test passed: event invoked without error", markup=False)
+        for line in app_lines:
+            console.print(line, markup=False)

@@ -351,48 +351,56 @@ class Gateway:
 
     def _check_access(self, route: Route, method: str, path: str, headers: list[tuple[str, str]],
                       extra_ctx: dict[str, Any]) -> HttpResponse | None:
-        """API keys, then the route's authorizer, as API Gateway checks them before the integration."""
-        api = self.api
-        lower = {k.lower(): v for k, v in headers}
-        if method in route.api_key:
-            key = lower.get("x-api-key", "")
-            valid = api.api_keys() if api.api_keys is not None else None
-            if not key or (valid is not None and key not in valid):
-                return _json_response(403, rules.FORBIDDEN)
-            extra_ctx["apiKey"] = key
         name = route.authorizer_for(method)
-        auth = next((a for a in api.authorizers if a.name == name), None) if name else None
-        if auth is None:
-            return None
-        token = lower.get(auth.header.lower(), "")
-        if auth.kind == "iam":
-            if not token:
-                return _json_response(403, rules.MISSING_TOKEN)
-            return None  # a SigV4 signature cannot be checked locally
-        if not token:
-            return _json_response(401, rules.UNAUTHORIZED)
-        if auth.kind == "cognito":
-            claims = rules.jwt_claims(token)
-            if claims is None:
-                return _json_response(401, rules.UNAUTHORIZED)
-            extra_ctx["authorizer"] = {"claims": claims}
-            return None
-        if auth.kind != "builtin" or not auth.handler or api.invoke_handler is None:
-            return _json_response(500, {"message": None})
-        arn = rules.method_arn(api.region, ACCOUNT_ID, api.api_id, api.stage, method, path)
-        result = api.invoke_handler(auth.handler, json.dumps(rules.token_event(token, arn)).encode())
-        try:
-            data = json.loads(result.payload) if result.payload else None
-        except ValueError:
-            data = None
-        if not result.ok:
-            unauthorized = isinstance(data, dict) and data.get("errorMessage") == "Unauthorized"
-            return _json_response(401, rules.UNAUTHORIZED) if unauthorized else _json_response(500, {"message": None})
-        status, value = rules.evaluate_policy(data if isinstance(data, dict) else {}, arn)
-        if status:
-            return _json_response(status, value)
-        extra_ctx["authorizer"] = value
+        auth = next((a for a in self.api.authorizers if a.name == name), None) if name else None
+        return check_access(self.api, method in route.api_key, auth, method, path, headers, extra_ctx)
+
+
+def check_access(api: ApiSettings, api_key_required: bool, auth: AuthorizerModel | None, method: str, path: str,
+                 headers: list[tuple[str, str]], extra_ctx: dict[str, Any]) -> HttpResponse | None:
+    """API keys, then the method's authorizer, as API Gateway checks them before the integration:
+    None to go on (``extra_ctx`` gets ``apiKey`` / ``authorizer``), else the answer.
+
+    A built-in (TOKEN) authorizer runs through ``api.invoke_handler(auth.handler, event)``: for
+    ``serve`` the handler string, for the local stack the authorizer function's ARN."""
+    lower = {k.lower(): v for k, v in headers}
+    if api_key_required:
+        key = lower.get("x-api-key", "")
+        valid = api.api_keys() if api.api_keys is not None else None
+        if not key or (valid is not None and key not in valid):
+            return _json_response(403, rules.FORBIDDEN)
+        extra_ctx["apiKey"] = key
+    if auth is None:
         return None
+    token = lower.get(auth.header.lower(), "")
+    if auth.kind == "iam":
+        if not token:
+            return _json_response(403, rules.MISSING_TOKEN)
+        return None  # a SigV4 signature cannot be checked locally
+    if not token:
+        return _json_response(401, rules.UNAUTHORIZED)
+    if auth.kind == "cognito":
+        claims = rules.jwt_claims(token)
+        if claims is None:
+            return _json_response(401, rules.UNAUTHORIZED)
+        extra_ctx["authorizer"] = {"claims": claims}
+        return None
+    if auth.kind not in ("builtin", "custom") or not auth.handler or api.invoke_handler is None:
+        return _json_response(500, {"message": None})
+    arn = rules.method_arn(api.region, ACCOUNT_ID, api.api_id, api.stage, method, path)
+    result = api.invoke_handler(auth.handler, json.dumps(rules.token_event(token, arn)).encode())
+    try:
+        data = json.loads(result.payload) if result.payload else None
+    except ValueError:
+        data = None
+    if not result.ok:
+        unauthorized = isinstance(data, dict) and data.get("errorMessage") == "Unauthorized"
+        return _json_response(401, rules.UNAUTHORIZED) if unauthorized else _json_response(500, {"message": None})
+    status, value = rules.evaluate_policy(data if isinstance(data, dict) else {}, arn)
+    if status:
+        return _json_response(status, value)
+    extra_ctx["authorizer"] = value
+    return None
 
 
 class _GatewayServer(ThreadingHTTPServer):

@@ -28,6 +28,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+from lambdaship.api import rules
 from lambdaship.local.dataplane.functions import CodeMissing, Functions, NotFound
 from lambdaship.local.dataplane.invoke import Invoker
 from lambdaship.local.dataplane.proxy import Request, Response
@@ -96,7 +97,7 @@ class Apis:
     # ---- shared ---------------------------------------------------------------------------
     def _call(self, name: str, qualifier: str | None, source_arn: str, event: dict[str, Any], *,
               v2: bool, principal: str | None = "apigateway.amazonaws.com", action: str = "lambda:InvokeFunction",
-              denied: Response | None = None) -> Response:
+              denied: Response | None = None, binary: tuple[tuple[str, ...] | None, str] = (None, "")) -> Response:
         """Check the resource policy, then run the function with ``event`` (``principal=None``: no check)."""
         if principal is not None:
             try:
@@ -111,7 +112,7 @@ class Apis:
             return _json(500, INTERNAL)
         out, _ = self.invoker.run(target, json.dumps(event).encode())
         result = InvokeResult(out.request_id, out.payload, out.function_error, out.duration_ms, out.timed_out)
-        r = response_from_result(result, v2=v2)
+        r = response_from_result(result, v2=v2, binary_types=binary[0], accept=binary[1])
         return Response(r.status, list(r.headers), r.body)
 
     # ---- REST APIs -------------------------------------------------------------------------
@@ -153,6 +154,9 @@ class Apis:
         if method_key is None:
             return _json(403, MISSING_TOKEN)
         integration = methods[method_key].get("methodIntegration") or {}
+        checked = self._checks(api, stage, methods[method_key], req, unquote(rest_path))  # issue 18 (API's hook)
+        if isinstance(checked[0], Response):
+            return checked[0]
         if integration.get("type") == "MOCK":
             return self._mock(integration)
         target = target_of(integration.get("uri", ""))
@@ -165,9 +169,33 @@ class Apis:
         ctx.update({"stage": stage, "apiId": api, "resourceId": by_path[route.path]["id"],
                     "path": f"/{stage}{unquote(rest_path)}"})
         event["stageVariables"] = stage_info.get("variables") or None
+        ctx["identity"]["apiKey"] = checked[1].get("apiKey")
+        if "authorizer" in checked[1]:
+            ctx["authorizer"] = checked[1]["authorizer"]
         source = (f"arn:aws:execute-api:{self.functions.region}:{self.functions.account}:{api}/{stage}/"
                   f"{req.method}{route.path}")
-        return self._call(target[0], target[1], source, event, v2=False)
+        return self._call(target[0], target[1], source, event, v2=False,
+                          binary=(checked[2], rules.first_accept(req.headers)))
+
+    def _checks(self, api: str, stage: str, method: dict[str, Any], req: Request, path: str
+                ) -> tuple[Response | None, dict[str, Any], tuple[str, ...] | None]:
+        """API Gateway's checks before the integration (lambdaship.api.remote): (answer or None,
+        context for the event, the API's binary media types)."""
+        from lambdaship.api.remote import rest_settings
+        from lambdaship.local.gateway import check_access
+
+        def invoke_arn(arn: str, payload: bytes) -> InvokeResult:
+            parts = arn.split(":")
+            out, _ = self.invoker.run(self.functions.resolve(parts[6], parts[7] if len(parts) > 7 else None), payload)
+            return InvokeResult(out.request_id, out.payload, out.function_error, out.duration_ms, out.timed_out)
+
+        settings, by_id = self.functions.cached(("rest-settings", api, stage), lambda: rest_settings(
+            api, stage, invoke_arn, region=self.functions.region))
+        extra: dict[str, Any] = {}
+        denied = check_access(settings, bool(method.get("apiKeyRequired")), by_id.get(method.get("authorizerId", "")),
+                              req.method, path, req.headers, extra)
+        answer = Response(denied.status, list(denied.headers), denied.body) if denied is not None else None
+        return answer, extra, settings.binary_types
 
     @staticmethod
     def _mock(integration: dict[str, Any]) -> Response:

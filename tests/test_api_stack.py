@@ -1,0 +1,80 @@
+"""End to end on the local stack: `lambdaship deploy` of the chalice-features app creates its
+REST API, functions and triggers; the same HTTP requests get the same answers through the
+deployed API (the stack's REST URL, run by the data plane) and through `lambdaship serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import run_cli
+from tests.test_deploy import aws, uid
+from tests.test_serve import Served
+
+APP = Path(__file__).parent / "apps" / "chalice-features"
+
+REQUESTS: list[tuple[str, str, dict[str, str]]] = [
+    ("GET", "/items/1", {}), ("PUT", "/items/2", {}), ("DELETE", "/items/1", {}), ("GET", "/nope", {}),
+    ("OPTIONS", "/no-cors", {}), ("OPTIONS", "/cors-custom", {}), ("OPTIONS", "/cors-default", {}),
+    ("GET", "/cors-custom", {}), ("GET", "/keyed", {}), ("GET", "/keyed", {"x-api-key": "wrong"}),
+    ("GET", "/keyed", {"x-api-key": "$KEY"}), ("GET", "/private", {}),
+    ("GET", "/private", {"Authorization": "allow"}), ("GET", "/private", {"Authorization": "deny"}),
+    ("GET", "/binary", {"Accept": "image/png"}), ("GET", "/binary", {"Accept": "text/plain,image/png"}),
+]
+HEADERS = ("content-type", "access-control-allow-origin", "access-control-allow-methods",
+           "access-control-allow-headers", "access-control-max-age", "access-control-allow-credentials",
+           "access-control-expose-headers")
+
+
+def _answer(r: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
+    return r.status_code, r.content, {h: r.headers[h] for h in HEADERS if h in r.headers}
+
+
+@pytest.mark.slow
+def test_deployed_api_and_serve_answer_the_same(local_stack, tmp_path) -> None:
+    from lambdaship.local.base import ensure_base
+
+    base = ensure_base(local_stack.registry.url)
+    proj = tmp_path / "app"
+    shutil.copytree(APP, proj)
+    name = uid("features")
+    aws("sqs").create_queue(QueueName="chalice-features-jobs")
+    (proj / "lambdaship.toml").write_text(f'function_name = "{name}"\nrequirements = "requirements.txt"\n'
+                                          f'base_image = "{base}"\n')
+    r = run_cli("deploy", "-C", str(proj), "--create-role", "--json", timeout=900)
+    assert r.returncode == 0, r.stderr
+    app = json.loads(r.stdout)["app"]
+    api_id = app["api_id"]
+    assert api_id and app["url"].startswith(f"https://{api_id}.execute-api.")
+    assert {f"{name}-token_auth", f"{name}-every_five", f"{name}-on_job", f"{name}-plain"} == set(app["functions"])
+    key_id = next(k["id"] for k in aws("apigateway").get_api_keys()["items"] if k["name"] == f"{name}-api")
+    key = aws("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
+
+    again = run_cli("deploy", "-C", str(proj), "--json", timeout=900)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["app"]["steps"] == []  # nothing changed: nothing to do
+
+    stack = httpx.Client(base_url=f"{os.environ['AWS_ENDPOINT_URL']}/restapis/{api_id}/api/_user_request_",
+                         timeout=120)
+    os.environ["LAMBDASHIP_API_KEYS"] = key  # serve accepts the deployed usage plan's key only
+    try:
+        served = Served(["-C", str(proj), "--no-reload", "--workers", "1"])
+    finally:
+        del os.environ["LAMBDASHIP_API_KEYS"]
+    try:
+        differ = []
+        for method, path, headers in REQUESTS:
+            h = {k: (key if v == "$KEY" else v) for k, v in headers.items()}
+            a, b = _answer(stack.request(method, path, headers=h)), _answer(served.client.request(method, path,
+                                                                                                  headers=h))
+            if a != b:
+                differ.append((method, path, headers, a, b))
+        assert differ == [], "\n".join(map(repr, differ))
+    finally:
+        served.stop()
+        stack.close()
