@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from lambdaship.errors import LambdashipError
+
 
 @dataclass(frozen=True)
 class CodeSpec:
@@ -64,6 +66,19 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.function_error is None
+
+
+def cannot_start(spec: CodeSpec, exc: Exception) -> Outcome:
+    """What Lambda answers when a function's runtime cannot start (an image without a runnable
+    entrypoint, a package that cannot be unpacked): a function error, ``Runtime.InvalidEntrypoint``."""
+    import uuid
+
+    request_id = str(uuid.uuid4())
+    what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    kind = "image" if spec.kind == "image" else "package"
+    message = f"RequestId: {request_id} Error: the function's {kind} cannot be started locally: {what}"
+    payload = json.dumps({"errorMessage": message, "errorType": "Runtime.InvalidEntrypoint"}).encode()
+    return Outcome(request_id, payload, "Unhandled", logs=[message])
 
 
 class Backend(Protocol):
@@ -115,7 +130,14 @@ class Workers:
         return self._threads.submit(self._invoke, spec, payload).result()
 
     def _invoke(self, spec: CodeSpec, payload: bytes) -> Outcome:
-        return self.backend.invoke(self._handle(spec), payload, spec.timeout)
+        try:
+            handle = self._handle(spec)
+        except Exception as exc:  # the code cannot be prepared: the runtime cannot start, as on Lambda
+            return cannot_start(spec, exc)
+        try:
+            return self.backend.invoke(handle, payload, spec.timeout)
+        except LambdashipError as exc:  # e.g. the sandbox cannot spawn the runtime
+            return cannot_start(spec, exc)
 
     def drop_function(self, function_name: str) -> None:
         """Stop the workers of a deleted function."""
