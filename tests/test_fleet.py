@@ -434,7 +434,7 @@ def alias_version(name: str) -> str:
 
 
 def deployed_digest(name: str) -> str:
-    from lambdaship.deploy.plan import parse_marker
+    from lambdaship.deploy.markers import parse_marker
 
     cfg = _aws("lambda").get_function_configuration(FunctionName=name, Qualifier="live")
     return parse_marker(cfg.get("Description"))[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lambdaship.aws.errors import aws_error_code
 from lambdaship.aws.session import client as _client
 
 LOGS_POLICY_NAME = "lambdaship-logs"
@@ -30,6 +31,24 @@ def role_arn(name: str) -> str | None:
         if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
             return None
         raise
+
+
+def role_exists(arn: str) -> bool | None:
+    """Whether the role ARN names a role of this account; None when the caller may not ask
+    (the generated CI policy grants no ``iam:GetRole``; Lambda's CreateFunction still refuses a
+    missing role)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client().get_role(RoleName=arn.rsplit("/", 1)[-1])
+    except ClientError as exc:
+        code = aws_error_code(exc)
+        if code == "NoSuchEntity":
+            return False
+        if code in ("AccessDenied", "AccessDeniedException"):
+            return None
+        raise
+    return True
 
 
 def check_role(arn: str) -> None:

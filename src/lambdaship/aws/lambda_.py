@@ -114,6 +114,10 @@ def publish_version(**params: Any) -> dict[str, Any]:
     return _strip(_call("PublishVersion", client().publish_version, params["FunctionName"], **params))
 
 
+def tag_resource(arn: str, tags: dict[str, str]) -> None:
+    client().tag_resource(Resource=arn, Tags=tags)
+
+
 def delete_version(function_name: str, version: str) -> None:
     """Delete one published version (never $LATEST)."""
     if not version.isdigit():

@@ -13,7 +13,11 @@ from typing import Any
 
 from lambdaship.config import FunctionConfig
 from lambdaship.deploy import env as envmod
-from lambdaship.deploy.plan import Plan, Target, digest_of_uri, plan_deploy, version_image
+from lambdaship.deploy.markers import digest_of_uri
+from lambdaship.deploy.packages import ImagePackage
+from lambdaship.deploy.plan import Options, plan
+from lambdaship.deploy.state import observe
+from lambdaship.deploy.steps import Plan, Target
 from lambdaship.errors import LambdashipError
 
 
@@ -66,14 +70,12 @@ def show(fn: FunctionConfig, env_file: Path | str | None = None) -> EnvReport:
 
 
 def plan_sync(fn: FunctionConfig, env_file: Path | str | None = None) -> EnvReport:
-    from lambdaship.aws import lambda_
-
     resolved = envmod.resolve(fn, env_file)  # names and the 4 KB limit are checked before any call
-    latest = lambda_.get_function(fn.function_name)
-    if latest is None:
+    state = observe(fn)
+    if state.function is None:
         raise LambdashipError(f"function {fn.function_name} does not exist",
                               "deploy it first with `lambdaship deploy` (it applies the same environment)")
-    uri = latest.get("Code", {}).get("ImageUri") or ""
+    uri = state.function.get("Code", {}).get("ImageUri") or ""
     digest = digest_of_uri(uri)
     if not digest:
         raise LambdashipError(f"{fn.function_name} does not run an image by digest ({uri or 'no image'})",
@@ -81,40 +83,26 @@ def plan_sync(fn: FunctionConfig, env_file: Path | str | None = None) -> EnvRepo
     registry, path = uri.split("/", 1)
     repository = path.split("@", 1)[0]
     # Keep serving the image the alias serves (after a rollback that is not $LATEST's).
-    alias = lambda_.get_alias(fn.function_name, fn.alias)
-    if alias is not None and alias["FunctionVersion"] != "$LATEST":
-        repo, live_digest = version_image(fn.function_name, alias["FunctionVersion"])
-        if live_digest:
-            digest, repository = live_digest, repo or repository
+    if state.alias_ref is not None and state.alias_ref.digest:
+        digest, repository = state.alias_ref.digest, state.alias_ref.repository or repository
     target = Target(image_uri=f"{registry}/{repository}@{digest}", digest=digest, repository=repository)
-    plan = plan_deploy(fn, target, resolved, only_env=True)
+    p = plan(fn, ImagePackage(target), resolved, state, Options(only_env=True))
     live = _live(fn)
-    return EnvReport(fn.function_name, True, envmod.diff(_variables(live), resolved), resolved.size, plan=plan)
+    return EnvReport(fn.function_name, True, envmod.diff(_variables(live), resolved), resolved.size, plan=p)
 
 
 def apply(report: EnvReport) -> EnvReport:
     """Execute the sync plan (a no-op when nothing changed)."""
-    from lambdaship.deploy.execute import execute
-    from lambdaship.deploy.pipeline import _describe_error
+    from lambdaship.deploy.pipeline import run_plan
 
-    plan = report.plan
-    assert plan is not None
-    if plan.up_to_date:
+    p = report.plan
+    if p is None:
+        raise LambdashipError(f"env sync of {report.function_name}: nothing was planned", "run `env sync` again")
+    if p.up_to_date:
         return report
-    ctx: dict[str, Any] = {}
-    try:
-        outcome = execute(plan, ctx=ctx)
-    except Exception as exc:
-        message, hint = _describe_error(exc)
-        if message is None:
-            raise
-        raise LambdashipError(
-            f"env sync of {plan.function_name} failed at {ctx.get('failed_step', '?')}: {message}",
-            f"alias {plan.alias} still points at version {plan.alias_version or 'none'}"
-            + (f"; {hint}" if hint else ""),
-        ) from exc
+    outcome = run_plan(p, {}, "env sync")
     report.applied = True
     report.version = outcome.ctx.get("version")
-    report.alias_version = outcome.ctx.get("alias_version", plan.alias_version)
+    report.alias_version = outcome.ctx.get("alias_version", p.alias_version)
     report.steps = [s.action for s in outcome.done]
     return report

@@ -1,20 +1,26 @@
 """``ship()``: build → push → deploy by digest → wait → publish → smoke test → move the alias.
 
-Stages: resolve the environment and the image (local work and read-only calls) → plan
-(describe-only) → execute (the only mutating stage). ``dry_run`` stops after planning.
+Stages: resolve the environment and the package (local work) → observe (read-only calls,
+:mod:`lambdaship.deploy.state`) → plan (pure, :mod:`lambdaship.deploy.plan`) → execute (the only
+mutating stage, :mod:`lambdaship.deploy.execute`). ``dry_run`` stops after planning.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lambdaship.config import FunctionConfig
 from lambdaship.deploy import env as envmod
-from lambdaship.deploy.execute import Reporter, execute
-from lambdaship.deploy.plan import Plan, Target, plan_deploy
-from lambdaship.errors import LambdashipError
+from lambdaship.deploy.execute import Outcome, StepFailed, execute
+from lambdaship.deploy.packages import ImagePackage, Package, choice_step
+from lambdaship.deploy.plan import Options, plan
+from lambdaship.deploy.state import observe
+from lambdaship.deploy.steps import Plan, Step, Target
+from lambdaship.errors import LambdashipError, describe
+from lambdaship.names import Names
 
 
 @dataclass
@@ -92,12 +98,43 @@ def target_from_build(fn: FunctionConfig, *, progress: bool = False) -> Target:
     registry = ecr.registry_for_account()
     registry = registry.split("://", 1)[-1].rstrip("/")
     image = result.image
+    repository = Names(fn.function_name, fn.repository).repository
     return Target(
-        image_uri=f"{registry}/{fn.repository_name}@{image.digest}",
+        image_uri=f"{registry}/{repository}@{image.digest}",
         digest=image.digest,
-        repository=fn.repository_name,
+        repository=repository,
         image=image,
     )
+
+
+def prepare(
+    fn: FunctionConfig,
+    *,
+    image: str | None = None,
+    create_role: bool = False,
+    skip_smoke: bool = False,
+    env_file: Path | str | None = None,
+    progress: bool = False,
+    zip_bucket: str | None = None,
+    create_bucket: bool = False,
+) -> Plan:
+    """Resolve the environment and the package (local work, read-only calls), observe, plan."""
+    resolved = envmod.resolve(fn, env_file)  # validates names and the 4 KB limit first
+    from lambdaship.deploy import zipdeploy
+
+    zplan = None
+    if fn.package_type != "image" and not image:
+        zplan = zipdeploy.choose(fn, bucket=zip_bucket)
+    opts = Options(create_role=create_role, skip_smoke=skip_smoke)
+    if zplan is not None and zplan.artifact is not None:
+        package: Package = zipdeploy.package(fn, zplan, create_bucket=create_bucket)
+        bucket = zplan.bucket if zplan.decision.upload == "s3" else None
+        state = observe(fn, create_role=create_role, bucket=bucket)
+    else:
+        target = target_from_ref(image) if image else target_from_build(fn, progress=progress)
+        package = ImagePackage(target, choice_step(zplan) if zplan is not None else None)
+        state = observe(fn, target=target, create_role=create_role)
+    return plan(fn, package, resolved, state, opts)
 
 
 def ship(
@@ -109,71 +146,55 @@ def ship(
     skip_smoke: bool = False,
     env_file: Path | str | None = None,
     progress: bool = False,
-    reporter: Reporter | None = None,
+    reporter: Callable[[Step, dict[str, Any]], None] | None = None,
     zip_bucket: str | None = None,
     create_bucket: bool = False,
 ) -> DeployResult:
     """Deploy ``fn``. ``image``: an ECR image reference to deploy instead of building.
 
-    ``package_type`` zip/auto: :mod:`lambdaship.zipdeploy` builds the zip and decides (first plan
-    step ``package:Choose``); ``zip_bucket`` (else the config's) for zips over 50 MiB."""
-    resolved = envmod.resolve(fn, env_file)  # validates names and the 4 KB limit first
-    zplan = None
-    if fn.package_type != "image" and not image:
-        from lambdaship import zipdeploy
-
-        zplan = zipdeploy.choose(fn, bucket=zip_bucket)
-    if zplan is not None and zplan.artifact is not None:
-        plan = zipdeploy.plan_zip(fn, zplan, resolved, create_role=create_role, skip_smoke=skip_smoke,
-                                  create_bucket=create_bucket)
-        target = plan.target
-        assert target is not None
-    else:
-        target = target_from_ref(image) if image else target_from_build(fn, progress=progress)
-        plan = plan_deploy(fn, target, resolved, create_role=create_role, skip_smoke=skip_smoke)
-        if zplan is not None:
-            plan.steps.insert(0, zipdeploy.choice_step(zplan))
+    ``package_type`` zip/auto: :mod:`lambdaship.deploy.zipdeploy` builds the zip and decides (first
+    plan step ``package:Choose``); ``zip_bucket`` (else the config's) for zips over 50 MiB.
+    ``reporter(step, variables)`` is called before each step runs."""
+    p = prepare(fn, image=image, create_role=create_role, skip_smoke=skip_smoke, env_file=env_file,
+                progress=progress, zip_bucket=zip_bucket, create_bucket=create_bucket)
+    target = p.target
     result = DeployResult(
-        function_name=fn.function_name, alias=fn.alias, dry_run=dry_run, plan=plan, digest=target.digest,
-        image_uri=target.image_uri, previous_version=plan.alias_version, alias_version=plan.alias_version,
-        up_to_date=plan.up_to_date,
+        function_name=fn.function_name, alias=fn.alias, dry_run=dry_run, plan=p,
+        digest=target.digest if target else None, image_uri=target.image_uri if target else None,
+        previous_version=p.alias_version, alias_version=p.alias_version, up_to_date=p.up_to_date,
     )
-    if dry_run or plan.up_to_date:
-        if plan.up_to_date:
-            result.version = plan.alias_version
+    if dry_run or p.up_to_date:
+        if p.up_to_date:
+            result.version = p.alias_version
         return result
-    ctx: dict[str, Any] = {"progress": progress}
-    try:
-        outcome = execute(plan, reporter=reporter, ctx=ctx)
-    except Exception as exc:
-        message, hint = _describe_error(exc)
-        if message is None:
-            raise
-        where = ctx.get("failed_step", "?")
-        kept = plan.alias_version or "none"
-        version = f"; version {ctx['version']} was published but not aliased" if ctx.get("version") else ""
-        raise DeployFailed(
-            f"deploy of {fn.function_name} failed at {where}: {message}",
-            f"alias {fn.alias} still points at version {kept}{version}" + (f"; {hint}" if hint else ""),
-        ) from exc
+    ctx: dict[str, Any] = {}
+    outcome = run_plan(p, ctx, "deploy", reporter=reporter, progress=progress)
     result.version = outcome.ctx.get("version")
-    result.alias_version = outcome.ctx.get("alias_version", plan.alias_version)
-    result.created = bool(outcome.ctx.get("created"))
+    result.alias_version = outcome.ctx.get("alias_version", p.alias_version)
+    result.created = any(s.action == "lambda:CreateFunction" for s in outcome.done)
     result.smoke = outcome.smoke
     result.steps = [s.action for s in outcome.done]
     return result
 
 
-def _describe_error(exc: BaseException) -> tuple[str | None, str | None]:
-    if isinstance(exc, LambdashipError):
-        return exc.message, exc.hint
+def run_plan(p: Plan, ctx: dict[str, Any], what: str, *,
+             reporter: Callable[[Step, dict[str, Any]], None] | None = None, progress: bool = False) -> Outcome:
+    """Execute a deploy-shaped plan (the alias moves last); a failure becomes one line naming the
+    step and where the alias still points."""
+    def report(i: int, total: int, step: Step, phase: str) -> None:
+        if reporter is not None and phase == "start":
+            reporter(step, ctx)
+
     try:
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:  # pragma: no cover
-        return None, None
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        return f"AWS {exc.operation_name}: {err.get('Code')}: {err.get('Message')}", None
-    if isinstance(exc, BotoCoreError):
-        return f"AWS error: {exc}", None
-    return None, None
+        return execute(p, reporter=report, ctx=ctx, progress=progress)
+    except StepFailed as failed:
+        known = describe(failed.cause)
+        if known is None:
+            raise failed.cause from None
+        kept = p.alias_version or "none"
+        version = f"; version {ctx['version']} was published but not aliased" if ctx.get("version") else ""
+        hint = f"; {known.hint}" if known.hint else ""
+        raise DeployFailed(
+            f"{what} of {p.function_name} failed at {failed.step.action}: {known.message}",
+            f"alias {p.alias} still points at version {kept}{version}{hint}",
+        ) from failed.cause

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from lambdaship.config import FunctionConfig
-from lambdaship.deploy.plan import digest_of_uri, parse_history, version_image
+from lambdaship.deploy.markers import digest_of_uri, parse_history, repository_of_uri
+from lambdaship.deploy.state import version_image
+from lambdaship.names import Names
 
 RECENT_VERSIONS = 10
 
@@ -65,7 +67,7 @@ def function_status(fn: FunctionConfig, *, versions: int = RECENT_VERSIONS, imag
         out["latest_code_sha256"] = cfg.get("CodeSha256")
     elif images:
         repository = (deployed or {}).get("repository") or (
-            uri.split("/", 1)[1].split("@", 1)[0].split(":", 1)[0] if uri and "/" in uri else fn.repository_name)
+            repository_of_uri(uri) if uri and "/" in uri else Names(fn.function_name, fn.repository).repository)
         details = ecr.describe_images(repository)
         out["repository"] = repository
         if details is not None:

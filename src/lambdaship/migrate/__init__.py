@@ -4,6 +4,6 @@
 ``to_json()``) → :func:`run` (mutating; undoes everything on failure).
 """
 
-from lambdaship.migrate.core import HANDLERS, Migration, MigrationFailed, prepare, run
+from lambdaship.migrate.core import Migration, MigrationFailed, prepare, run
 
-__all__ = ["HANDLERS", "Migration", "MigrationFailed", "prepare", "run"]
+__all__ = ["Migration", "MigrationFailed", "prepare", "run"]

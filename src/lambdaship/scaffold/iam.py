@@ -269,6 +269,26 @@ def generate(
     deploy_role_name: str | None = None,
 ) -> IamDocs:
     fns = list(project.functions.values())
+    repo, region = _check_inputs(project, github_repo, branch, environment, region)
+    account = account_id or _account_from_roles(fns) or _account_from_sts()
+    if not _ACCOUNT_RE.match(account):
+        raise UsageError(f"--account-id {account!r} is not a 12-digit AWS account id")
+    t = Target(account, region, partition_for(region))
+    role_name = deploy_role_name or f"lambdaship-deploy-{_slug(project.root.name)}"[:64]
+    trust = github_trust_policy(t, repo, branch, environment)
+    cond = trust["Statement"][0]["Condition"]
+    subject = cond.get("StringLike", cond["StringEquals"])[f"{OIDC_HOST}:sub"]
+    docs = IamDocs(t, repo, subject, role_name)
+    docs.documents["github-trust-policy.json"] = trust
+    docs.documents["deploy-policy.json"] = deploy_policy(project, t)
+    docs.documents["execution-trust-policy.json"] = execution_trust_policy()
+    _add_commands(docs, fns, role_name, out_dir)
+    return docs
+
+
+def _check_inputs(project: Project, github_repo: str | None, branch: str, environment: str | None,
+                  region: str | None) -> tuple[str, str]:
+    """The GitHub repository and the region, every input checked (one usage error line each)."""
     repo = github_repo or github_repo_from_git(project.root)
     if repo is None:
         raise UsageError(
@@ -286,19 +306,12 @@ def generate(
         raise UsageError("no AWS region", "pass --region or set AWS_REGION")
     if not _REGION_RE.match(region):
         raise UsageError(f"--region {region!r} is not an AWS region", "e.g. eu-west-1")
-    account = account_id or _account_from_roles(fns) or _account_from_sts()
-    if not _ACCOUNT_RE.match(account):
-        raise UsageError(f"--account-id {account!r} is not a 12-digit AWS account id")
-    t = Target(account, region, partition_for(region))
-    role_name = deploy_role_name or f"lambdaship-deploy-{_slug(project.root.name)}"[:64]
-    trust = github_trust_policy(t, repo, branch, environment)
-    cond = trust["Statement"][0]["Condition"]
-    subject = cond.get("StringLike", cond["StringEquals"])[f"{OIDC_HOST}:sub"]
-    docs = IamDocs(t, repo, subject, role_name)
-    docs.documents["github-trust-policy.json"] = trust
-    docs.documents["deploy-policy.json"] = deploy_policy(project, t)
-    docs.documents["execution-trust-policy.json"] = execution_trust_policy()
-    d = out_dir
+    return repo, region
+
+
+def _add_commands(docs: IamDocs, fns: list[FunctionConfig], role_name: str, d: Path) -> None:
+    """The AWS CLI commands that create the roles from the written documents, and each execution role."""
+    t = docs.target
     docs.commands += [
         "# once per account: GitHub's OIDC identity provider (skip if it exists)",
         f"aws iam create-open-id-connect-provider --url https://{OIDC_HOST} --client-id-list {AUDIENCE}",
@@ -321,7 +334,6 @@ def generate(
         docs.commands.append(
             f"aws iam put-role-policy --role-name {role} --policy-name lambdaship-logs --policy-document file://{d}/{name}"
         )
-    return docs
 
 
 def _default_region() -> str | None:
