@@ -165,7 +165,9 @@ def test_no_color_removes_colour_codes():
 
 
 def test_shell_completion_script_is_available():
-    r = _run("--show-completion", "bash", env={})
+    # typer detects the shell from the parent process (shellingham): run it from bash.
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m lambdaship.cli --show-completion"],
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "_LAMBDASHIP_COMPLETE" in r.stdout and "complete " in r.stdout
     r = subprocess.run([sys.executable, "-m", "lambdaship.cli"], capture_output=True, text=True,
