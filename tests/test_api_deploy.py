@@ -13,6 +13,7 @@ import pytest
 
 from lambdaship.api.deploy import deploy_app
 from lambdaship.api.model import extract
+from lambdaship.api.status import app_status
 from lambdaship.config import load_project
 from lambdaship.local.stack import ACCOUNT_ID, REGION
 from tests.test_deploy import aws, uid
@@ -123,6 +124,12 @@ def test_deploy_creates_the_api_functions_and_triggers(app) -> None:
     # Same app again: nothing to do.
     again = deploy_app(fn, image_uri=IMAGE, dry_run=True)
     assert again.steps == [], [s.render() for s in again.steps]
+
+    shown = app_status(fn)
+    assert shown["api"]["urls"] == [plan.api.url] and "GET /items/{item_id}" in shown["api"]["routes"]
+    assert "OPTIONS /cors-custom" not in shown["api"]["routes"]
+    assert f"rule {name}-every_five → {name}-every_five" in shown["triggers"]
+    assert any(t.startswith(f"{queue_arn} → {name}-on_job") for t in shown["triggers"])
 
 
 def test_redeploy_changes_only_what_changed_and_removes_routes(app) -> None:

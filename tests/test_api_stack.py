@@ -55,6 +55,10 @@ def test_deployed_api_and_serve_answer_the_same(local_stack, tmp_path) -> None:
     key_id = next(k["id"] for k in aws("apigateway").get_api_keys()["items"] if k["name"] == f"{name}-api")
     key = aws("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
 
+    status = run_cli("status", "-C", str(proj))
+    assert status.returncode == 0, status.stderr
+    assert app["url"] in status.stdout and "GET /private" in status.stdout and f"{name}-on_job" in status.stdout
+
     again = run_cli("deploy", "-C", str(proj), "--json", timeout=900)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["app"]["steps"] == []  # nothing changed: nothing to do

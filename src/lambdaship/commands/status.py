@@ -27,16 +27,19 @@ def register(app: typer.Typer) -> None:
         from lambdaship.deploy.status import function_status, render
 
         if all_ or since is not None:
-            from lambdaship import fleet
+            from lambdaship.commands import _fleet as fleet
 
             fleet.check_all_flags("status", all_, fleet_only={"--since": since}, single_only={"--function": function})
             raise typer.Exit(fleet.run_status_all(project, since=since or "1h", json_=json_))
         _, fn = project_and_function(project, function)
         info = function_status(fn, versions=versions)
+        from lambdaship.api import status as app  # the app's API URL, routes and triggers (issue 18)
+
+        info["app"] = app.app_status(fn) if info["exists"] else None
         if json_:
             emit_json(info)
         else:
-            for line in render(info):
+            for line in [*render(info), *app.render(info["app"])]:
                 console.print(line, markup=False)
         if not info["exists"] or info.get("state") == "Failed" or info.get("last_update_status") == "Failed":
             raise typer.Exit(1)
