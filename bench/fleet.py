@@ -65,34 +65,34 @@ def main() -> None:
         from tests import test_fleet as tf
         from tests.images import push_base
 
-        from lambdaship import fleet
         from lambdaship.config import load_project
+        from lambdaship.deploy.fleet import changes, run, status
 
         base = push_base(state.registry.url, Path(tempfile.mkdtemp()))
         role = tf.make_role()
-        fleet.deploy_all(load_project(make(tf, base, role, 3)), workers=1)  # warm the caches
+        run.deploy_all(load_project(make(tf, base, role, 3)), workers=1)  # warm the caches
         times: dict[str, list[float]] = {}
         root = None
         for _ in range(args.runs):
             for workers in (1, 2, 4):
                 root = make(tf, base, role, args.functions)
                 t = time.monotonic()
-                result = fleet.deploy_all(load_project(root), workers=workers)
+                result = run.deploy_all(load_project(root), workers=workers)
                 times.setdefault(f"all {args.functions}, --workers {workers}", []).append(time.monotonic() - t)
                 assert result.count("deployed") == args.functions, result.to_json()
             assert root is not None
             tf.write(root, "common/util.py", (root / "common/util.py").read_text() + f"# {uuid.uuid4()}\n")
             tf.commit(root)
             t = time.monotonic()
-            decisions = fleet.detect_changes(load_project(root), "HEAD~1")
+            decisions = changes.detect_changes(load_project(root), "HEAD~1")
             times.setdefault("change detection", []).append(time.monotonic() - t)
             changed = sum(d.changed for d in decisions)
             t = time.monotonic()
-            result = fleet.deploy_all(load_project(root), changed_since="HEAD~1", workers=2)
+            result = run.deploy_all(load_project(root), changed_since="HEAD~1", workers=2)
             times.setdefault(f"--changed-since ({changed} of {args.functions} changed), --workers 2", []).append(
                 time.monotonic() - t)
             t = time.monotonic()
-            fleet.status_all(load_project(root), timedelta(hours=1))
+            status.status_all(load_project(root), timedelta(hours=1))
             times.setdefault(f"status --all ({args.functions} functions + metrics)", []).append(time.monotonic() - t)
     finally:
         stack.down(state_dir)

@@ -16,8 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from lambdaship import fleet
 from lambdaship.config import load_project
+from lambdaship.deploy.fleet import changes as fleet
+from lambdaship.deploy.fleet.run import deploy_all
+from lambdaship.deploy.fleet.status import parse_since
 from lambdaship.errors import UsageError
 from tests.conftest import run_cli
 
@@ -355,7 +357,7 @@ def test_workers_bound_the_parallelism_and_failures_stay_local(tmp_path: Path) -
             with lock:
                 running -= 1
 
-    result = fleet.deploy_all(load_project(root), workers=2, ship=ship)
+    result = deploy_all(load_project(root), workers=2, ship=ship)
     assert peak == 2
     by = {e.key: e for e in result.entries}
     assert by["b"].status == "failed" and by["b"].error == "RuntimeError: boom second line"
@@ -374,10 +376,10 @@ def test_period_and_window() -> None:
     assert cloudwatch.period_for(timedelta(days=100)) % 3600 == 0
     end, start = cloudwatch.window(timedelta(minutes=30), now=datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC))
     assert end == datetime(2026, 1, 1, 12, 1, tzinfo=UTC) and start == datetime(2026, 1, 1, 11, 31, tzinfo=UTC)
-    assert fleet.parse_since("90m") == timedelta(minutes=90)
+    assert parse_since("90m") == timedelta(minutes=90)
     for bad in ("1", "h", "0m", "-1h", "500d"):
         with pytest.raises(UsageError):
-            fleet.parse_since(bad)
+            parse_since(bad)
 
 
 def test_percentiles_from_extended_statistics() -> None:

@@ -15,7 +15,7 @@ import typer
 
 from lambdaship import __version__
 from lambdaship import commands as _commands
-from lambdaship.errors import LambdashipError
+from lambdaship.errors import LambdashipError, describe
 
 app = typer.Typer(
     name="lambdaship",
@@ -71,31 +71,9 @@ _register_commands()
 
 
 def _translate(exc: BaseException) -> LambdashipError | None:
-    """Turn well-known third-party errors into user-facing ones."""
-    try:
-        from botocore import exceptions as bx
-    except ImportError:  # pragma: no cover
-        return None
-    if isinstance(exc, bx.NoCredentialsError):
-        return LambdashipError(
-            "no AWS credentials found",
-            "configure a profile (aws configure), set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "or use OIDC in CI",
-        )
-    if isinstance(exc, bx.NoRegionError):
-        return LambdashipError("no AWS region configured", "set AWS_REGION or use --region")
-    if isinstance(exc, bx.EndpointConnectionError):
-        return LambdashipError(
-            f"cannot reach the AWS endpoint {exc.kwargs.get('endpoint_url', '')}",
-            "check AWS_ENDPOINT_URL / your network (for the local stack: lambdaship local up)",
-        )
-    if isinstance(exc, bx.ClientError):
-        err = exc.response.get("Error", {})
-        op = exc.operation_name
-        return LambdashipError(f"AWS {op} failed: {err.get('Code')}: {err.get('Message')}")
-    if isinstance(exc, bx.BotoCoreError):
-        return LambdashipError(f"AWS error: {exc}")
-    return None
+    """Well-known third-party errors (botocore, httpx, OS) as user-facing ones: the one translator,
+    :func:`lambdaship.errors.describe`."""
+    return describe(exc)
 
 
 def _traceback_if_debug() -> None:

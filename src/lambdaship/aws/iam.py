@@ -7,6 +7,7 @@ from typing import Any
 
 from lambdaship.aws.errors import aws_error_code
 from lambdaship.aws.session import client as _client
+from lambdaship.names import Names
 
 LOGS_POLICY_NAME = "lambdaship-logs"
 LAMBDA_TRUST = {
@@ -28,7 +29,7 @@ def role_arn(name: str) -> str | None:
     try:
         return client().get_role(RoleName=name)["Role"]["Arn"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+        if aws_error_code(exc) == "NoSuchEntity":
             return None
         raise
 
@@ -66,7 +67,7 @@ def check_role(arn: str) -> None:
     try:
         client().get_role(RoleName=name)
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
+        code = aws_error_code(exc)
         if code == "NoSuchEntity":
             raise LambdashipError(
                 f"the execution role {arn} does not exist",
@@ -78,12 +79,12 @@ def check_role(arn: str) -> None:
 
 
 def default_role_name(function_name: str) -> str:
-    return f"{function_name}-lambdaship-exec"[:64]
+    return Names(function_name).role
 
 
 def logs_policy(function_name: str, partition: str = "aws") -> dict[str, Any]:
     """What AWSLambdaBasicExecutionRole grants, scoped to the function's own log group."""
-    group = f"arn:{partition}:logs:*:*:log-group:/aws/lambda/{function_name}"
+    group = f"arn:{partition}:logs:*:*:log-group:{Names(function_name).log_group}"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -99,7 +100,7 @@ def create_execution_role(name: str, function_name: str) -> str:
         RoleName=name,
         AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST),
         Description=f"Execution role for Lambda function {function_name} (created by lambdaship)",
-        Tags=[{"Key": "lambdaship:function", "Value": function_name}],
+        Tags=[{"Key": k, "Value": v} for k, v in Names(function_name).tags.items()],
     )["Role"]["Arn"]
     partition = arn.split(":", 2)[1]
     client().put_role_policy(RoleName=name, PolicyName=LOGS_POLICY_NAME,

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from lambdaship.aws.errors import aws_error_code
 from lambdaship.aws.session import client as _client
 from lambdaship.errors import LambdashipError
 
@@ -37,10 +38,7 @@ def client() -> Any:
 
 
 def _code(exc: Exception) -> str | None:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, dict):
-        return resp.get("Error", {}).get("Code")
-    return None
+    return aws_error_code(exc)
 
 
 def _call(name: str, fn: Callable[..., T], function_name: str, **params: Any) -> T:

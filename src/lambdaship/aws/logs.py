@@ -13,7 +13,9 @@ def client() -> Any:
 
 
 def group_for(function_name: str) -> str:
-    return f"/aws/lambda/{function_name}"
+    from lambdaship.names import Names
+
+    return Names(function_name).log_group
 
 
 def group_exists(group: str) -> bool:

@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from lambdaship.aws.errors import aws_error_code
 from lambdaship.aws.session import client as _client
 from lambdaship.aws.session import region
 
@@ -15,8 +16,7 @@ def client() -> Any:
 
 
 def _code(exc: Exception) -> str:
-    resp = getattr(exc, "response", None)
-    return str(resp.get("Error", {}).get("Code", "")) if isinstance(resp, dict) else ""
+    return str(aws_error_code(exc) or "")
 
 
 def bucket_exists(bucket: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lambdaship.aws.errors import aws_error_code
 from lambdaship.aws.session import client as _client
 from lambdaship.errors import LambdashipError
 
@@ -20,7 +21,7 @@ def get_secret_json(secret_id: str) -> dict[str, str]:
     try:
         resp = client().get_secret_value(SecretId=secret_id)
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
+        code = aws_error_code(exc)
         if code == "ResourceNotFoundException":
             raise LambdashipError(
                 f"Secrets Manager secret {secret_id!r} does not exist",

@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         overrides = {"base_image": base_image, "python": python, "architecture": architecture,
                      "package_type": package_type, "memory": memory, "timeout": timeout}
         if all_ or changed_since is not None or workers is not None:
-            from lambdaship import fleet
+            from lambdaship.commands import _fleet as fleet
 
             fleet.check_all_flags("deploy", all_, fleet_only={"--changed-since": changed_since, "--workers": workers},
                                   single_only={"--function": function, "--image": image, "--env-file": env_file,

@@ -32,6 +32,7 @@ from lambdaship.deploy.steps import Plan, Step, Target
 from lambdaship.errors import LambdashipError, UsageError, translate
 from lambdaship.migrate.discover import Inventory
 from lambdaship.migrate.steps import extensions
+from lambdaship.platform import DEFAULT_ARCHITECTURE, Architecture
 
 MIGRATED_FROM_TAG = "lambdaship:migrated-from"
 
@@ -203,7 +204,7 @@ def prepare(
         raise LambdashipError(f"function {new_name} already exists",
                               "choose another name with --to, or delete it if a previous migration left it")
     warnings: list[str] = []
-    arch = (cfg.get("Architectures") or ["x86_64"])[0]
+    arch = Architecture.parse((cfg.get("Architectures") or [DEFAULT_ARCHITECTURE.value])[0])
     if arch != fn.architecture:
         warnings.append(f"the old function runs on {arch}; building for {arch} (the config says {fn.architecture})")
     if fn.role and fn.role != cfg["Role"]:

@@ -1,0 +1,174 @@
+"""``deploy --all``: :func:`lambdaship.deploy.pipeline.ship` for the changed functions on a bounded
+thread pool (one process: the dependency cache, the layer/blob cache and the boto3 set-up are
+shared). A failure is recorded for that function only; nothing is rolled back elsewhere.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdaship.config import FunctionConfig, Project
+from lambdaship.deploy.fleet.changes import detect_changes, git_root, merge_base
+from lambdaship.errors import UsageError, translate
+
+DEFAULT_WORKERS = 2
+MAX_WORKERS = 16
+Event = Callable[[str, str], None]  # (function key, message)
+
+
+@dataclass
+class FleetEntry:
+    key: str
+    function_name: str
+    status: str  # deployed | up_to_date | failed | skipped | would_deploy
+    reason: str
+    version: str | None = None
+    previous_version: str | None = None
+    digest: str | None = None
+    error: str | None = None
+    seconds: float | None = None
+    image_uri: str | None = None
+    created: bool = False
+    steps: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "function": self.function_name, "status": self.status, "reason": self.reason,
+            "version": self.version, "previous_version": self.previous_version, "digest": self.digest,
+            "error": self.error, "seconds": None if self.seconds is None else round(self.seconds, 2),
+            "image_uri": self.image_uri, "created": self.created, "steps": self.steps,
+        }
+
+
+@dataclass
+class FleetResult:
+    entries: list[FleetEntry]
+    changed_since: str | None
+    base: str | None
+    dry_run: bool
+    workers: int
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not any(e.status == "failed" for e in self.entries)
+
+    def count(self, status: str) -> int:
+        return sum(e.status == status for e in self.entries)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "dry_run": self.dry_run, "changed_since": self.changed_since, "base": self.base,
+            "workers": self.workers, "seconds": round(self.seconds, 2),
+            "counts": {s: self.count(s) for s in ("deployed", "up_to_date", "failed", "skipped", "would_deploy")},
+            "functions": [e.to_json() for e in self.entries],
+        }
+
+
+def check_workers(workers: int) -> int:
+    if not 1 <= workers <= MAX_WORKERS:
+        raise UsageError(f"--workers {workers}: must be between 1 and {MAX_WORKERS}")
+    return workers
+
+
+def deploy_all(
+    project: Project,
+    *,
+    changed_since: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    dry_run: bool = False,
+    worktree: bool = True,
+    on_event: Event | None = None,
+    ship: Callable[..., Any] | None = None,
+    **options: Any,
+) -> FleetResult:
+    """Deploy the functions that changed since ``changed_since`` (all when None), ``workers`` at a
+    time. ``dry_run``: decide only (no build, no AWS call). ``ship``: the deploy of one function
+    (default :func:`lambdaship.deploy.pipeline.ship`); ``options`` go to it for every function
+    (``create_role``, ``skip_smoke``, ``create_bucket``)."""
+    check_workers(workers)
+    t0 = time.monotonic()
+    decisions = detect_changes(project, changed_since, worktree=worktree)
+    base = None
+    if changed_since is not None:
+        base = merge_base(git_root(project.root), changed_since)
+    entries = {
+        d.key: FleetEntry(d.key, d.function_name, "skipped" if not d.changed else
+                          ("would_deploy" if dry_run else "pending"), d.reason)
+        for d in decisions
+    }
+    todo = [project.functions[d.key] for d in decisions if d.changed]
+    if dry_run or not todo:
+        return FleetResult(list(entries.values()), changed_since, base, dry_run, workers, time.monotonic() - t0)
+    if ship is None:
+        from lambdaship.deploy.pipeline import ship as ship_fn
+
+        ship = ship_fn
+    one = _runner(entries, ship, on_event or (lambda _k, _m: None), threading.Lock(), options)
+    with ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="lambdaship-fleet") as pool:
+        for fut in [pool.submit(one, fn) for fn in todo]:
+            fut.result()
+    return FleetResult(list(entries.values()), changed_since, base, dry_run, workers, time.monotonic() - t0)
+
+
+def _runner(entries: dict[str, FleetEntry], ship: Callable[..., Any], say: Event, lock: threading.Lock,
+            options: dict[str, Any]) -> Callable[[FunctionConfig], None]:
+    """The deploy of one function: records its outcome in its entry, never raises for a failure."""
+    def run(fn: FunctionConfig) -> None:
+        entry = entries[fn.key]
+        started = time.monotonic()
+
+        def report(step: Any, ctx: dict[str, Any]) -> None:
+            with lock:
+                say(fn.key, step.action)
+
+        with lock:
+            say(fn.key, f"deploying ({entry.reason})")
+        try:
+            result = ship(fn, reporter=report, **options)
+        except BaseException as exc:  # one function's failure must not stop the others
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            entry.status, entry.error = "failed", translate(exc).one_line()
+            entry.seconds = time.monotonic() - started
+            with lock:
+                say(fn.key, f"failed: {entry.error}")
+            return
+        entry.seconds = time.monotonic() - started
+        _record(entry, result)
+        with lock:
+            say(fn.key, f"{entry.status.replace('_', ' ')}: version {entry.version} ({entry.digest})")
+
+    return run
+
+
+def _record(entry: FleetEntry, result: Any) -> None:
+    entry.digest = result.digest
+    entry.image_uri, entry.created, entry.steps = result.image_uri, bool(result.created), list(result.steps)
+    entry.previous_version = result.previous_version
+    if result.up_to_date or not result.version:
+        # nothing published: the alias already served this image (at most blobs were re-checked)
+        entry.status, entry.version = "up_to_date", result.alias_version
+    else:
+        entry.status, entry.version = "deployed", result.version
+
+
+def summary_rows(result: FleetResult) -> list[tuple[str, str, str, str, str]]:
+    """(function, status, version, digest, detail) per function, for the summary table."""
+    rows = []
+    for e in result.entries:
+        version = e.version or ""
+        if e.status == "deployed" and e.previous_version:
+            version = f"{e.previous_version} → {e.version}"
+        detail = e.error if e.status == "failed" else e.reason
+        digest = (e.digest or "")[:19]
+        rows.append((e.function_name, e.status.replace("_", " "), version, digest, detail or ""))
+    return rows
+
+
+# -- status of the fleet --------------------------------------------------------------------------
