@@ -28,19 +28,11 @@ from pathlib import Path
 import httpx
 
 from lambdaship.errors import LambdashipError
+from lambdaship.paths import home  # one definition of the cache/state root
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def home() -> Path:
-    """lambdaship's cache/state directory (``LAMBDASHIP_HOME``, else ~/.cache/lambdaship)."""
-    env = os.environ.get("LAMBDASHIP_HOME")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "lambdaship"
 
 
 def default_state_dir() -> Path:
