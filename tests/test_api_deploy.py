@@ -168,3 +168,39 @@ def test_an_api_chalice_deployed_is_adopted(app) -> None:
     assert plan.api.api_id == existing and plan.api.adopted == "chalice-deployed"
     assert {a["id"] for a in aws("apigateway").get_rest_apis()["items"]} == before  # no second API
     assert "/items/{item_id}" in _resources(existing)
+
+
+def test_an_api_migrate_re_pointed_is_adopted(app) -> None:
+    fn = app
+    model = extract(fn)
+    gw = aws("apigateway")
+    api_id = gw.create_rest_api(name=model.app_name)["id"]  # made by Chalice, re-pointed by migrate
+    root = next(r["id"] for r in gw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    res = gw.create_resource(restApiId=api_id, parentId=root, pathPart="binary")["id"]
+    gw.put_method(restApiId=api_id, resourceId=res, httpMethod="GET", authorizationType="NONE")
+    alias = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{fn.function_name}:live"
+    gw.put_integration(restApiId=api_id, resourceId=res, httpMethod="GET", type="AWS_PROXY",
+                       integrationHttpMethod="POST",
+                       uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{alias}/invocations")
+    plan = deploy_app(fn, image_uri=IMAGE, model=model)
+    assert (plan.api.api_id, plan.api.adopted) == (api_id, "migrated")
+    assert not any(s.action == "apigateway:CreateRestApi" for s in plan.steps)
+    assert "/items/{item_id}" in _resources(api_id)
+
+
+def test_function_url_on_the_alias_for_a_plain_handler(local_stack, tmp_path) -> None:
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return {'statusCode': 200}\n")
+    name = uid("url")
+    (tmp_path / "lambdaship.toml").write_text(
+        f'function_name = "{name}"\nhandler = "app.handler"\n'
+        '[function_url]\nauth = "NONE"\ncors = { AllowOrigins = ["https://example.com"] }\n')
+    _function(name)
+    fn = load_project(tmp_path).function()
+    plan = deploy_app(fn, image_uri=IMAGE)
+    assert [s.action for s in plan.steps] == ["lambda:CreateFunctionUrlConfig", "lambda:AddPermission"]
+    cfg = aws("lambda").get_function_url_config(FunctionName=name, Qualifier="live")
+    assert cfg["AuthType"] == "NONE" and cfg["Cors"]["AllowOrigins"] == ["https://example.com"]
+    assert plan.function_url == cfg["FunctionUrl"]
+    policy = json.loads(aws("lambda").get_policy(FunctionName=name, Qualifier="live")["Policy"])["Statement"]
+    assert [(p["Action"], p["Principal"]) for p in policy] == [("lambda:InvokeFunctionUrl", "*")]
+    assert deploy_app(fn, image_uri=IMAGE, dry_run=True).steps == []
