@@ -25,14 +25,17 @@ from lambdaship.oci import upload
 from lambdaship.oci.auth import Keychain, RegistryAuth, default_keychain
 from lambdaship.oci.reference import base_url, registry_host
 from lambdaship.oci.transport import (
+    HTTP_FAILURES,
     MANIFEST_MAX,
     BlobVerifier,
     RegistryError,
     Transient,
     error_code,
+    failure,
     http_client,
     retry_settings,
     retrying,
+    translating,
 )
 
 ALL = (OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST)
@@ -124,14 +127,12 @@ class RegistryClient(upload.Uploads):
                     self._raise(response, what)
         except Transient as exc:
             self._raise(exc.response, what)
-        except httpx.TransportError as exc:
-            raise RegistryError(
-                f"registry {what} failed: {type(exc).__name__}: {exc}".rstrip(": "),
-                f"cannot reach {self.url}; check the network and the registry address",
-            ) from None
+        except HTTP_FAILURES as exc:
+            raise failure(exc, what, self.url) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- manifests -------------------------------------------------------------------------
+    @translating
     def get_manifest(self, repo: str, ref: str, accept: Sequence[str] = ALL) -> tuple[bytes, str, str]:
         """(raw bytes, media type, digest); at most ``MANIFEST_MAX`` bytes. A digest ``ref`` is
         verified against the bytes."""
@@ -158,6 +159,7 @@ class RegistryClient(upload.Uploads):
                 media_type = OCI_MANIFEST
         return data, str(media_type), digest
 
+    @translating
     def head_manifest(self, repo: str, ref: str) -> str | None:
         """The manifest's digest, or None if the registry does not have it."""
         r = self.request("HEAD", f"/v2/{repo}/manifests/{ref}", allow=(404,), headers={"Accept": ", ".join(ALL)})
@@ -168,6 +170,7 @@ class RegistryClient(upload.Uploads):
             return digest
         return self.get_manifest(repo, ref)[2]
 
+    @translating
     def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
         """PUT a manifest under a tag or its digest; returns the digest, checked against ours."""
         ours = sha256_digest(data)
@@ -183,9 +186,11 @@ class RegistryClient(upload.Uploads):
             )
         return ours
 
+    @translating
     def delete_manifest(self, repo: str, digest: str) -> None:
         self.request("DELETE", f"/v2/{repo}/manifests/{digest}", ok=(200, 202), allow=(404,))
 
+    @translating
     def list_tags(self, repo: str) -> list[str]:
         r = self.request("GET", f"/v2/{repo}/tags/list", allow=(404,))
         if r.status_code == 404:
@@ -197,6 +202,7 @@ class RegistryClient(upload.Uploads):
         return [t for t in tags if isinstance(t, str)]
 
     # -- blobs (read) ----------------------------------------------------------------------
+    @translating
     def blob_exists(self, repo: str, digest: str) -> bool:
         r = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", allow=(404,))
         return r.status_code == 200
@@ -209,6 +215,7 @@ class RegistryClient(upload.Uploads):
                                 "the registry is not OCI-compliant")
         return int(declared)
 
+    @translating
     def get_blob(self, repo: str, digest: str, size: object = None, *, cap: int = MANIFEST_MAX) -> bytes:
         """A small blob (a config) in memory: exactly ``size`` bytes when the descriptor's size is
         given (an untrusted value: checked here), never more than ``cap``; verified by digest."""
@@ -225,6 +232,15 @@ class RegistryClient(upload.Uploads):
         """A streamed GET of the blob from ``offset``: (response, bytes to skip at its start)."""
         path = f"/v2/{repo}/blobs/{digest}"
         headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            return self._open_blob_once(repo, digest, offset, size, headers)
+        except Transient as exc:
+            self._raise(exc.response, self._describe("GET", path))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _open_blob_once(self, repo: str, digest: str, offset: int, size: int,
+                        headers: dict[str, str]) -> tuple[httpx.Response, int]:
+        path = f"/v2/{repo}/blobs/{digest}"
         for attempt in retrying():
             with attempt:
                 req = self._http.build_request("GET", path, headers=headers,
@@ -262,7 +278,10 @@ class RegistryClient(upload.Uploads):
             while True:
                 skip = 0
                 if state["response"] is None:
-                    state["response"], skip = self._open_blob(repo, digest, verifier.received, size)
+                    try:
+                        state["response"], skip = self._open_blob(repo, digest, verifier.received, size)
+                    except HTTP_FAILURES as exc:
+                        raise failure(exc, self._describe("GET", f"/v2/{repo}/blobs/{digest}"), self.url) from None
                 resp = state["response"]
                 try:
                     # Network-sized pieces: a cut mid-body loses nothing already received.
@@ -277,9 +296,11 @@ class RegistryClient(upload.Uploads):
                     resp.close()
                     state["response"] = None
                     break
-                except httpx.TransportError:
+                except HTTP_FAILURES as exc:
                     resp.close()
                     state["response"] = None
+                    if not isinstance(exc, httpx.TransportError):
+                        raise failure(exc, self._describe("GET", f"/v2/{repo}/blobs/{digest}"), self.url) from None
                     failures += 1
                     if failures > retry_settings()["attempts"]:
                         raise RegistryError(
@@ -295,6 +316,7 @@ class RegistryClient(upload.Uploads):
             if state["response"] is not None:
                 state["response"].close()
 
+    @translating
     def download_blob(self, repo: str, digest: str, dest: Path, *, size: int | None = None) -> Path:
         """Download to ``dest`` (atomically), bounded by ``size`` (the descriptor's) and verified;
         returns ``dest``. Without ``size``, the length the registry declares on ``HEAD`` bounds it."""

@@ -21,13 +21,14 @@ import os
 import ssl
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from lambdaship.errors import LambdashipError
 
 log = logging.getLogger("lambdaship.oci")
+F = TypeVar("F")
 _NULL_HANDLER = logging.NullHandler()
 RETRY_MAX_AFTER = 60.0  # never sleep longer than this for one Retry-After
 READ_SIZE = 1024 * 1024
@@ -57,6 +58,30 @@ class Transient(Exception):
 
 class BrokenBody(Exception):
     """A body that ended early (retry the transfer)."""
+
+
+HTTP_FAILURES = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, UnicodeError)
+
+
+def failure(exc: BaseException, what: str, url: str) -> RegistryError:
+    """One line for an HTTP-level failure that retrying did not (or cannot) cure."""
+    if isinstance(exc, httpx.TooManyRedirects):
+        return RegistryError(f"registry {what} failed: too many redirects",
+                             "the registry or a proxy in between is misconfigured or hostile")
+    detail = " ".join(str(exc).split())[:200]
+    return RegistryError(f"registry {what} failed: {type(exc).__name__}: {detail}".rstrip(": "),
+                         f"cannot reach {url}; check the network and the registry address")
+
+
+def translating(method: F) -> F:
+    """Public client methods raise ``RegistryError`` for any httpx failure, never httpx's own."""
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except HTTP_FAILURES as exc:
+            raise failure(exc, f"{method.__name__.replace('_', ' ')} on {self.host}", self.url) from None
+    return wrapper  # type: ignore[return-value]
 
 
 def retry_after(response: httpx.Response) -> float | None:

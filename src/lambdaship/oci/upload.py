@@ -31,6 +31,7 @@ from lambdaship.oci.transport import (
     log,
     retry_after,
     retry_settings,
+    translating,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Uploads:
     """The upload half of ``RegistryClient`` (uses its ``request``, ``_http`` and auth)."""
 
     host: str
+    url: str
     monolithic_max: int
     chunk_size: int
     stream_chunk_size: int
@@ -60,6 +62,7 @@ class Uploads:
         def _raise(self, response: httpx.Response, what: str) -> None: ...
         def _describe(self, method: str, path: str) -> str: ...
 
+    @translating
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """Cross-repository mount; True when the registry mounted it (201), False otherwise.
 
@@ -77,6 +80,7 @@ class Uploads:
                 self.request("DELETE", loc, ok=(200, 202, 204), allow=(400, 404, 405), retry=False)
         return False
 
+    @translating
     def upload_blob(self, repo: str, digest: str, size: int, source: BlobInput, *,
                     progress: Callable[[int], None] | None = None) -> None:
         """Upload one blob (callers check ``blob_exists`` first; this does not).
