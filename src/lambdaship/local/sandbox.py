@@ -36,7 +36,7 @@ from lambdaship.errors import LambdashipError
 from lambdaship.platform import Architecture
 
 SANDBOX_UID = 993
-AS_HEADROOM_MB = 768  # Python reserves address space (arenas, thread stacks) well beyond its RSS
+AS_HEADROOM_MB = 256  # Python reserves address space (arenas, thread stacks) beyond its RSS
 QEMU = {Architecture.arm64: "qemu-aarch64", Architecture.x86_64: "qemu-x86_64"}
 DISABLE_ENV = "LAMBDASHIP_SANDBOX"  # "none": force the no-namespace fallback (what macOS gets)
 
@@ -183,17 +183,43 @@ def emulator_for(arch: Architecture) -> tuple[Path | None, str | None]:
     return Path(exe), f"target {arch.value} is not this machine's architecture: running under {exe}"
 
 
+# /proc entries that must not be writable or readable from inside (the same list as Docker's
+# default masked / read-only paths): as root the sandbox's uid 993 is the host's uid 0 without
+# capabilities, and root-owned files such as /proc/sys/kernel/core_pattern only check ownership.
+PROC_READ_ONLY = ("sys", "fs", "bus", "irq")
+PROC_MASKED_FILES = ("sysrq-trigger", "kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug",
+                     "kallsyms", "kmsg", "config.gz", "vmallocinfo", "slabinfo")
+PROC_MASKED_DIRS = ("acpi", "asound", "scsi", "driver")
+
+
+@functools.cache
+def _proc_masks() -> tuple[str, ...]:
+    out: list[str] = []
+    for name in PROC_READ_ONLY:
+        if Path("/proc", name).exists():
+            out += ["--ro-bind", f"/proc/{name}", f"/proc/{name}"]
+    for name in PROC_MASKED_FILES:
+        if Path("/proc", name).exists():
+            out += ["--ro-bind", "/dev/null", f"/proc/{name}"]
+    for name in PROC_MASKED_DIRS:
+        if Path("/proc", name).is_dir():
+            out += ["--tmpfs", f"/proc/{name}", "--remount-ro", f"/proc/{name}"]
+    return tuple(out)
+
+
 def command(box: Box, argv: list[str]) -> list[str]:
     """The bwrap argv running ``argv`` inside ``box`` (environment: whatever Popen is given)."""
     exe = bwrap()
     if exe is None:
         require()
         raise AssertionError  # pragma: no cover
-    args = [exe, "--unshare-all", "--share-net", "--die-with-parent", "--new-session",
+    args = [exe, "--unshare-all", "--unshare-user", "--share-net", "--disable-userns", "--die-with-parent",
+            "--new-session",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "localhost",
             "--ro-bind", str(box.rootfs), "/",
             "--dev", "/dev", "--proc", "/proc",
             "--perms", "1777", "--size", str(box.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+    args += _proc_masks()
     for src, dest in box.binds:
         args += ["--ro-bind", str(src), dest]
     if box.emulator is not None:
