@@ -31,7 +31,13 @@ def register(app: typer.Typer) -> None:
         ),
         json_out: bool = JsonOpt,
     ) -> None:
-        """Detect a Chalice app or handler module and write its lambdaship configuration."""
+        """Detect a Chalice app or handler module and write its lambdaship configuration.
+
+        In a monorepo (no handler at the top; uv workspace members or functions/*, lambdas/*,
+        services/*, handlers/* with handlers) one [functions.<key>] table per function.
+
+        Example: lambdaship init services/ --config-file lambdaship.toml
+        """
         from lambdaship.scaffold.init import next_steps, run_init
 
         def say(text: str) -> None:
@@ -46,6 +52,14 @@ def register(app: typer.Typer) -> None:
             return
         if not result.changed:
             say(f"{result.config_file}: {result.reason}; nothing changed")
+            return
+        if result.functions:  # a monorepo: one [functions.<key>] table per function directory
+            say(f"wrote {result.config_file} ({len(result.functions)} functions)")
+            for key, fd in result.functions.items():
+                say(f"  {key:<12} {fd.handler}  python {fd.python}  deps from {fd.requirements_from}")
+            say("next steps:")
+            for step in next_steps():
+                say(f"  {step}")
             return
         d = result.detected
         assert d is not None

@@ -66,18 +66,20 @@ def _search_dirs(fn: FunctionConfig) -> list[Path]:
 
 def find(fn: FunctionConfig) -> Source | None:
     """The dependency source: the configured ``requirements`` file, else the first of
-    requirements.txt, uv.lock, poetry.lock, Pipfile.lock, pyproject.toml (with dependencies) in
-    the source directory, then in each parent up to the config file's directory."""
+    requirements.txt in the source directory; uv.lock, poetry.lock, Pipfile.lock in the source
+    directory or a parent up to the config file's directory; then a Pipfile (an error: not
+    pinned) or a pyproject.toml with dependencies, nearest first."""
     if fn.requirements:
         path = fn.source / fn.requirements
         return Source(_kind_of(path), path)
     dirs = _search_dirs(fn)
     if (fn.source / "requirements.txt").exists():
         return Source("requirements.txt", fn.source / "requirements.txt")
-    for d in dirs:
+    for d in dirs:  # a lock anywhere up to the config file's directory (a workspace root's) first
         for name in LOCK_FILES:
             if (d / name).is_file():
                 return Source(name, d / name)
+    for d in dirs:
         if (d / "Pipfile").is_file():
             raise LambdashipError(
                 f"{_rel(d / 'Pipfile', fn)} has no Pipfile.lock beside it; lambdaship installs pinned versions only",

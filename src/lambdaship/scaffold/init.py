@@ -7,8 +7,6 @@ The config goes to ``lambdaship.toml``, or — when the directory has a pyprojec
 from __future__ import annotations
 
 import json
-import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,9 +84,11 @@ class InitResult:
     detected: Detected | None
     reason: str
     generated: list[Path] = field(default_factory=list)
+    functions: dict[str, Detected] = field(default_factory=dict)  # a monorepo: one per [functions.<key>]
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            **({"functions": {k: d.as_dict() for k, d in self.functions.items()}} if self.functions else {}),
             "config_file": str(self.config_file),
             "changed": self.changed,
             "reason": self.reason,
@@ -108,25 +108,21 @@ def next_steps() -> list[str]:
 
 
 def _strip_tool_table(text: str) -> str | None:
-    """``text`` without its ``[tool.lambdaship]`` / ``[tool.lambdaship.*]`` tables, or None if unsafe."""
-    out: list[str] = []
-    skipping = False
-    header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-    for line in text.splitlines(keepends=True):
-        m = header.match(line)
-        if m:
-            name = re.sub(r"\s+", "", m.group(1)).replace('"', "")
-            skipping = name == "tool.lambdaship" or name.startswith("tool.lambdaship.")
-        if not skipping:
-            out.append(line)
-    stripped = "".join(out).rstrip("\n") + "\n"
+    """``text`` without its ``[tool.lambdaship]`` tables (tomlkit: the rest keeps its formatting),
+    or None when the file does not parse."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
     try:
-        data = tomllib.loads(stripped)
-    except tomllib.TOMLDecodeError:
+        doc = tomlkit.parse(text)
+    except TOMLKitError:
         return None
-    if "lambdaship" in data.get("tool", {}):
-        return None
-    return stripped
+    tool = doc.get("tool")
+    if tool is not None and "lambdaship" in tool:
+        del tool["lambdaship"]
+        if not tool:
+            del doc["tool"]
+    return tomlkit.dumps(doc).rstrip("\n") + "\n"
 
 
 def run_init(
@@ -150,7 +146,15 @@ def run_init(
     # --force rewrites the config where it is; a new one goes into pyproject.toml when there is one
     default_name = existing.name if existing is not None else (PYPROJECT if pyproject.is_file() else CONFIG_FILE)
     target_name = config_file or default_name
-    detected = detect(directory, function_name=function_name, handler=handler, python=python)
+    try:
+        detected = detect(directory, function_name=function_name, handler=handler, python=python)
+    except UsageError:
+        from lambdaship.scaffold.monorepo import function_dirs, write_monorepo
+
+        found = function_dirs(directory, python=python) if handler is None and function_name is None else {}
+        if not found:
+            raise
+        return write_monorepo(directory, found, existing=existing, target_name=target_name, force=force)
     exported = export_requirements(directory, detected, read_pyproject(directory))
     generated: list[Path] = []
     if exported is not None and detected.requirements:
