@@ -9,6 +9,8 @@ value. ``ProjectFlags.load(build)`` is the one function that applies the flags t
 - :class:`BuildFlags`: what the package is built for and how it runs (``--base-image``,
   ``--python``, ``--architecture``, ``--package-type``, ``--memory``, ``--timeout``); each one
   overrides the config key of the same name.
+- :class:`RuntimeFlags`: ``--memory`` and ``--timeout`` alone, for commands that run an image
+  already built (``run``); the same declarations as in :class:`BuildFlags`.
 """
 
 from __future__ import annotations
@@ -74,6 +76,23 @@ class BuildFlags:
                 help=f"Lambda architecture (default: {DEFAULT_ARCHITECTURE.value}).", show_default=False)),
             "package_type": (str | None, typer.Option(None, "--package-type", help="image, zip or auto.",
                                                       show_default=False)),
+            **RuntimeFlags.declarations(),
+        }
+
+
+@dataclass(frozen=True)
+class RuntimeFlags:
+    """How the function runs: memory and timeout (``None`` = not given)."""
+
+    memory: int | None = None
+    timeout: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @staticmethod
+    def declarations() -> dict[str, tuple[Any, Any]]:
+        return {
             "memory": (int | None, typer.Option(None, "--memory", help="Memory in MB (128-10240).",
                                                 show_default=False)),
             "timeout": (int | None, typer.Option(None, "--timeout", help="Timeout in seconds (1-900).",
@@ -98,18 +117,18 @@ class ProjectFlags:
                 None, "--function", "-f", help="Which function of a multi-function config.", show_default=False)),
         }
 
-    def load_project(self, build: BuildFlags | None = None) -> Project:
+    def load_project(self, build: BuildFlags | RuntimeFlags | None = None) -> Project:
         from lambdaship.config import load_project
 
         return load_project(self.project, build.overrides() if build else None)
 
-    def load(self, build: BuildFlags | None = None) -> tuple[Project, FunctionConfig]:
+    def load(self, build: BuildFlags | RuntimeFlags | None = None) -> tuple[Project, FunctionConfig]:
         """The project and the chosen function, with the build flags applied over the config."""
         proj = self.load_project(build)
         return proj, proj.function(self.function)
 
 
-GROUPS: tuple[type, ...] = (ProjectFlags, BuildFlags)
+GROUPS: tuple[type, ...] = (ProjectFlags, BuildFlags, RuntimeFlags)
 
 
 def with_options(func: F) -> F:
