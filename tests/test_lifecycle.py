@@ -194,3 +194,20 @@ def test_diff_code_digest_after_a_code_change(local_stack, base_image_ref, tmp_p
     r = run_cli("diff", "-C", str(proj), "--json")
     code = json.loads(r.stdout)["code"]
     assert code["old"] == digest and code["new"] != digest and code["changed"] is True
+
+
+def test_diff_code_digest_of_a_zip_function(local_stack, tmp_path):
+    name = uid()
+    proj = make_project(tmp_path / "app", name, role=make_role(), extra='package_type = "zip"')
+    r = run_cli("deploy", "-C", str(proj), "--json")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("diff", "-C", str(proj), "--json")
+    assert r.returncode == 0, r.stderr
+    code = json.loads(r.stdout)["code"]
+    assert code["changed"] is False and code["old"].startswith("sha256:")
+    (proj / "app.py").write_text("def handler(event, context):\n    return {'statusCode': 204}\n")
+    code = json.loads(run_cli("diff", "-C", str(proj), "--json").stdout)["code"]
+    assert code["changed"] is True and code["new"] != code["old"]
+    r = run_cli("list", "--json")
+    row = next(f for f in json.loads(r.stdout)["functions"] if f["function"] == name)
+    assert row["package_type"] == "Zip" and row["aliases"][0]["digest"] == code["old"]
