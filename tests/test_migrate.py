@@ -244,13 +244,16 @@ def test_migrate_repoints_every_trigger_and_leaves_old_function_untouched(
     assert after["sns"] == [(world.topic, alias_arn)]
     assert [(t["Id"], t["Arn"], t.get("Input")) for t in after["targets"]] == [("run", alias_arn, '{"job": 1}')]
 
-    # Permissions on the new alias: same principals and SourceArns as the old statements.
+    # Permissions on the new alias: the old statements' principals and SourceArns, plus API
+    # Gateway's for each API whose integrations were re-pointed.
     old_perms = {(s["Principal"]["Service"], s["Condition"]["ArnLike"]["AWS:SourceArn"])
                  for s in before["policy"]["Statement"] + before["prod_policy"]["Statement"]}
     policy = json.loads(_c("lambda").get_policy(FunctionName=new, Qualifier="live")["Policy"])
     new_perms = {(s["Principal"]["Service"], s["Condition"]["ArnLike"]["AWS:SourceArn"])
                  for s in policy["Statement"]}
-    assert new_perms == old_perms and len(old_perms) == 6
+    apis = {("apigateway.amazonaws.com", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/*")
+            for api in (world.api, world.http_api)}
+    assert new_perms == old_perms | apis and len(old_perms) == 6
 
     # The new function has the old configuration, as an image.
     fn = _c("lambda").get_function(FunctionName=new)
@@ -262,7 +265,7 @@ def test_migrate_repoints_every_trigger_and_leaves_old_function_untouched(
     assert fn["Concurrency"]["ReservedConcurrentExecutions"] == 7
     assert {"team": "search", "cost": "42", "lambdaship:migrated-from": world.name}.items() <= fn["Tags"].items()
     env = cfg["Environment"]["Variables"]
-    # old function < chalice stage dev < lambdaship.toml [environment]
+    # old function < lambdaship.toml [environment]; no Chalice stage without --stage
     assert env["OLD_ONLY"] == "from-old" and env["DB_URL"] == "s3cr3t-value"
     assert env["STAGE"] == "dev" and env["GREETING"] == "hello"
 
@@ -390,6 +393,93 @@ def test_migrate_builds_and_pushes_the_project_image(local_stack: Any, world: Wo
         httpMethod="GET")["uri"].endswith(f"function:{new}:live/invocations")
 
 
+class SmallWorld:
+    """An old zip function behind one REST API route (POST: no default smoke request) and stage."""
+
+    def __init__(self, sfx: str) -> None:
+        lam, gw = _c("lambda"), _c("apigateway")
+        self.name = f"small-{sfx}"
+        role = _c("iam").create_role(RoleName=f"small-role-{sfx}", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        self.arn = lam.create_function(
+            FunctionName=self.name, Runtime="python3.12", Role=role, Handler="app.app", PackageType="Zip",
+            Code={"ZipFile": _zip()}, Environment={"Variables": {
+                "OLD_ONLY": "from-old", "STAGE": "prod-old", "GREETING": "old", "DB_URL": "s3cr3t-value"}},
+        )["FunctionArn"]
+        self.api = gw.create_rest_api(name=f"small-{sfx}")["id"]
+        root = next(r["id"] for r in gw.get_resources(restApiId=self.api)["items"] if r["path"] == "/")
+        rid = gw.create_resource(restApiId=self.api, parentId=root, pathPart="orders")["id"]
+        gw.put_method(restApiId=self.api, resourceId=rid, httpMethod="POST", authorizationType="NONE")
+        gw.put_integration(restApiId=self.api, resourceId=rid, httpMethod="POST", type="AWS_PROXY",
+                           integrationHttpMethod="POST",
+                           uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{self.arn}/invocations")
+        gw.create_deployment(restApiId=self.api, stageName="api")
+        # No statement for this API: the old function was wired by hand (or its policy was lost).
+
+
+def _small_app(tmp_path: Path, name: str) -> Path:
+    app = tmp_path / "small-app"
+    (app / ".chalice").mkdir(parents=True)
+    (app / "app.py").write_text("from chalice import Chalice\napp = Chalice(app_name='small')\n")
+    (app / ".chalice" / "config.json").write_text(json.dumps({"version": "2.0", "stages": {
+        "dev": {"environment_variables": {"STAGE": "dev", "GREETING": "dev"}},
+        "prod": {"environment_variables": {"STAGE": "prod", "GREETING": "prod"}}}}))
+    (app / "lambdaship.toml").write_text(f'function_name = "{name}"\npython = "3.12"\n\n'
+                                         '[environment]\nGREETING = "from-config"\n')
+    return app
+
+
+def _env_rows(out: dict[str, Any]) -> dict[str, tuple[str, list[str]]]:
+    assert all(e["value"] == "****" for e in out["environment"])
+    return {e["name"]: (e["source"], e["overrides"]) for e in out["environment"]}
+
+
+def test_without_stage_the_old_environment_is_kept_and_no_chalice_stage_is_imported(
+        local_stack: Any, tmp_path: Path, image_ref: str) -> None:
+    world = SmallWorld(uuid.uuid4().hex[:8])
+    app = _small_app(tmp_path, world.name)
+    r = migrate(app, "--from", world.name, "--image", image_ref, "--dry-run", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = _env_rows(json.loads(r.stdout))
+    old = f"function:{world.name}"
+    assert rows == {"DB_URL": (old, []), "OLD_ONLY": (old, []), "STAGE": (old, []), "GREETING": ("config", [old])}
+    assert "defines Chalice stage(s) dev, prod; none imported" in r.stderr
+    text = migrate(app, "--from", world.name, "--image", image_ref, "--dry-run").stdout
+    assert f"GREETING=****  (config, over {old})" in text and "s3cr3t" not in text
+
+
+def test_explicit_stage_wins_over_the_old_function_and_every_api_gets_its_permission(
+        local_stack: Any, tmp_path: Path, image_ref: str) -> None:
+    world = SmallWorld(uuid.uuid4().hex[:8])
+    app = _small_app(tmp_path, world.name)
+    new = f"{world.name}-image"
+    r = migrate(app, "--from", world.name, "--image", image_ref, "--stage", "prod", "--dry-run", "--json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    old = f"function:{world.name}"
+    assert _env_rows(plan)["STAGE"] == ("chalice:prod", [old])
+    assert _env_rows(plan)["GREETING"] == ("config", [old, "chalice:prod"])
+    actions = [s["action"] for s in plan["steps"]]
+    grant = next(s for s in plan["steps"] if s["action"] == "lambda:AddPermission")
+    assert actions.index("lambda:AddPermission") < actions.index("apigateway:PutIntegration")
+    source = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{world.api}/*"
+    assert grant["params"]["SourceArn"] == source and grant["params"]["Qualifier"] == "live"
+
+    r = migrate(app, "--from", world.name, "--image", image_ref, "--stage", "prod")  # no smoke path: none invoked
+    assert r.returncode == 0, r.stderr
+    env = _c("lambda").get_function(FunctionName=new)["Configuration"]["Environment"]["Variables"]
+    assert env == {"OLD_ONLY": "from-old", "DB_URL": "s3cr3t-value", "STAGE": "prod", "GREETING": "from-config"}
+    policy = json.loads(_c("lambda").get_policy(FunctionName=new, Qualifier="live")["Policy"])
+    granted = [(s["Action"], s["Principal"]["Service"], s["Condition"]["ArnLike"]["AWS:SourceArn"])
+               for s in policy["Statement"]]
+    assert granted == [("lambda:InvokeFunction", "apigateway.amazonaws.com", source)]
+    resource = next(x["id"] for x in _c("apigateway").get_resources(restApiId=world.api)["items"]
+                    if x["path"] == "/orders")
+    uri = _c("apigateway").get_integration(restApiId=world.api, resourceId=resource, httpMethod="POST")["uri"]
+    assert uri.endswith(f"function:{new}:live/invocations")
+
+
 # -- pure parts (no AWS) ----------------------------------------------------------------------------
 def test_chalice_stage_environment_precedence_and_placeholders(tmp_path: Path) -> None:
     from lambdaship.errors import UsageError
@@ -411,8 +501,8 @@ def test_chalice_stage_environment_precedence_and_placeholders(tmp_path: Path) -
     assert prod is not None
     assert prod.values == {"A": "top", "B": "prod", "C": "handler"}
     assert prod.placeholders == ["SECRET"]
-    dev = chalice.stage_env(tmp_path, None)  # default stage "dev" is not defined: top level only
-    assert dev is not None and dev.values == {"A": "top", "B": "top"}
+    assert chalice.stage_env(tmp_path, None) is None  # no stage named: nothing imported, no "dev" default
+    assert chalice.stage_names(tmp_path) == ["prod"]
     with pytest.raises(UsageError, match="no such stage"):
         chalice.stage_env(tmp_path, "dev")
 

@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         to: str | None = typer.Option(None, "--to", help="Name of the new image function (default: <from>-image).",
                                       show_default=False),
         stage: str | None = typer.Option(
-            None, "--stage", help="Chalice stage whose environment_variables to import (default: dev).",
+            None, "--stage", help="Chalice stage whose environment_variables to import over the old function's "
+                 "(default: none; the old function's environment is kept).",
             show_default=False,
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the whole plan; change nothing."),

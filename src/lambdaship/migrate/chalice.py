@@ -2,8 +2,9 @@
 
 Chalice's precedence (later wins): top-level ``environment_variables`` < ``stages.<stage>.
 environment_variables`` < ``stages.<stage>.lambda_functions.api_handler.environment_variables``.
-Values written as ``${NAME}`` placeholders (filled in by a wrapper script at deploy time, as
-the seeds' team did) are not real values: they are skipped and reported by name.
+Imported only for the stage ``migrate --stage`` names (no default). Values written as
+``${NAME}`` placeholders (filled in by a wrapper script at deploy time, as the seeds' team did)
+are not real values: they are skipped and reported by name.
 """
 
 from __future__ import annotations
@@ -39,34 +40,45 @@ def _env_table(table: Any, where: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in table.items()}
 
 
-def stage_env(source: Path, stage: str | None) -> StageEnv | None:
-    """The stage's variables; None when ``source`` has no ``.chalice/config.json``.
-
-    ``stage`` None means "the default stage, dev, if the file defines it".
-    """
-    path = config_path(source)
-    if not path.is_file():
-        if stage is not None:
-            raise UsageError(f"--stage {stage}: {path} does not exist", "--stage only applies to Chalice projects")
-        return None
+def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}", "fix the JSON") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a JSON object")
+    return data
+
+
+def stage_names(source: Path) -> list[str]:
+    """The stages ``.chalice/config.json`` defines ([] without one)."""
+    path = config_path(source)
+    if not path.is_file():
+        return []
+    stages = _read(path).get("stages") or {}
+    return sorted(stages) if isinstance(stages, dict) else []
+
+
+def stage_env(source: Path, stage: str | None) -> StageEnv | None:
+    """The variables of the stage named ``stage``; None when no stage is named: a stage's
+    variables are imported only on request (a prod function must not silently get dev values).
+    """
+    if stage is None:
+        return None
+    path = config_path(source)
+    if not path.is_file():
+        if stage is not None:
+            raise UsageError(f"--stage {stage}: {path} does not exist", "--stage only applies to Chalice projects")
+        return None
+    data = _read(path)
     stages = data.get("stages") or {}
-    chosen = stage or "dev"
+    chosen = stage
     if chosen not in stages:
-        if stage is None:
-            stage_table: dict[str, Any] = {}
-        else:
-            raise UsageError(
-                f"--stage {stage}: no such stage in {path}",
-                f"choose one of: {', '.join(sorted(stages)) or '(none defined)'}",
-            )
-    else:
-        stage_table = stages[chosen] or {}
+        raise UsageError(
+            f"--stage {stage}: no such stage in {path}",
+            f"choose one of: {', '.join(sorted(stages)) or '(none defined)'}",
+        )
+    stage_table: dict[str, Any] = stages[chosen] or {}
     values: dict[str, str] = {}
     values.update(_env_table(data.get("environment_variables"), f"{path}: environment_variables"))
     values.update(_env_table(stage_table.get("environment_variables"), f"{path}: stages.{chosen}"))

@@ -51,6 +51,7 @@ class Migration:
     warnings: list[str]
     delete_old: bool
     dry_run: bool = False
+    env_overridden: dict[str, list[str]] = field(default_factory=dict)  # key -> sources whose value lost
     done: list[str] = field(default_factory=list)
     undone: list[str] = field(default_factory=list)
 
@@ -74,8 +75,8 @@ class Migration:
             "digest": target.digest if target else None,
             "dry_run": self.dry_run,
             "delete_old": self.delete_old,
-            "environment": [{"name": k, "source": self.env.sources[k], "value": "****"}
-                            for k in sorted(self.env.values)],
+            "environment": [{"name": k, "source": self.env.sources[k], "value": "****",
+                             "overrides": self.env_overridden.get(k, [])} for k in sorted(self.env.values)],
             "triggers": self.old.triggers_json(),
             "warnings": self.warnings,
             "steps": [s.to_json() for s in self.steps],
@@ -87,26 +88,40 @@ class Migration:
         for i, s in enumerate(self.steps, 1):
             lines.append(f"  {i:>2}. {s.render()}")
         if self.env.values:
-            lines.append("  environment (values hidden):")
-            lines.extend(f"      {k}=****  ({self.env.sources[k]})" for k in sorted(self.env.values))
+            lines.append("  environment (values hidden; the source named first wins):")
+            for k in sorted(self.env.values):
+                lost = self.env_overridden.get(k)
+                over = f", over {', '.join(reversed(lost))}" if lost else ""
+                lines.append(f"      {k}=****  ({self.env.sources[k]}{over})")
         return lines
 
 
 # -- prepare (no remote changes) ------------------------------------------------------------------
 def _old_env(inv: Inventory, fn: FunctionConfig, stage: str | None, env_file: Path | None,
-             warnings: list[str]) -> Resolved:
+             warnings: list[str]) -> tuple[Resolved, dict[str, list[str]]]:
+    """The new function's environment: the old function's (kept) < the Chalice stage named with
+    ``--stage`` (never a default one) < the project's configured environment. Also, per key, the
+    sources whose different value lost."""
     from lambdaship.deploy import env as envmod
     from lambdaship.migrate import chalice
 
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
+    overridden: dict[str, list[str]] = {}
 
-    def put(data: dict[str, str], source: str) -> None:
+    def put(data: dict[str, str], source: str | dict[str, str]) -> None:
         for k, v in data.items():
+            if k in values and values[k] != v:
+                overridden.setdefault(k, []).append(sources[k])
             values[k] = v
-            sources[k] = source
+            sources[k] = source if isinstance(source, str) else source[k]
 
     put((inv.configuration.get("Environment") or {}).get("Variables") or {}, f"function:{inv.name}")
+    if stage is None:
+        defined = chalice.stage_names(fn.source)
+        if defined:
+            warnings.append(f"{chalice.config_path(fn.source)} defines Chalice stage(s) {', '.join(defined)}; none "
+                            "imported: the old function's environment is kept (pass --stage NAME to import one)")
     staged = chalice.stage_env(fn.source, stage)
     if staged is not None:
         put(staged.values, f"chalice:{staged.stage}")
@@ -114,11 +129,9 @@ def _old_env(inv: Inventory, fn: FunctionConfig, stage: str | None, env_file: Pa
             warnings.append(f"{staged.path}: {name} is a ${{...}} placeholder in stage {staged.stage}; "
                             "kept the old function's value (if any)")
     project = envmod.resolve(fn, env_file)
-    for k, v in project.values.items():
-        values[k] = v
-        sources[k] = project.sources[k]
+    put(project.values, project.sources)
     check_size(values, fn.function_name)
-    return Resolved(values=values, sources=sources)
+    return Resolved(values=values, sources=sources), overridden
 
 
 def _image_warnings(inv: Inventory, fn: FunctionConfig) -> list[str]:
@@ -222,7 +235,7 @@ def prepare(
         "tags": {**tags, **fn.tags, MIGRATED_FROM_TAG: old_name},
     })
     warnings.extend(_image_warnings(inv, new_fn))
-    env = _old_env(inv, new_fn, stage, env_file, warnings)
+    env, overridden = _old_env(inv, new_fn, stage, env_file, warnings)
     discover(inv)
     warnings.extend(inv.warnings)
     smoke = new_fn.smoke or _default_smoke(inv)
@@ -239,7 +252,7 @@ def prepare(
                               "choose another name with --to, or delete it if a previous migration left it")
     p = plan_migration(inv, new_fn, target, env, state, delete_old=delete_old)
     return Migration(old=inv, fn=new_fn, alias_arn=alias_arn, plan=p, env=env, warnings=warnings,
-                     delete_old=delete_old)
+                     delete_old=delete_old, env_overridden=overridden)
 
 
 def alias_arn_of(inv: Inventory, fn: FunctionConfig) -> str:
