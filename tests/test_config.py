@@ -159,3 +159,45 @@ def test_bad_architecture_fails_while_parsing(command, tmp_path):
     r = run_cli(command, "-C", str(tmp_path), "--architecture", "sparc")
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr == "error: --architecture 'sparc' is not supported; use one of: x86_64, arm64\n"
+
+
+def test_the_cli_renders_build_events_the_library_only_emits(capsys):
+    """image.build emits BuildEvents; progress=True sends them to the sink the CLI registered, which
+    prints one dim line per stage (nothing for "done"); without a sink nothing is printed."""
+    from lambdaship.image import events
+
+    events.set_default_sink(None)
+    events.sink_for(True)(events.BuildEvent("layers", "writing layers"))
+    assert capsys.readouterr() == ("", "")
+    import lambdaship.cli  # noqa: F401  (registers the renderer)
+    from lambdaship.commands import _common
+
+    if events.sink_for(True) is not _common.render_build_event:  # already imported before: register again
+        events.set_default_sink(_common.render_build_event)
+    sink = events.sink_for(True)
+    sink(events.BuildEvent("layers", "writing layers"))
+    sink(events.BuildEvent("done", "sha256:" + "0" * 64, 10, 1.0))
+    out, err = capsys.readouterr()
+    assert out == "" and err == "… writing layers\n"
+    assert events.sink_for(False) is not sink and events.sink_for(print) is print
+
+
+def test_option_groups_expand_into_flags_and_refuse_a_clash():
+    import inspect
+
+    from lambdaship.commands.options import BuildFlags, ProjectFlags, with_options
+
+    @with_options
+    def cmd(where: ProjectFlags = ProjectFlags(), flags: BuildFlags = BuildFlags(), json_: bool = False):
+        return where, flags, json_
+
+    names = list(inspect.signature(cmd).parameters)
+    assert names == ["project", "function", "base_image", "python", "architecture", "package_type", "memory",
+                     "timeout", "json_"]
+    where, flags, json_ = cmd(project=None, function="f", base_image=None, python="3.11", architecture=None,
+                              package_type=None, memory=256, timeout=None, json_=True)
+    assert where == ProjectFlags(None, "f") and flags.overrides() == {"python": "3.11", "memory": 256} and json_
+    with pytest.raises(TypeError, match="clashes"):
+        @with_options
+        def bad(flags: BuildFlags = BuildFlags(), python: str = ""):
+            return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -133,17 +134,18 @@ GROUPS: tuple[type, ...] = (ProjectFlags, BuildFlags, RuntimeFlags)
 
 def with_options(func: F) -> F:
     """Expand every parameter annotated with a group class into the group's flags (see module doc)."""
-    sig = inspect.signature(func, eval_str=True)
+    hints = typing.get_type_hints(func, localns={g.__name__: g for g in GROUPS})
+    sig = inspect.signature(func)
     params: list[inspect.Parameter] = []
     groups: dict[str, type] = {}
     for p in sig.parameters.values():
-        if p.annotation in GROUPS:
-            groups[p.name] = p.annotation
-            for name, (annotation, option) in p.annotation.declarations().items():
-                params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                                annotation=annotation))
+        annotation = hints.get(p.name, p.annotation)
+        if annotation in GROUPS:
+            groups[p.name] = annotation
+            for name, (ann, option) in annotation.declarations().items():
+                params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=ann))
         else:
-            params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+            params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=annotation))
     names = [p.name for p in params]
     if len(names) != len(set(names)):
         raise TypeError(f"{func.__name__}: a flag of an option group clashes with a parameter")
@@ -154,7 +156,7 @@ def with_options(func: F) -> F:
             kwargs[pname] = group(**{f.name: kwargs.pop(f.name) for f in fields(group)})
         return func(**kwargs)
 
-    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__signature__ = sig.replace(parameters=params, return_annotation=hints.get("return", None))  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     del wrapper.__wrapped__  # typer reads the signature above, not the wrapped function's
     return wrapper  # type: ignore[return-value]
