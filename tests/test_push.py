@@ -578,3 +578,106 @@ def test_cli_push_repository_options(local_stack, tmp_path: Path) -> None:
     assert repo["encryptionConfiguration"]["encryptionType"] == "KMS"
     bad = run_cli("push", "--layout", str(layout), "--repository", name, "--tag", "no good", cwd=tmp_path)
     assert bad.returncode == 2 and "not a valid tag" in bad.stderr
+
+
+# -- progress events and their rendering (#15: the library emits, commands/ renders; #20: bytes) --
+def test_cli_push_lines_count_sent_bytes_apart_from_present(local_stack, tmp_path: Path) -> None:
+    """Without a terminal: one line per blob; the summary's 'sent' excludes blobs already there."""
+    from lambdaship.commands._push_progress import size_text
+
+    base = file_layer(tmp_path, {"opt/base.bin": os.urandom(300_000)})
+    dest = f"{registry_host(local_stack.registry.url)}/{uid('lines')}"
+    first = make_image([base])
+    proc = run_cli("push", "--layout", str(write_layout(first, tmp_path / "l1")), "--to", dest, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sent = base.size + len(first.config)
+    assert f"2 uploaded ({size_text(sent)} sent), 0 mounted, 0 already present (0 B not sent)" in proc.stdout
+    assert f"uploaded layer {base.digest[:19]} ({size_text(base.size)} sent in" in proc.stderr
+    assert "uploaded config" in proc.stderr and "tagged" in proc.stderr
+
+    app = file_layer(tmp_path, {"var/task/app.py": b"x = 2\n"})
+    second = make_image([base, app], label="2")
+    proc = run_cli("push", "--layout", str(write_layout(second, tmp_path / "l2")), "--to", dest, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sent = app.size + len(second.config)
+    assert (f"2 uploaded ({size_text(sent)} sent), 0 mounted, 1 already present "
+            f"({size_text(base.size)} not sent)") in proc.stdout
+    assert f"present  layer {base.digest[:19]} ({size_text(base.size)}, not sent)" in proc.stderr
+    quiet = run_cli("push", "--layout", str(tmp_path / "l2"), "--to", dest, "--json", cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr  # --json: no progress lines
+
+
+def test_push_events_mounted_bytes_are_not_sent(local_stack, tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from lambdaship.commands._push_progress import PushRenderer
+    from lambdaship.oci.push import PushEvent
+
+    base_ref = push_base(local_stack.registry.url, tmp_path, repo=uid("evbase"), tag="3.12")
+    base = remote_layers(local_stack.registry.url, base_ref)
+    app = file_layer(tmp_path, {"var/task/app.py": b"y = 1\n"})
+    image = make_image([*base, app])
+    events: list[PushEvent] = []
+    out = io.StringIO()
+    renderer = PushRenderer(Console(file=out, width=200), tty=False)
+
+    def sink(e: PushEvent) -> None:
+        events.append(e)
+        renderer(e)
+
+    with renderer:
+        res = push_image(image, f"{registry_host(local_stack.registry.url)}/{uid('evapp')}", ["t"], on_event=sink)
+    assert res.mounted_blobs == len(base)
+    assert renderer.mounted_bytes == sum(x.size for x in base)
+    assert renderer.sent_bytes == app.size + len(image.config) == res.uploaded_bytes
+    assert renderer.skipped_bytes == 0
+    assert events[0].kind == "start" and events[0].bytes_total == sum(x.size for x in image.layers) + len(image.config)
+    assert [e.kind for e in events][-1] == "manifest" and events[-1].tag == "t"
+    done = {e.digest: e for e in events if e.kind == "blob"}
+    assert {d: e.how for d, e in done.items()} == {**{x.digest: "mount" for x in base}, app.digest: "upload",
+                                                   image.config_descriptor.digest: "upload"}
+    last = {e.digest: e.bytes_done for e in events if e.kind == "progress"}
+    assert last == {app.digest: app.size, image.config_descriptor.digest: len(image.config)}
+    assert out.getvalue().count("mounted  layer") == len(base)
+
+
+def test_cli_push_on_a_terminal_draws_progress(local_stack, tmp_path: Path) -> None:
+    """On a terminal (a pty as stderr): rich bars, and present blobs logged as not sent."""
+    import pty
+    import select
+    import sys
+
+    layer = file_layer(tmp_path, {"opt/t.bin": os.urandom(200_000)})
+    layout = write_layout(make_image([layer]), tmp_path / "layout")
+    dest = f"{registry_host(local_stack.registry.url)}/{uid('tty')}"
+
+    def run() -> tuple[int, str, str]:
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([sys.executable, "-m", "lambdaship.cli", "push", "--layout", str(layout),
+                                 "--to", dest], stdout=subprocess.PIPE, stderr=slave, cwd=tmp_path,
+                                env={**os.environ, "COLUMNS": "160", "TERM": "xterm"})
+        os.close(slave)
+        screen = b""
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                screen += data
+            elif proc.poll() is not None:
+                break
+        os.close(master)
+        return proc.wait(timeout=60), proc.stdout.read().decode(), screen.decode(errors="replace")
+
+    code, stdout, screen = run()
+    assert code == 0, screen
+    assert "to send" in screen and f"layer {layer.digest[7:19]}" in screen
+    code, stdout, screen = run()
+    assert code == 0 and "0 uploaded (0 B sent)" in stdout, screen
+    assert f"present  layer {layer.digest[:19]}" in screen and "not sent" in screen

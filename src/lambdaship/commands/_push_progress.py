@@ -32,6 +32,8 @@ class PushRenderer:
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
         self._total: Any = None
+        self._to_send = 0
+        self._done: dict[str, int] = {}
         self._started: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -67,31 +69,31 @@ class PushRenderer:
         p = self._progress
         if event.kind == "start":
             # "to send": shrinks as blobs turn out to be present or mountable.
-            self._total = p.add_task("to send", total=event.bytes_total)
+            self._to_send = event.bytes_total
+            self._total = p.add_task("to send", total=self._to_send)
         elif event.kind == "progress":
             task = self._tasks.get(event.digest)
             if task is None:
                 task = self._tasks[event.digest] = p.add_task(
                     f"{event.role} {event.digest[7:19]}", total=event.bytes_total)
             p.update(task, completed=event.bytes_done)
-            self._update_total()
+            self._update_total(event.digest, event.bytes_done)
         elif event.kind == "blob" and event.how in ("skip", "mount"):
+            self._to_send = max(0, self._to_send - event.bytes_total)
             if self._total is not None:
-                p.update(self._total, total=max(0, p.tasks[self._total].total - event.bytes_total))
+                p.update(self._total, total=self._to_send)
             p.console.log(f"{LABEL[event.how]:<8} {event.role} {event.digest[:19]} "
                           f"({size_text(event.bytes_total)}, not sent)")
         elif event.kind == "blob":
             task = self._tasks.get(event.digest)
             if task is not None:
                 p.update(task, completed=event.bytes_total)
-            self._update_total()
+            self._update_total(event.digest, event.bytes_total)
 
-    def _update_total(self) -> None:
-        if self._total is None:
-            return
-        p = self._progress
-        done = sum(p.tasks[t].completed for t in self._tasks.values())
-        p.update(self._total, completed=done)
+    def _update_total(self, digest: str, done: int) -> None:
+        self._done[digest] = done
+        if self._total is not None:
+            self._progress.update(self._total, completed=sum(self._done.values()))
 
     def _plain(self, event: PushEvent) -> None:
         if event.kind == "progress":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -83,54 +84,13 @@ def register(app: typer.Typer) -> None:
         json_: bool = JsonOpt,
     ) -> None:
         """Build the function's image (or read --layout) and push it; prints repository@sha256:…."""
-        from lambdaship.oci.reference import TAG_RE
         from lambdaship.registries import push_image
-
-        for t in tag:
-            if not TAG_RE.match(t):
-                raise UsageError(f"{t!r} is not a valid tag", "use up to 128 of A-Z a-z 0-9 _ . -")
 
         fn = None
         if layout is None or (to is None and repository is None) or project is not None or function is not None:
             fn = project_and_function(project, function)[1]
-
-        name = None
-        if to is None:
-            from lambdaship.config import REPOSITORY_RE
-
-            name = repository or (fn.repository_name if fn is not None else None)
-            if not name:
-                raise UsageError("no repository to push to", "give --repository NAME, --to REF or a config")
-            if not REPOSITORY_RE.match(name):
-                raise UsageError(f"{name!r} is not a valid ECR repository name",
-                                 "lowercase letters, digits, '.', '_', '-', '/' (--repository or 'repository')")
-        else:
-            from lambdaship.oci.push import check_target
-
-            try:
-                check_target(to, tag)
-            except LambdashipError as exc:
-                raise UsageError(exc.message, exc.hint) from None
-
-        if layout is not None:
-            image = _read_layout(layout)
-        else:
-            assert fn is not None
-            try:
-                from lambdaship.image.build import build_image
-            except ImportError:
-                raise LambdashipError(
-                    "the image builder is not available in this installation",
-                    "push an existing OCI layout with --layout DIR",
-                ) from None
-            # The ECR lookup of the previous image (boto3 import + client: ~0.6 s of a fresh runner's
-            # 2 s code-only push, measured with pyinstrument) runs while the build does its local checks.
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                previous = pool.submit(_previous_image, name) if name else None
-                image = build_image(fn, progress=interactive() and not json_,
-                                    reuse_deps_from=previous.result if previous is not None else None).image
+        name = _check_target(tag, to, repository, fn)
+        image = _read_layout(layout) if layout is not None else _build(fn, name, progress=interactive() and not json_)
 
         git_dir = fn.source if fn is not None else (project or Path.cwd())
         tags = default_tags(git_dir if git_dir.is_dir() else git_dir.parent)
@@ -141,9 +101,8 @@ def register(app: typer.Typer) -> None:
         else:
             from lambdaship.aws import ecr
 
-            assert name is not None
             target = ecr.ensure_repository(
-                name, keep_images=keep_images, scan_on_push=scan_on_push, mutable_tags=not immutable_tags,
+                str(name), keep_images=keep_images, scan_on_push=scan_on_push, mutable_tags=not immutable_tags,
                 encryption="KMS" if kms_key else "AES256", kms_key=kms_key,
             )
 
@@ -160,6 +119,50 @@ def register(app: typer.Typer) -> None:
             f"tags: {', '.join(result.tags) or '-'}"
         )
         typer.echo(result.image_ref)
+
+
+def _check_target(tag: list[str], to: str | None, repository: str | None, fn: Any) -> str | None:
+    """Validate tags and the target before any work; the ECR repository name (None with --to)."""
+    from lambdaship.oci.reference import TAG_RE
+
+    for t in tag:
+        if not TAG_RE.match(t):
+            raise UsageError(f"{t!r} is not a valid tag", "use up to 128 of A-Z a-z 0-9 _ . -")
+    if to is not None:
+        from lambdaship.oci.push import check_target
+
+        try:
+            check_target(to, tag)
+        except LambdashipError as exc:
+            raise UsageError(exc.message, exc.hint) from None
+        return None
+    from lambdaship.config import REPOSITORY_RE
+
+    name = repository or (fn.repository_name if fn is not None else None)
+    if not name:
+        raise UsageError("no repository to push to", "give --repository NAME, --to REF or a config")
+    if not REPOSITORY_RE.match(name):
+        raise UsageError(f"{name!r} is not a valid ECR repository name",
+                         "lowercase letters, digits, '.', '_', '-', '/' (--repository or 'repository')")
+    return name
+
+
+def _build(fn: Any, name: str | None, *, progress: bool) -> Any:
+    try:
+        from lambdaship.image.build import build_image
+    except ImportError:
+        raise LambdashipError(
+            "the image builder is not available in this installation",
+            "push an existing OCI layout with --layout DIR",
+        ) from None
+    # The ECR lookup of the previous image (boto3 import + client: ~0.6 s of a fresh runner's
+    # 2 s code-only push, measured with pyinstrument) runs while the build does its local checks.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        previous = pool.submit(_previous_image, name) if name else None
+        return build_image(fn, progress=progress,
+                           reuse_deps_from=previous.result if previous is not None else None).image
 
 
 def _previous_image(repository: str) -> str | None:
