@@ -1,6 +1,7 @@
 """End to end on the local stack: `lambdaship deploy` of the chalice-features app creates its
 REST API, functions and triggers; the same HTTP requests get the same answers through the
-deployed API (the stack's REST URL, run by the data plane) and through `lambdaship serve`."""
+deployed API (the stack's REST URL, run by the data plane), through `lambdaship serve` (the
+source) and through `lambdaship run` of the deployed image."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_deployed_api_and_serve_answer_the_same(local_stack, tmp_path) -> None:
                                           f'base_image = "{base}"\n')
     r = run_cli("deploy", "-C", str(proj), "--create-role", "--json", timeout=900)
     assert r.returncode == 0, r.stderr
-    app = json.loads(r.stdout)["app"]
+    deployed = json.loads(r.stdout)
+    app = deployed["app"]
     api_id = app["api_id"]
     assert api_id and app["url"].startswith(f"https://{api_id}.execute-api.")
     assert {f"{name}-token_auth", f"{name}-every_five", f"{name}-on_job", f"{name}-plain"} == set(app["functions"])
@@ -66,19 +68,23 @@ def test_deployed_api_and_serve_answer_the_same(local_stack, tmp_path) -> None:
     stack = httpx.Client(base_url=f"{os.environ['AWS_ENDPOINT_URL']}/restapis/{api_id}/api/_user_request_",
                          timeout=120)
     os.environ["LAMBDASHIP_API_KEYS"] = key  # serve accepts the deployed usage plan's key only
+    image = f"{local_stack.registry.url.removeprefix('http://')}/{name}@{deployed['digest']}"
     try:
         served = Served(["-C", str(proj), "--no-reload", "--workers", "1"])
+        ran = Served(["run", image, "--port", "0", "--workers", "1"], command=None)  # the deployed image
     finally:
         del os.environ["LAMBDASHIP_API_KEYS"]
     try:
         differ = []
         for method, path, headers in REQUESTS:
             h = {k: (key if v == "$KEY" else v) for k, v in headers.items()}
-            a, b = _answer(stack.request(method, path, headers=h)), _answer(served.client.request(method, path,
-                                                                                                  headers=h))
-            if a != b:
-                differ.append((method, path, headers, a, b))
+            a = _answer(stack.request(method, path, headers=h))
+            b = _answer(served.client.request(method, path, headers=h))
+            c = _answer(ran.client.request(method, path, headers=h))
+            if not a == b == c:
+                differ.append((method, path, headers, a, b, c))
         assert differ == [], "\n".join(map(repr, differ))
     finally:
         served.stop()
+        ran.stop()
         stack.close()

@@ -126,3 +126,27 @@ def engine_gateway(fn: Any, engine: Any, spec: Callable[[], Any], *, http_api_v2
     FunctionSpec), authorizers are the same spec with their handler."""
     return serve_gateway(fn, lambda payload: engine.invoke(spec(), payload), http_api_v2=http_api_v2,
                          make_runtime=lambda handler: _EngineHandler(engine, spec, handler), warn=warn)
+
+
+def image_gateway(engine: Any, spec: Any, *, http_api_v2: bool = False,
+                  warn: Callable[[str], None] | None = None) -> Gateway:
+    """``run``'s gateway for an image: the model read in the image's sandbox; the routes read
+    statically when that fails (``warn`` says why)."""
+    from lambdaship.api.model import extract_from_spec
+    from lambdaship.errors import LambdashipError
+    from lambdaship.local.serve import routes_for
+
+    def invoke(payload: bytes) -> InvokeResult:
+        return engine.invoke(spec, payload)
+
+    try:
+        model = extract_from_spec(engine, spec)
+    except LambdashipError as exc:
+        if warn is not None:
+            warn(f"lambdaship: {exc.one_line()}; using the routes read from the image's app.py")
+        return Gateway(invoke, routes=routes_for(spec.task_dir), http_api_v2=http_api_v2)
+    if not model.is_chalice:
+        return Gateway(invoke, routes=routes_for(spec.task_dir), http_api_v2=http_api_v2)
+    gw, _ = gateway_for(invoke, model, http_api_v2=http_api_v2, api_keys=local_api_keys(),
+                        make_runtime=lambda handler: _EngineHandler(engine, lambda: spec, handler))
+    return gw

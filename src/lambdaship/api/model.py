@@ -203,3 +203,20 @@ def extract(fn: FunctionConfig, *, region: str = LOCAL_REGION, account: str = LO
         data["swagger"] = swagger.generate(data, region=region, account=account, function_name=fn.function_name,
                                            alias=fn.alias)
     return from_json(data, stage=stage, domain=domain)
+
+
+def extract_from_spec(engine: Any, spec: Any, *, timeout: float = EXTRACT_TIMEOUT) -> AppModel:
+    """The model of the Chalice app inside an image (``run``): the extraction script in the
+    image's own sandbox (``engine.run_command``), no swagger (the gateway does not need it)."""
+    if not is_chalice_app(spec.task_dir):
+        return EMPTY
+    script = (Path(__file__).parent / "_extract.py").read_text(encoding="utf-8")
+    proc = engine.run_command(spec, ["python3", "-c", script], timeout=timeout)
+    try:
+        data = parse_output(proc.stdout)
+    except ValueError:
+        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+        raise LambdashipError(f"cannot read the Chalice app in the image: {tail[0][:300]}") from None
+    if "error" in data:
+        raise LambdashipError(f"the image's app.py: {data['error']}")
+    return from_json(data)

@@ -115,8 +115,7 @@ def register(app: typer.Typer) -> None:
         from lambdaship.commands.invoke import read_event
         from lambdaship.local import sandbox
         from lambdaship.local.engine import Engine
-        from lambdaship.local.gateway import Gateway
-        from lambdaship.local.serve import routes_for, serve_forever, stderr_sink
+        from lambdaship.local.serve import serve_forever, stderr_sink
         from lambdaship.local.specs import image_spec
 
         if get is not None and request is not None:
@@ -142,7 +141,9 @@ def register(app: typer.Typer) -> None:
         once = request is not None or payload is not None
         logs: list[str] = []
         engine = Engine(max_workers=workers, log_sink=logs.append if once else stderr_sink())
-        gateway = Gateway(lambda p: engine.invoke(spec, p), routes=routes_for(spec.task_dir), http_api_v2=http_api_v2)
+        from lambdaship.api.local import image_gateway  # API Gateway's answers from the image's app (issue 18)
+
+        gateway = image_gateway(engine, spec, http_api_v2=http_api_v2, warn=stderr_sink())
         if not once:
             engine.start(spec, warm=1)
             serve_forever(engine, gateway, host=host, port=port, watcher=None, banner=[
