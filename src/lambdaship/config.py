@@ -277,7 +277,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}", "fix the syntax at the position shown") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})", "save the file as UTF-8 (TOML files are UTF-8)") from None
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})",
+                          "save the file as UTF-8 (TOML files are UTF-8)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}", "check the file's permissions") from None
 
