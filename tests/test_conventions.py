@@ -174,3 +174,17 @@ def test_shell_completion_script_is_available():
                        env={**os.environ, "_LAMBDASHIP_COMPLETE": "complete_bash", "COMP_WORDS": "lambdaship dep",
                             "COMP_CWORD": "1"})
     assert "deploy" in r.stdout, r.stdout + r.stderr
+
+
+def test_verbose_shows_registry_retries_with_their_cause(local_stack, regional_project):
+    env = {"AWS_ENDPOINT_URL": local_stack.moto.url, "AWS_REGION": "us-east-1",
+           "LAMBDASHIP_REGISTRY_URL": _dead_url(), "LAMBDASHIP_RETRY_ATTEMPTS": "3"}
+    ref = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/x@sha256:{'0' * 64}"
+    quiet = _run("deploy", "-C", str(regional_project), "--image", ref, env=env)
+    assert quiet.returncode == 1 and "stamina" not in quiet.stderr
+    assert len(quiet.stderr.strip().splitlines()) == 1 and "cannot reach" in quiet.stderr
+    r = _run("-v", "deploy", "-C", str(regional_project), "--image", ref, env=env)
+    assert r.returncode == 1
+    retries = [ln for ln in r.stderr.splitlines() if "stamina.retry_scheduled" in ln]
+    assert len(retries) == 2, r.stderr
+    assert re.search(r"#1 in \d+\.\d+s \(waited 0\.0s so far\) after ConnectError", retries[0]), retries[0]

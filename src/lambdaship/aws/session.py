@@ -63,13 +63,26 @@ _VERBOSE_LOGGERS = {
 }
 
 
+class _Formatter(logging.Formatter):
+    """stamina's retry records carry their details as attributes: put them in the line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        num = getattr(record, "stamina.retry_num", None)
+        if num is not None:
+            cause = str(getattr(record, "stamina.caused_by", ""))[:200]
+            line += (f" #{num} in {getattr(record, 'stamina.wait_for', '?')}s (waited "
+                     f"{getattr(record, 'stamina.waited_so_far', '?')}s so far) after {cause}")
+        return line
+
+
 def _log_to_stderr() -> None:
     """``-v``: lambdaship's, stamina's and botocore's retry logs on stderr, with elapsed time.
 
     botocore's full DEBUG log is never enabled: it prints request headers (session tokens).
     """
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(relativeCreated)7.0fms %(name)s: %(message)s"))
+    handler.setFormatter(_Formatter("%(relativeCreated)7.0fms %(name)s: %(message)s"))
     for name, level in _VERBOSE_LOGGERS.items():
         logger = logging.getLogger(name)
         if not any(getattr(h, "_lambdaship", False) for h in logger.handlers):
