@@ -78,3 +78,13 @@ def base_image_ref(local_stack: stack.StackState, tmp_path_factory: pytest.TempP
     from tests.images import push_base
 
     return push_base(local_stack.registry.url, tmp_path_factory.mktemp("base-image"))
+
+
+@pytest.fixture(scope="session")
+def lambda_base(local_stack: stack.StackState) -> str:
+    """The offline Lambda-like base (debootstrap: Python 3.11 + awslambdaric) in the stack's
+    registry: images on it really run on the stack's data plane. Built once, cached under
+    ``paths.base_cache_dir()``; returns ``127.0.0.1:PORT/lambdaship/base@sha256:…``."""
+    from lambdaship.local.base import ensure_base
+
+    return ensure_base(local_stack.registry.url)

@@ -19,7 +19,6 @@ from typing import Any
 
 import boto3
 import httpx
-import pytest
 from botocore.config import Config
 
 from lambdaship.local.stack import ACCOUNT_ID, REGION
@@ -41,14 +40,6 @@ BROKEN = {
 
 def aws(service: str) -> Any:
     return boto3.client(service, config=Config(retries={"max_attempts": 1}, read_timeout=120))
-
-
-@pytest.fixture(scope="session")
-def lambda_base(local_stack) -> str:
-    """The offline Lambda-like base (Python 3.11 + awslambdaric), in the stack's registry."""
-    from lambdaship.local.base import ensure_base
-
-    return ensure_base(local_stack.registry.url)
 
 
 def project(root: Path, name: str, source: str, base: str) -> Path:
