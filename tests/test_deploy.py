@@ -164,15 +164,17 @@ def test_code_only_redeploy_publishes_new_version_and_moves_alias(local_stack, r
     assert len(aws("lambda").list_versions_by_function(FunctionName=name)["Versions"]) == 3  # $LATEST, 1, 2
 
 
-def test_failing_smoke_test_leaves_alias_and_exits_nonzero(local_stack, registry, tmp_path):
+def test_failing_smoke_test_leaves_alias_and_exits_nonzero(local_stack, registry, lambda_base, tmp_path):
+    from tests.runnable import push_app_image  # images whose code runs on the stack's data plane
+
     name = uid()
-    d1, d2 = push_image(registry, name, "good"), push_image(registry, name, "bad")
+    answer = "def handler(e, c):\n    return {{'statusCode': {}, 'body': '{}'}}\n"
+    d1 = push_app_image(registry, lambda_base, name, answer.format(200, "ok"), "good")
+    d2 = push_app_image(registry, lambda_base, name, answer.format(503, "down"), "bad")
     proj = make_project(tmp_path, name, role=make_role(), smoke='path = "/health"')
-    queue_results(local_stack.moto.url, {"statusCode": 200, "body": "ok"})
     r = deploy(proj, "--image", image_uri(name, d1))
     assert r.returncode == 0, r.stderr
     assert "smoke test passed: GET /health → 200" in r.stdout
-    queue_results(local_stack.moto.url, {"statusCode": 503, "body": "down"})
     r = deploy(proj, "--image", image_uri(name, d2))
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
@@ -180,8 +182,7 @@ def test_failing_smoke_test_leaves_alias_and_exits_nonzero(local_stack, registry
     assert alias_version(name) == "1"
     # An event smoke test that raises fails the same way.
     proj2 = make_project(tmp_path / "ev", name, role=None, smoke="event = { ping = 1 }")
-    queue_results(local_stack.moto.url, {"errorType": "RuntimeError", "errorMessage": "boom", "stackTrace": []})
-    d3 = push_image(registry, name, "three")
+    d3 = push_app_image(registry, lambda_base, name, "def handler(e, c):\n    raise RuntimeError('boom')\n", "three")
     r = deploy(proj2, "--image", image_uri(name, d3))
     assert r.returncode == 1 and "boom" in r.stderr
     assert alias_version(name) == "1"

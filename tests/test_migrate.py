@@ -5,11 +5,12 @@ AWS_PROXY integration per route (Chalice's shape), a deployed stage, an HTTP API
 event source mapping, an S3 notification, an SNS subscription and an EventBridge target, with
 the matching resource-policy statements. The CLI runs as a real process.
 
-Smoke requests: with ``use_docker: false`` moto answers invocations from a queue of canned
-results (``/moto-api/static/lambda-simple/response``), else by echoing the event. A migration
-invokes twice (the new version before the switch, the alias after it); tests queue exactly
-the answers they expect to be consumed. The injected failure is real: the alias answers 500
-to the post-switch smoke request, so migrate must undo every change it made.
+Smoke requests run the new image's real code on the stack's data plane (images from
+``tests.runnable`` on the offline base). A migration invokes twice (the new version before
+the switch, the alias after it). The injected failures are the code's own: an image that
+answers 500, and one that answers 200 once and 500 after (the alias's post-switch smoke
+request), so migrate must undo every change it made. (The slow build test still queues
+moto's canned answers, which the data plane never consults: see the lead's notes.)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pytest
 from botocore.config import Config
 
 from tests.conftest import EXAMPLES, run_cli
-from tests.test_deploy import image_uri, push_image
+from tests.test_deploy import image_uri
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -199,13 +200,21 @@ def app_dir(tmp_path: Path, base_image_ref: str) -> Path:
     return app
 
 
-@pytest.fixture(scope="module")
-def image_ref(local_stack: Any) -> str:
-    """A small image in the registry and in moto's ECR, addressed by its ECR host and digest
-    (LAMBDASHIP_REGISTRY_URL maps the host to the local registry). The full build path is in
-    test_migrate_builds_and_pushes_the_project_image."""
+def _runnable(local_stack: Any, base: str, source: str) -> str:
+    from tests.runnable import push_app_image
+
     repo = f"migrate-{uuid.uuid4().hex[:8]}"
-    return image_uri(repo, push_image(local_stack.registry.url, repo, "v1"))
+    return image_uri(repo, push_app_image(local_stack.registry.url, base, repo, source, "v1"))
+
+
+@pytest.fixture(scope="module")
+def image_ref(local_stack: Any, lambda_base: str) -> str:
+    """An image whose code answers 200 (it runs on the stack's data plane), in the registry and in
+    moto's ECR, addressed by its ECR host and digest (LAMBDASHIP_REGISTRY_URL maps the host to the
+    local registry). The full build path is in test_migrate_builds_and_pushes_the_project_image."""
+    from tests.runnable import HEALTHY
+
+    return _runnable(local_stack, lambda_base, HEALTHY)
 
 
 def migrate(app: Path, *args: str) -> Any:
@@ -216,7 +225,6 @@ def test_migrate_repoints_every_trigger_and_leaves_old_function_untouched(
     local_stack: Any, world: World, app_dir: Path, image_ref: str
 ) -> None:
     before = world.snapshot()
-    queue_answers(local_stack, OK, OK)
     new = f"{world.name}-img"
     r = migrate(app_dir, "--from", world.name, "--to", new, "--image", image_ref, "--json")
     assert r.returncode == 0, r.stderr
@@ -304,12 +312,15 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
 
 
 def test_failure_after_the_switch_restores_the_original_wiring_exactly(
-    local_stack: Any, world: World, app_dir: Path, image_ref: str
+    local_stack: Any, world: World, app_dir: Path, lambda_base: str
 ) -> None:
+    from tests.runnable import FAILS_SECOND
+
     before = world.snapshot()
     new = f"{world.name}-image"
-    queue_answers(local_stack, OK, FAIL)  # the version passes, the alias answers 500 after the switch
-    r = migrate(app_dir, "--from", world.name, "--image", image_ref, "--delete-old")
+    # the version passes, the alias answers 500 after the switch (the code fails its second request)
+    r = migrate(app_dir, "--from", world.name, "--image", _runnable(local_stack, lambda_base, FAILS_SECOND),
+                "--delete-old")
     assert r.returncode == 1
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, r.stderr
@@ -323,11 +334,13 @@ def test_failure_after_the_switch_restores_the_original_wiring_exactly(
 
 
 def test_failing_new_version_stops_before_any_trigger_moves(
-    local_stack: Any, world: World, app_dir: Path, image_ref: str
+    local_stack: Any, world: World, app_dir: Path, lambda_base: str
 ) -> None:
+    from tests.runnable import FAILING
+
     before = world.snapshot()
-    queue_answers(local_stack, FAIL)  # the new version answers 500: nothing may move
-    r = migrate(app_dir, "--from", world.name, "--image", image_ref)
+    # the new version's code answers 500: nothing may move
+    r = migrate(app_dir, "--from", world.name, "--image", _runnable(local_stack, lambda_base, FAILING))
     assert r.returncode == 1
     error = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     # the smoke test of the new version, before any trigger step (the plan's republish steps are skipped)
@@ -340,7 +353,6 @@ def test_failing_new_version_stops_before_any_trigger_moves(
 def test_delete_old_removes_the_old_function_after_the_switch(
     local_stack: Any, world: World, app_dir: Path, image_ref: str
 ) -> None:
-    queue_answers(local_stack, OK, OK)
     r = migrate(app_dir, "--from", world.name, "--image", image_ref, "--delete-old")
     assert r.returncode == 0, r.stderr
     assert f"{world.name} deleted" in r.stdout
