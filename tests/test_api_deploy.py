@@ -204,3 +204,19 @@ def test_function_url_on_the_alias_for_a_plain_handler(local_stack, tmp_path) ->
     policy = json.loads(aws("lambda").get_policy(FunctionName=name, Qualifier="live")["Policy"])["Statement"]
     assert [(p["Action"], p["Principal"]) for p in policy] == [("lambda:InvokeFunctionUrl", "*")]
     assert deploy_app(fn, image_uri=IMAGE, dry_run=True).steps == []
+
+
+def test_custom_domain_from_the_chalice_config(app) -> None:
+    fn = app
+    domain = f"{fn.function_name}.example.com"
+    (fn.source / ".chalice").mkdir(exist_ok=True)
+    (fn.source / ".chalice" / "config.json").write_text(json.dumps({"version": "2.0", "app_name": "chalice-features",
+        "stages": {"dev": {"api_gateway_stage": "api", "api_gateway_custom_domain": {
+            "domain_name": domain, "certificate_arn": f"arn:aws:acm:us-east-1:{ACCOUNT_ID}:certificate/abc",
+            "url_prefix": "v1"}}}}))
+    plan = deploy_app(fn, image_uri=IMAGE)
+    gw = aws("apigateway")
+    assert gw.get_domain_name(domainName=domain)["domainName"] == domain
+    mappings = gw.get_base_path_mappings(domainName=domain)["items"]
+    assert [(m["basePath"], m["restApiId"], m["stage"]) for m in mappings] == [("v1", plan.api.api_id, "api")]
+    assert deploy_app(fn, image_uri=IMAGE, dry_run=True).steps == []

@@ -42,6 +42,8 @@ class ApiState:
     stages: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     usage_plans: tuple[Mapping[str, Any], ...] = ()
+    domain: Mapping[str, Any] | None = None  # the configured custom domain, when it exists
+    base_paths: tuple[Mapping[str, Any], ...] = ()  # its base path mappings
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,8 @@ def observe(fn: FunctionConfig, model: AppModel, *, region: str, account: str,
     names = [fn.function_name] + [f"{fn.function_name}-{x.suffix}" for x in model.extra_functions()]
     functions = {n: observe_function(n, fn.alias) for n in names}
     api = observe_api(*find_api(fn, model, chalice_stage)) if model.routes else ApiState()
+    if model.domain is not None and model.routes:
+        api = _with_domain(api, model.domain.domain_name)
     rules: dict[str, Mapping[str, Any]] = {}
     for src in model.event_sources:
         if src.kind in ("schedule", "cw_event"):
@@ -196,3 +200,18 @@ def observe(fn: FunctionConfig, model: AppModel, *, region: str, account: str,
                  if any(s.get("Endpoint", "").startswith(a) for a in arns.values())) \
         if any(s.kind == "sns" for s in model.event_sources) else ()
     return Observed(region, account, api, functions, rules, mappings, notifications, subs)
+
+
+def _with_domain(api: ApiState, domain: str) -> ApiState:
+    from dataclasses import replace
+
+    from lambdaship.aws import apigw
+
+    try:
+        got = apigw.call("GetDomainName", domainName=domain)
+    except Exception as exc:
+        if "NotFound" not in str(exc) and "NotFound" not in type(exc).__name__:
+            raise
+        return api
+    paths = tuple(apigw.call("GetBasePathMappings", domainName=domain).get("items", []))
+    return replace(api, domain=got, base_paths=paths)

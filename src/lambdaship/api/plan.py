@@ -211,7 +211,30 @@ def plan_rest_api(fn: FunctionConfig, model: AppModel, obs: Observed) -> ApiPlan
         steps.append(ApiStep("apigateway:CreateDeployment", {"restApiId": _api_ref(api), "stageName": model.stage},
                              "clients see the changes from here on"))
     _usage_plan_steps(fn, model, api, steps)  # names the stage: after it exists
+    _domain_steps(model, api, steps)
     return out
+
+
+def _domain_steps(model: AppModel, api: ApiState, steps: list[ApiStep]) -> None:
+    """The custom domain of ``api_gateway_custom_domain`` and its base path mapping to the stage."""
+    d = model.domain
+    if d is None:
+        return
+    if api.domain is None:
+        params: dict[str, Any] = {"domainName": d.domain_name, "endpointConfiguration": {"types": ["EDGE"]}}
+        if d.certificate_arn:
+            params["certificateArn"] = d.certificate_arn
+        if d.tls_version:
+            params["securityPolicy"] = d.tls_version.replace(".", "_")
+        steps.append(ApiStep("apigateway:CreateDomainName", params, "custom domain"))
+    base = d.url_prefix.strip("/") or "(none)"
+    if not any(m.get("restApiId") == api.api_id and m.get("stage") == model.stage
+               and (m.get("basePath") or "(none)") == base for m in api.base_paths):
+        mapping: dict[str, Any] = {"domainName": d.domain_name, "restApiId": _api_ref(api), "stage": model.stage}
+        if base != "(none)":
+            mapping["basePath"] = base
+        steps.append(ApiStep("apigateway:CreateBasePathMapping", mapping, f"https://{d.domain_name}/{base}"
+                             if base != "(none)" else f"https://{d.domain_name}/"))
 
 
 def _resource_steps(api: ApiState, want: dict[str, dict[str, DesiredMethod]], auth_ids: dict[str, Any],
