@@ -349,11 +349,12 @@ def _layer_blob(layer: Layer, blobs: Path) -> Path:
         return layer.path
     if layer.source is None:
         raise LambdashipError(f"layer {layer.digest[:19]} has no local blob and no source to fetch it from")
-    from lambdaship.registry import RegistryClient
+    from lambdaship.registries import registry_client
 
     dest = blobs / layer.digest.replace(":", "-")
     if not dest.exists():
-        RegistryClient.for_registry(layer.source.registry).download_blob(layer.source.repository, layer.digest, dest)
+        registry_client(layer.source.registry).download_blob(layer.source.repository, layer.digest, dest,
+                                                             size=layer.size)
     return dest
 
 

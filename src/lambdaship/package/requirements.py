@@ -29,19 +29,20 @@ def requirements_file(fn: FunctionConfig) -> Path | None:
     from lambdaship.package.reqguard import check_tree
 
     root = fn.root or fn.source
+    if fn.requirements:  # before anything reads it, whatever its format
+        given = fn.source / fn.requirements
+        if not (given.resolve() == root or root in given.resolve().parents):
+            raise LambdashipError(
+                f"requirements file {given} is outside the project ({root})",
+                "point 'requirements' at a file inside the project (relative to the function's source directory)",
+            )
     from lambdaship.package import sources  # hook: lock files / pyproject.toml → one pinned list
 
     generated = sources.requirements_path(fn)
     if generated is not None:
         return generated
     if fn.requirements:
-        given = fn.source / fn.requirements
-        path = given.resolve()
-        if not (path == root or root in path.parents):
-            raise LambdashipError(
-                f"requirements file {given} is outside the project ({root})",
-                "point 'requirements' at a file inside the project (relative to the function's source directory)",
-            )
+        path = (fn.source / fn.requirements).resolve()
         if path.exists() and not path.is_file():
             raise LambdashipError(
                 f"requirements file {path} is not a regular file",
