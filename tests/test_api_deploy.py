@@ -140,6 +140,9 @@ def test_redeploy_changes_only_what_changed_and_removes_routes(app) -> None:
     text = src.read_text()
     text = text.replace('@app.route("/no-cors")\ndef no_cors():\n    return {"cors": None}\n', "")
     text = text.replace('@app.route("/keyed", api_key_required=True)', '@app.route("/keyed", api_key_required=False)')
+    schedule = '@app.schedule(Rate(5, unit=Rate.MINUTES))\ndef every_five(event):\n    return {"scheduled": True}\n'
+    assert schedule in text
+    text = text.replace(schedule, "")
     src.write_text(text)
     plan = deploy_app(fn, image_uri=IMAGE, dry_run=True)
     shown = [(s.action, s.note) for s in plan.steps]
@@ -152,6 +155,12 @@ def test_redeploy_changes_only_what_changed_and_removes_routes(app) -> None:
     res = _resources(api_id)
     assert "/no-cors" not in res and res["/keyed"]["resourceMethods"]["GET"]["apiKeyRequired"] is False
     assert len(aws("apigateway").get_deployments(restApiId=api_id)["items"]) == 2
+    # The removed schedule: its rule and its function are gone, the other handlers stay.
+    assert ("lambda:DeleteFunction", "no handler of the app runs here any more") in shown
+    names = [f["FunctionName"] for f in aws("lambda").list_functions()["Functions"]]
+    assert f"{fn.function_name}-every_five" not in names and f"{fn.function_name}-on_job" in names
+    assert f"{fn.function_name}-every_five" not in [r["Name"] for r in aws("events").list_rules()["Rules"]]
+    assert deploy_app(fn, image_uri=IMAGE, dry_run=True).steps == []
 
 
 def test_an_api_chalice_deployed_is_adopted(app) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from lambdaship.api.model import AppModel, extract
 from lambdaship.api.observe import Observed, observe
 from lambdaship.api.plan import ApiPlan, ApiStep, api_url, plan_rest_api
-from lambdaship.api.triggers import plan_function_url, plan_functions, plan_triggers
+from lambdaship.api.triggers import plan_function_url, plan_functions, plan_removals, plan_triggers
 from lambdaship.config import FunctionConfig
 
 CONFIG_KEYS = ("MemorySize", "Timeout", "Environment", "Role", "Architectures", "EphemeralStorage")
@@ -52,7 +52,7 @@ def plan_app(fn: FunctionConfig, model: AppModel, obs: Observed, *, image_uri: s
     trig, shown = plan_triggers(fn, model, obs)
     url = plan_function_url(fn, obs) if not model.is_chalice else []
     state = obs.functions.get(fn.function_name)
-    out = AppPlan(api, [*steps, *api.steps, *trig, *url], shown,
+    out = AppPlan(api, [*steps, *api.steps, *trig, *url, *plan_removals(obs)], shown,
                   [f"{fn.function_name}-{x.suffix}" for x in model.extra_functions()])
     if state is not None and state.url_config:
         out.function_url = state.url_config.get("FunctionUrl")

@@ -60,6 +60,12 @@ class FunctionState:
 
 
 @dataclass(frozen=True)
+class StaleFunction:
+    name: str
+    rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Observed:
     region: str
     account: str
@@ -69,6 +75,7 @@ class Observed:
     mappings: tuple[Mapping[str, Any], ...] = ()  # event source mappings of these functions
     notifications: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # bucket -> configuration
     subscriptions: tuple[Mapping[str, Any], ...] = ()  # SNS subscriptions to these functions
+    stale: tuple[StaleFunction, ...] = ()  # functions made for handlers the app no longer has
 
 
 def chalice_deployed_api(source: Path, stage: str) -> str | None:
@@ -191,15 +198,39 @@ def observe(fn: FunctionConfig, model: AppModel, *, region: str, account: str,
                     raise
                 continue
             rules[rule] = {**got, "Targets": events.list_targets_by_rule(rule, "default")}
-    arns = {n: f"arn:aws:lambda:{region}:{account}:function:{n}" for n in names}
-    mappings = tuple(m for m in events.list_event_source_mappings()
-                     if any(m.get("FunctionArn", "").startswith(a) for a in arns.values()))
+    stale = _stale_functions(fn, set(names))
+    ours = set(names) | {st.name for st in stale}
+    mappings = tuple(m for m in events.list_event_source_mappings() if _fn_of(m.get("FunctionArn")) in ours)
     notifications = {s.bucket: events.get_bucket_notification(s.bucket)
                      for s in model.event_sources if s.kind == "s3" and s.bucket}
-    subs = tuple(s for s in events.list_subscriptions()
-                 if any(s.get("Endpoint", "").startswith(a) for a in arns.values())) \
-        if any(s.kind == "sns" for s in model.event_sources) else ()
-    return Observed(region, account, api, functions, rules, mappings, notifications, subs)
+    subs = tuple(s for s in events.list_subscriptions() if _fn_of(s.get("Endpoint")) in ours) \
+        if any(s.kind == "sns" for s in model.event_sources) or stale else ()
+    return Observed(region, account, api, functions, rules, mappings, notifications, subs, stale)
+
+
+def _fn_of(arn: Any) -> str:
+    """The function name in a Lambda ARN (qualified or not); '' for anything else."""
+    parts = str(arn or "").split(":")
+    return parts[6] if len(parts) > 6 and parts[2] == "lambda" and parts[5] == "function" else ""
+
+
+def _stale_functions(fn: FunctionConfig, wanted: set[str]) -> tuple[StaleFunction, ...]:
+    """Functions ``<function>-<name>`` lambdaship made for this function that the app no longer
+    declares, with the EventBridge rules that target them."""
+    from lambdaship.aws import events, lambda_
+
+    out = []
+    for name in lambda_.list_function_names():
+        if not name.startswith(f"{fn.function_name}-") or name in wanted:
+            continue
+        info = lambda_.get_function(name) or {}
+        if (info.get("Tags") or {}).get(MANAGED_TAG) != fn.function_name:
+            continue
+        arn = info["Configuration"]["FunctionArn"]
+        rules = {r for target in (arn, f"{arn}:{fn.alias}")
+                 for r in events.list_rule_names_by_target(target, "default")}
+        out.append(StaleFunction(name, tuple(sorted(rules))))
+    return tuple(out)
 
 
 def _with_domain(api: ApiState, domain: str) -> ApiState:

@@ -191,3 +191,23 @@ def plan_function_url(fn: FunctionConfig, obs: Observed) -> list[ApiStep]:
                                                       "FunctionUrlAuthType": "NONE"},
                              "AuthType NONE: anyone with the URL may call it"))
     return steps
+
+
+def plan_removals(obs: Observed) -> list[ApiStep]:
+    """Functions made for handlers the app no longer declares: their rules' targets and rules,
+    event source mappings and SNS subscriptions, then the function (its versions and alias)."""
+    steps: list[ApiStep] = []
+    for st in obs.stale:
+        for rule in st.rules:
+            steps.append(ApiStep("events:RemoveTargets", {"Rule": rule, "Ids": ["lambdaship"]}, f"{st.name}: removed"))
+            steps.append(ApiStep("events:DeleteRule", {"Name": rule}))
+        for m in obs.mappings:
+            if str(m.get("FunctionArn", "")).split(":")[6:7] == [st.name]:
+                steps.append(ApiStep("lambda:DeleteEventSourceMapping", {"UUID": m["UUID"]},
+                                     f"{m.get('EventSourceArn')} → {st.name}"))
+        for sub in obs.subscriptions:
+            if str(sub.get("Endpoint", "")).split(":")[6:7] == [st.name]:
+                steps.append(ApiStep("sns:Unsubscribe", {"SubscriptionArn": sub["SubscriptionArn"]}))
+        steps.append(ApiStep("lambda:DeleteFunction", {"FunctionName": st.name},
+                             "no handler of the app runs here any more"))
+    return steps
