@@ -103,3 +103,55 @@ def test_every_required_dependency_has_a_wheel_for(platform: str, wheel: Path, t
     native = [n for n in got if not n.endswith("-none-any.whl")]
     tag = "win_amd64" if platform.startswith("win") else "macosx"
     assert all(tag in n for n in native), native
+
+
+def _lsuser() -> str:
+    import pwd
+
+    try:
+        pwd.getpwnam("lsuser")
+    except KeyError:
+        subprocess.run(["useradd", "-m", "lsuser"], check=True)
+    return "lsuser"
+
+
+@pytest.fixture
+def unprivileged_dir():
+    """A directory the unprivileged user can reach (pytest's own temp root is 0700 root)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="lambdaship-unpriv-"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_unprivileged_user_installs_the_wheel_and_inits_a_monorepo(wheel: Path, unprivileged_dir: Path):
+    """As a normal user, with the system Python: venv, pip install, init + size of a monorepo."""
+    import shutil
+
+    user = _lsuser()
+    base = unprivileged_dir
+    shutil.copy(wheel, base / wheel.name)
+    repo = base / "repo"
+    (repo / "functions" / "api").mkdir(parents=True)
+    (repo / "functions" / "api" / "handler.py").write_text("def handler(event, context):\n    return 1\n")
+    subprocess.run(["chown", "-R", user, str(base)], check=True)
+    env = {"HOME": f"/home/{user}", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+    def as_user(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["runuser", "-u", user, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()),
+                               *cmd], capture_output=True, text=True, timeout=600)
+
+    r = as_user("/usr/bin/python3", "-m", "venv", str(base / "v"))
+    assert r.returncode == 0, r.stderr
+    r = as_user(str(base / "v" / "bin" / "pip"), "install", "-q", str(base / wheel.name))
+    assert r.returncode == 0, r.stderr
+    exe = str(base / "v" / "bin" / "lambdaship")
+    r = as_user(exe, "init", str(repo))
+    assert r.returncode == 0, r.stderr
+    assert "(1 functions)" in r.stdout
+    r = as_user(exe, "size", "-C", str(repo), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["app_size"] > 0
