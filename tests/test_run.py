@@ -22,7 +22,9 @@ from lambdaship.image.model import (
     sha256_digest,
     write_layout,
 )
-from lambdaship.local.rootfs import apply_layer, load_image, unpack
+from lambdaship.local.images import load_image
+from lambdaship.local.rootcache import unpack
+from lambdaship.local.rootfs import apply_layer
 
 
 def _layer(tmp: Path, name: str, entries: list[tuple]) -> Path:
@@ -121,7 +123,7 @@ def test_layout_round_trip_and_unpack(tmp_path: Path) -> None:
 
 def test_rootfs_cache_reuses_unchanged_layers(tmp_path: Path) -> None:
     """A new app layer on the same base+deps unpacks only that layer, without touching the old tree."""
-    from lambdaship.local.rootfs import cached_rootfs
+    from lambdaship.local.rootcache import cached_rootfs
 
     base = _layer(tmp_path, "base", [("dir", "usr"), ("file", "usr/lib.py", "base"), ("file", "etc/conf", "v1")])
     deps = _layer(tmp_path, "deps", [("file", "var/task/dep.py", "dep")])

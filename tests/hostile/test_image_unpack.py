@@ -30,7 +30,8 @@ from lambdaship.image.model import (
     sha256_digest,
     write_layout,
 )
-from lambdaship.local.rootfs import apply_layer, cached_rootfs, rootfs_cache, unpack
+from lambdaship.local.rootcache import cached_rootfs, rootfs_cache, unpack
+from lambdaship.local.rootfs import apply_layer
 from tests.conftest import run_cli
 
 
@@ -248,7 +249,7 @@ def test_a_cache_tree_changed_after_unpacking_is_detected_and_replaced(tmp_path:
     layer = tar_gz(tmp_path, "l", [entry("var/task/main.py")])
     img = image_of([layer])
     tree = cached_rootfs(img)
-    from lambdaship.local import rootfs as mod
+    from lambdaship.local import rootcache as mod
 
     mod._checked.clear()  # a new process: nothing verified yet
     (tree / "var/task/main.py").write_text("import os  # planted\n")

@@ -25,7 +25,8 @@ def _image_env(cfg: dict[str, Any]) -> dict[str, str]:
 def image_spec(image_ref_or_layout: str, **overrides: Any) -> FunctionSpec:
     """A built image (OCI layout or registry reference): its layers unpacked (verified, cached),
     its config's ENTRYPOINT / CMD / Env / WorkingDir; ``overrides`` set any FunctionSpec field."""
-    from lambdaship.local.rootfs import cached_rootfs, load_image
+    from lambdaship.local.images import load_image
+    from lambdaship.local.rootcache import cached_rootfs
 
     img = load_image(image_ref_or_layout)
     progress = overrides.pop("progress", None)
@@ -86,7 +87,8 @@ def base_rootfs(fn: FunctionConfig | None = None) -> tuple[Path, dict[str, Any],
     lambdaship's offline base); otherwise lambdaship's offline Lambda-like base (built once).
     """
     from lambdaship.local import base
-    from lambdaship.local.rootfs import cached_rootfs, load_image
+    from lambdaship.local.images import load_image
+    from lambdaship.local.rootcache import cached_rootfs
 
     ref = fn.base_image if fn is not None else None
     if ref and not ref.startswith(AWS_PUBLIC_BASE):
@@ -100,10 +102,8 @@ def base_rootfs(fn: FunctionConfig | None = None) -> tuple[Path, dict[str, Any],
 
 
 def _deps_tree(fn: FunctionConfig) -> Path:
-    try:
-        from lambdaship.package import deps  # type: ignore[attr-defined]
-    except ImportError:
-        from lambdaship import deps  # type: ignore[no-redef]
+    from lambdaship.package import deps
+
     result = deps.install(fn, target="lambda")
     return Path(result.path)
 
@@ -172,7 +172,7 @@ def project_spec(fn: FunctionConfig, *, environment: Mapping[str, str] | None = 
 def zip_spec(code_dir: Path, runtime: str, handler: str, **kw: Any) -> FunctionSpec:
     """A zip function (``code_dir`` = the unzipped package) on the offline base for ``runtime``."""
     from lambdaship.local import base
-    from lambdaship.local.rootfs import cached_rootfs
+    from lambdaship.local.rootcache import cached_rootfs
 
     python = runtime.removeprefix("python")
     img = base.base_image()
