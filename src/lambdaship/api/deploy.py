@@ -14,6 +14,7 @@ from lambdaship.api.model import AppModel, extract
 from lambdaship.api.observe import Observed, observe
 from lambdaship.api.plan import ApiPlan, ApiStep, api_url, plan_rest_api
 from lambdaship.api.triggers import plan_function_url, plan_functions, plan_removals, plan_triggers
+from lambdaship.api.websocket import WebsocketState, observe_websocket, plan_websocket, ws_url
 from lambdaship.config import FunctionConfig
 
 CONFIG_KEYS = ("MemorySize", "Timeout", "Environment", "Role", "Architectures", "EphemeralStorage")
@@ -26,10 +27,12 @@ class AppPlan:
     triggers: list[str] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)
     function_url: str | None = None
+    websocket_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**self.api.to_json(), "functions": self.functions, "triggers": self.triggers,
-                "function_url": self.function_url, "steps": [s.to_json() for s in self.steps]}
+                "function_url": self.function_url, "websocket_url": self.websocket_url,
+                "steps": [s.to_json() for s in self.steps]}
 
     def render(self) -> list[str]:
         if not self.steps:
@@ -44,7 +47,7 @@ def region_and_account() -> tuple[str, str]:
 
 
 def plan_app(fn: FunctionConfig, model: AppModel, obs: Observed, *, image_uri: str,
-             main_config: dict[str, Any]) -> AppPlan:
+             main_config: dict[str, Any], websocket: WebsocketState | None = None) -> AppPlan:
     """Pure: the calls for the extra functions, then the API, then the triggers, then the URL."""
     config = {k: main_config[k] for k in CONFIG_KEYS if k in main_config}
     steps = plan_functions(fn, model, obs, image_uri=image_uri, config=config)
@@ -52,7 +55,8 @@ def plan_app(fn: FunctionConfig, model: AppModel, obs: Observed, *, image_uri: s
     trig, shown = plan_triggers(fn, model, obs)
     url = plan_function_url(fn, obs) if not model.is_chalice else []
     state = obs.functions.get(fn.function_name)
-    out = AppPlan(api, [*steps, *api.steps, *trig, *url, *plan_removals(obs)], shown,
+    ws = plan_websocket(fn, model, obs, websocket) if websocket is not None else []
+    out = AppPlan(api, [*steps, *api.steps, *ws, *trig, *url, *plan_removals(obs)], shown,
                   [f"{fn.function_name}-{x.suffix}" for x in model.extra_functions()])
     if state is not None and state.url_config:
         out.function_url = state.url_config.get("FunctionUrl")
@@ -74,13 +78,18 @@ def deploy_app(fn: FunctionConfig, *, image_uri: str, dry_run: bool = False, rep
     if "Environment" in cfg:
         cfg["Environment"] = {"Variables": dict(cfg["Environment"].get("Variables") or {})}
     cfg["Architectures"] = cfg.get("Architectures") or [fn.architecture]
-    plan = plan_app(fn, model, obs, image_uri=image_uri, main_config=cfg)
+    ws = observe_websocket(fn, model)
+    plan = plan_app(fn, model, obs, image_uri=image_uri, main_config=cfg, websocket=ws)
+    if ws.api_id:
+        plan.websocket_url = ws_url(ws.api_id, region, model.stage)
     if dry_run or not plan.steps:
         return plan
     ctx = execute(plan.steps, reporter=reporter)
     if ctx.get("rest_api_id"):
         plan.api.api_id = ctx["rest_api_id"]
         plan.api.url = api_url(ctx["rest_api_id"], region, model.stage)
+    if ctx.get("websocket_api_id"):
+        plan.websocket_url = ws_url(ctx["websocket_api_id"], region, model.stage)
     if ctx.get("function_url"):
         plan.function_url = ctx["function_url"]
     return plan
@@ -106,6 +115,8 @@ def summary(plan: AppPlan, *, dry_run: bool = False) -> list[str]:
         lines.extend(f"  {r}" for r in plan.api.routes)
     if plan.function_url:
         lines.append(f"function URL {plan.function_url}")
+    if plan.websocket_url:
+        lines.append(f"WebSocket {plan.websocket_url}")
     lines.extend(f"trigger {t}" for t in plan.triggers)
     changed = len(plan.steps)
     lines.append(f"API and triggers: {changed} change(s)" if changed else "API and triggers: up to date")

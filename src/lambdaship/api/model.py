@@ -78,7 +78,7 @@ class ExtraFunction(_Frozen):
 
     suffix: str
     handler: str
-    role: Literal["authorizer", "event", "lambda_function"]
+    role: Literal["authorizer", "event", "lambda_function", "websocket"]
 
 
 class DomainModel(_Frozen):
@@ -97,7 +97,7 @@ class AppModel(_Frozen):
     event_sources: tuple[EventSourceModel, ...] = ()
     lambda_functions: tuple[ExtraFunction, ...] = ()
     builtin_authorizers: tuple[ExtraFunction, ...] = ()
-    websocket_handlers: tuple[dict[str, str], ...] = ()  # read, not deployed (see docs/design-api.md)
+    websocket_handlers: tuple[dict[str, str], ...] = ()  # route key, name, handler
     domain: DomainModel | None = None
     stage: str = "api"
 
@@ -109,7 +109,9 @@ class AppModel(_Frozen):
         """Every function besides the API handler, once each, in a stable order."""
         seen: dict[str, ExtraFunction] = {}
         for f in (*self.builtin_authorizers, *self.lambda_functions,
-                  *(ExtraFunction(suffix=s.name, handler=s.handler, role="event") for s in self.event_sources)):
+                  *(ExtraFunction(suffix=s.name, handler=s.handler, role="event") for s in self.event_sources),
+                  *(ExtraFunction(suffix=h["name"], handler=h["handler"], role="websocket")
+                    for h in self.websocket_handlers)):
             seen.setdefault(f.suffix, f)
         return list(seen.values())
 

@@ -26,7 +26,8 @@ ApiStep = Step
 OUTPUTS = {"apigateway:CreateRestApi": "id", "apigateway:CreateResource": "id", "apigateway:CreateAuthorizer": "id",
            "apigateway:CreateDeployment": "id", "apigateway:CreateUsagePlan": "id", "apigateway:CreateApiKey": "id",
            "lambda:PublishVersion": "Version", "events:PutRule": "RuleArn",
-           "lambda:CreateFunctionUrlConfig": "FunctionUrl"}
+           "lambda:CreateFunctionUrlConfig": "FunctionUrl", "apigatewayv2:CreateApi": "ApiId",
+           "apigatewayv2:CreateIntegration": "IntegrationId"}
 API_VAR = "rest_api_id"
 
 
