@@ -122,7 +122,7 @@ def test_pipfile_without_lock_is_one_error_line(tmp_path):
     d = _app(tmp_path / "app")
     (d / "Pipfile").write_text("[packages]\nsix = '*'\n")
     r = run_cli("size", "-C", str(d), "--json")
-    assert r.returncode != 0
+    assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "error: Pipfile has no Pipfile.lock beside it; lambdaship installs pinned versions only; run "
         "'pipenv lock' and commit Pipfile.lock (or set 'requirements' to a requirements.txt)"]
@@ -134,7 +134,7 @@ def test_git_packages_in_a_lock_are_refused_by_name(tmp_path):
         "six": {"version": "==1.17.0"}, "mylib": {"git": "https://example.com/x.git", "ref": "abc"},
         "other": {"path": "../other"}}}))
     r = run_cli("size", "-C", str(d))
-    assert r.returncode != 0
+    assert r.returncode == 1
     assert "mylib, other come(s) from git, a URL or a local path (Pipfile.lock)" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
@@ -175,7 +175,7 @@ def test_configured_requirements_variant_and_unsupported_file(tmp_path):
     d2 = _app(tmp_path / "app2", 'requirements = "environment.yml"\n')
     (d2 / "environment.yml").write_text("dependencies: [six]\n")
     r = run_cli("size", "-C", str(d2))
-    assert r.returncode != 0
+    assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "error: requirements file environment.yml is not a format lambdaship reads; use requirements*.txt, "
         "uv.lock, poetry.lock, Pipfile.lock or pyproject.toml"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lambdaship.errors import LambdashipError
+from lambdaship.errors import ConfigError, LambdashipError
 
 if TYPE_CHECKING:
     from lambdaship.config import FunctionConfig
@@ -47,7 +47,7 @@ def _kind_of(path: Path) -> str:
         return KINDS[name]
     if name.endswith((".txt", ".in")):
         return "requirements.txt"
-    raise LambdashipError(
+    raise ConfigError(
         f"requirements file {path.name} is not a format lambdaship reads",
         "use requirements*.txt, uv.lock, poetry.lock, Pipfile.lock or pyproject.toml",
     )
@@ -81,7 +81,7 @@ def find(fn: FunctionConfig) -> Source | None:
                 return Source(name, d / name)
     for d in dirs:
         if (d / "Pipfile").is_file():
-            raise LambdashipError(
+            raise ConfigError(
                 f"{_rel(d / 'Pipfile', fn)} has no Pipfile.lock beside it; lambdaship installs pinned versions only",
                 "run 'pipenv lock' and commit Pipfile.lock (or set 'requirements' to a requirements.txt)",
             )
@@ -109,10 +109,10 @@ def requirements_path(fn: FunctionConfig) -> Path | None:
     root = (fn.root or fn.source).resolve()
     path = source.path.resolve()
     if not (path == root or root in path.parents):
-        raise LambdashipError(f"requirements file {source.path} is outside the project ({root})",
+        raise ConfigError(f"requirements file {source.path} is outside the project ({root})",
                               "point 'requirements' at a file inside the project")
     if not path.is_file():
-        raise LambdashipError(f"requirements file {path} not found",
+        raise ConfigError(f"requirements file {path} not found",
                               "fix 'requirements' (a path relative to the function's source directory)")
     lines = pinned(source, fn)
     text = f"# from {_rel(source.path, fn)} ({source.kind})\n" + "".join(f"{ln}\n" for ln in lines)
@@ -131,7 +131,7 @@ def requirements_path(fn: FunctionConfig) -> Path | None:
 def pinned(source: Source, fn: FunctionConfig) -> list[str]:
     """The requirement lines of ``source`` (pinned for lock files)."""
     if source.kind == "Pipfile":
-        raise LambdashipError(
+        raise ConfigError(
             f"{_rel(source.path, fn)}: a Pipfile without its lock is not pinned",
             "run 'pipenv lock' and set 'requirements = \"Pipfile.lock\"'",
         )
@@ -192,7 +192,7 @@ def _toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise LambdashipError(f"{path.name} is not valid TOML: {exc}", f"fix {path}") from None
+        raise ConfigError(f"{path.name} is not valid TOML: {exc}", f"fix {path}") from None
 
 
 # ---- poetry.lock -----------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def _pipfile_lock(path: Path, fn: FunctionConfig) -> list[str]:
     try:
         default = json.loads(path.read_text(encoding="utf-8")).get("default") or {}
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise LambdashipError(f"{_rel(path, fn)} is not valid JSON: {exc}", "run 'pipenv lock' again") from None
+        raise ConfigError(f"{_rel(path, fn)} is not valid JSON: {exc}", "run 'pipenv lock' again") from None
     _refuse("Pipfile.lock", path, fn, [n for n, e in default.items() if set(e) & {"git", "path", "file", "editable"}])
     out = []
     for name, entry in sorted(default.items()):
@@ -283,7 +283,7 @@ def _pyproject(path: Path, fn: FunctionConfig) -> list[str]:
         try:
             req = Requirement(line)
         except InvalidRequirement as exc:
-            raise LambdashipError(f"{_rel(path, fn)}: {line!r} is not a valid requirement: {exc}",
+            raise ConfigError(f"{_rel(path, fn)}: {line!r} is not a valid requirement: {exc}",
                                   "fix the dependency in pyproject.toml") from None
         if req.url and not (req.url.startswith("https://") and req.url.endswith(".whl")):
             bad.append(req.name)
