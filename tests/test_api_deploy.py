@@ -261,3 +261,4 @@ def test_websocket_handlers_get_a_websocket_api_on_their_functions(local_stack, 
     assert f"{api_id}/*" in policy
     assert [s["StageName"] for s in v2.get_stages(ApiId=api_id)["Items"]] == ["api"]
     assert deploy_app(fn, image_uri=IMAGE, model=model, dry_run=True).steps == []
+    assert app_status(fn)["websocket_urls"] == [f"wss://{api_id}.execute-api.{REGION}.amazonaws.com/api/"]

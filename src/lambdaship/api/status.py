@@ -63,7 +63,19 @@ def app_status(fn: FunctionConfig) -> dict[str, Any] | None:
     region = session.region() or "us-east-1"
     functions, triggers = _triggers(fn) if is_chalice_app(fn.source) else ([], [])
     return {"api": _api(fn, region) if is_chalice_app(fn.source) else None, "functions": functions,
-            "triggers": triggers, "function_url": url.get("FunctionUrl") if url else None}
+            "triggers": triggers, "function_url": url.get("FunctionUrl") if url else None,
+            "websocket_urls": _websocket(fn, region) if is_chalice_app(fn.source) else []}
+
+
+def _websocket(fn: FunctionConfig, region: str) -> list[str]:
+    from lambdaship.api.websocket import ws_url
+    from lambdaship.aws import apigw, events
+
+    out = []
+    for a in events.call("apigatewayv2", "GetApis").get("Items", []):
+        if a.get("ProtocolType") == "WEBSOCKET" and (a.get("Tags") or {}).get(MANAGED_TAG) == fn.function_name:
+            out += [ws_url(a["ApiId"], region, st["StageName"]) for st in apigw.list_stages_v2(a["ApiId"])]
+    return out
 
 
 def render(app: dict[str, Any] | None) -> list[str]:
@@ -76,6 +88,7 @@ def render(app: dict[str, Any] | None) -> list[str]:
         lines.extend(f"    {r}" for r in api["routes"])
     if app.get("function_url"):
         lines.append(f"  function URL   {app['function_url']}")
+    lines.extend(f"  WebSocket      {u}" for u in app.get("websocket_urls") or [])
     if app.get("functions"):
         lines.append(f"  functions      {', '.join(app['functions'])}")
     lines.extend(f"  trigger        {t}" for t in app.get("triggers") or [])
