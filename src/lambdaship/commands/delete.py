@@ -31,10 +31,7 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted; delete nothing."),
         json_: bool = JsonOpt,
     ) -> None:
-        """Delete a deployed function (all aliases and versions); --images / --repository also clean ECR.
-
-        Example: lambdaship delete -C services/api --images --yes
-        """
+        """Delete a deployed function (all aliases and versions); --images / --repository also clean ECR."""
         from lambdaship.deploy.lifecycle import execute_delete, plan_delete
 
         if name is not None and (project is not None or function is not None):

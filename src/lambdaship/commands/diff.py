@@ -24,10 +24,7 @@ def register(app: typer.Typer) -> None:
         exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when there are changes."),
         json_: bool = JsonOpt,
     ) -> None:
-        """Configuration, environment (values masked) and code digest: deployed (the alias) → next deploy.
-
-        Example: lambdaship diff --no-code --json
-        """
+        """Configuration, environment (values masked) and code digest: deployed (the alias) → next deploy."""
         from lambdaship.deploy.lifecycle import diff as compute
         from lambdaship.deploy.lifecycle import render_diff
 

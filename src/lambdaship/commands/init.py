@@ -35,8 +35,6 @@ def register(app: typer.Typer) -> None:
 
         In a monorepo (no handler at the top; uv workspace members or functions/*, lambdas/*,
         services/*, handlers/* with handlers) one [functions.<key>] table per function.
-
-        Example: lambdaship init services/ --config-file lambdaship.toml
         """
         from lambdaship.scaffold.init import next_steps, run_init
 

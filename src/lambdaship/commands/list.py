@@ -10,10 +10,7 @@ from lambdaship.commands._common import JsonOpt, console, emit_json
 def register(app: typer.Typer) -> None:
     @app.command("list")
     def list_(json_: bool = JsonOpt) -> None:
-        """Functions tagged lambdaship:function, each alias with its version and code digest.
-
-        Example: lambdaship --region eu-west-1 list --json
-        """
+        """Functions tagged lambdaship:function, each alias with its version and code digest."""
         from lambdaship.deploy.lifecycle import managed_functions, render_list
 
         functions = managed_functions()
