@@ -33,8 +33,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Detect a Chalice app or handler module and write its lambdaship configuration.
 
-        In a monorepo (no handler at the top; uv workspace members or functions/*, lambdas/*,
-        services/*, handlers/* with handlers) one [functions.<key>] table per function.
+        In a monorepo (uv workspace members, functions/*, services/* ... with handlers): one \\[functions.<key>] each.
         """
         from lambdaship.scaffold.init import next_steps, run_init
 
