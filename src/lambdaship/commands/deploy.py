@@ -68,8 +68,6 @@ def register(app: typer.Typer) -> None:
         With --all: every function of the project (only the changed ones with --changed-since), in parallel.
         One function's failure stops no other; the exit code is 1 if any failed.
         """
-        from lambdaship.deploy.pipeline import ship
-
         overrides = {"base_image": base_image, "python": python, "architecture": architecture,
                      "package_type": package_type, "memory": memory, "timeout": timeout}
         if all_ or changed_since is not None or workers is not None:
@@ -84,52 +82,54 @@ def register(app: typer.Typer) -> None:
                 create_bucket=create_bucket,
             ))
         _, fn = project_and_function(project, function, overrides)
-        tty = interactive() and not json_
-        status = err_console.status("planning…") if tty else None
-
-        def report(step, ctx) -> None:  # type: ignore[no-untyped-def]
-            text = step.action.split(":", 1)[1]
-            if status is not None:
-                status.update(f"{text}…")
-            elif not json_:
-                err_console.print(f"→ {text}")
-
-        if status is not None:
-            status.start()
-        try:
-            result = ship(fn, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,
-                          env_file=env_file, progress=tty, reporter=report, zip_bucket=zip_bucket,
-                          create_bucket=create_bucket)
-            from lambdaship.api.deploy import deploy_after, summary  # the app's REST API and triggers (issue 18)
-
-            app_plan = deploy_after(fn, result, dry_run=dry_run, reporter=report)
-        finally:
-            if status is not None:
-                status.stop()
-        app_lines = summary(app_plan, dry_run=dry_run) if app_plan is not None else []
+        result = _ship(fn, json_, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,
+                       env_file=env_file, zip_bucket=zip_bucket, create_bucket=create_bucket)
         if json_:
-            emit_json({**result.to_json(), **({"app": app_plan.to_json()} if app_plan is not None else {})})
-            return
-        if dry_run:
-            for line in [*result.plan.render(), *app_lines]:
-                console.print(line, markup=False)
-            console.print("dry run: no changes made", markup=False)
-            return
-        if result.up_to_date:
-            console.print(f"{fn.function_name}: up to date (alias {fn.alias} → version {result.alias_version}, "
-                          f"{result.digest})", markup=False)
-            for line in app_lines:
-                console.print(line, markup=False)
-            return
-        moved = result.alias_version
-        if result.previous_version:
-            moved = f"{result.previous_version} → {result.alias_version}"
-        console.print(f"deployed {fn.function_name} version {result.version} ({result.digest})", markup=False)
-        console.print(f"alias {fn.alias}: {moved}", markup=False)
-        smoke = result.smoke
-        if smoke and smoke.get("kind") == "path":
-            console.print(f"smoke test passed: {smoke['method']} {smoke['path']} → {smoke['status']}", markup=False)
-        elif smoke:
-            console.print("smoke test passed: event invoked without error", markup=False)
-        for line in app_lines:
+            emit_json(result.to_json())
+        else:
+            _print(fn, result, dry_run)
+
+
+def _ship(fn, json_: bool, **kw):  # type: ignore[no-untyped-def]
+    """Run the deploy with a status line (a terminal) or one line per step (CI logs, stderr)."""
+    from lambdaship.deploy.pipeline import ship
+
+    tty = interactive() and not json_
+    status = err_console.status("planning…") if tty else None
+
+    def report(step, ctx) -> None:  # type: ignore[no-untyped-def]
+        text = step.action.split(":", 1)[1]
+        if status is not None:
+            status.update(f"{text}…")
+        elif not json_:
+            err_console.print(f"→ {text}")
+
+    if status is not None:
+        status.start()
+    try:
+        return ship(fn, progress=tty, reporter=report, **kw)
+    finally:
+        if status is not None:
+            status.stop()
+
+
+def _print(fn, result, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
+    if dry_run:
+        for line in result.plan.render():
             console.print(line, markup=False)
+        console.print("dry run: no changes made", markup=False)
+        return
+    if result.up_to_date:
+        console.print(f"{fn.function_name}: up to date (alias {fn.alias} → version {result.alias_version}, "
+                      f"{result.digest})", markup=False)
+        return
+    moved = result.alias_version
+    if result.previous_version:
+        moved = f"{result.previous_version} → {result.alias_version}"
+    console.print(f"deployed {fn.function_name} version {result.version} ({result.digest})", markup=False)
+    console.print(f"alias {fn.alias}: {moved}", markup=False)
+    smoke = result.smoke
+    if smoke and smoke.get("kind") == "path":
+        console.print(f"smoke test passed: {smoke['method']} {smoke['path']} → {smoke['status']}", markup=False)
+    elif smoke:
+        console.print("smoke test passed: event invoked without error", markup=False)

@@ -62,36 +62,39 @@ def register(app: typer.Typer) -> None:
                 console.print("dry run: nothing was changed", markup=False)
             return
 
-        def report(i: int, total: int, step, phase: str) -> None:  # type: ignore[no-untyped-def]
-            if json_:
-                return
-            if phase == "start":
-                err_console.print(f"→ {i}/{total} {step.action}" + (f"  {step.note}" if step.note else ""),
-                                  markup=False)
-            elif phase == "undo":
-                err_console.print(f"↩ undo {i}/{total} {step.action}" + (f"  {step.note}" if step.note else ""),
-                                  markup=False)
-
         shown = len(m.warnings)
         try:
-            mig.run(m, reporter=report, progress=tty)
+            mig.run(m, reporter=None if json_ else _report, progress=tty)
         finally:
             for w in m.warnings[shown:]:  # notes from the undo (e.g. an unused deployment left behind)
                 err_console.print(f"warning: {w}", markup=False)
         if json_:
             emit_json(m.to_json())
-            return
-        inv = m.old
-        moved = len(inv.rest) + len(inv.http) + len(inv.mappings) + len(inv.buckets) + len(inv.subscriptions) + len(
-            inv.targets)
-        console.print(f"migrated {inv.name} -> {m.alias_arn}", markup=False)
-        console.print(f"  {moved} trigger(s) re-pointed, {len(inv.permissions)} permission(s) copied, "
-                      f"{sum(1 for a in m.done if a.endswith('CreateDeployment'))} stage(s) redeployed", markup=False)
-        if fn.function_name != m.new_name:
-            console.print(f"  next: set function_name = \"{m.new_name}\" in {proj.config_file} so "
-                          "`lambdaship deploy` updates the new function", markup=False)
-        if delete_old:
-            console.print(f"  {inv.name} deleted", markup=False)
         else:
-            console.print(f"  {inv.name} left in place (unchanged); delete it once satisfied: "
-                          f"aws lambda delete-function --function-name {inv.name}", markup=False)
+            _summary(m, fn, proj, delete_old)
+
+
+def _report(i: int, total: int, step, phase: str) -> None:  # type: ignore[no-untyped-def]
+    note = f"  {step.note}" if step.note else ""
+    if phase == "start":
+        err_console.print(f"→ {i}/{total} {step.action}{note}", markup=False)
+    elif phase == "undo":
+        err_console.print(f"↩ undo {i}/{total} {step.action}{note}", markup=False)
+
+
+def _summary(m, fn, proj, delete_old: bool) -> None:  # type: ignore[no-untyped-def]
+    inv = m.old
+    moved = len(inv.rest) + len(inv.http) + len(inv.mappings) + len(inv.buckets) + len(inv.subscriptions) + len(
+        inv.targets)
+    console.print(f"migrated {inv.name} -> {m.alias_arn}", markup=False)
+    granted = sum(1 for a in m.done if a == "lambda:AddPermission")
+    console.print(f"  {moved} trigger(s) re-pointed, {granted} permission(s) granted on the alias, "
+                  f"{sum(1 for a in m.done if a.endswith('CreateDeployment'))} stage(s) redeployed", markup=False)
+    if fn.function_name != m.new_name:
+        console.print(f"  next: set function_name = \"{m.new_name}\" in {proj.config_file} so "
+                      "`lambdaship deploy` updates the new function", markup=False)
+    if delete_old:
+        console.print(f"  {inv.name} deleted", markup=False)
+    else:
+        console.print(f"  {inv.name} left in place (unchanged); delete it once satisfied: "
+                      f"aws lambda delete-function --function-name {inv.name}", markup=False)

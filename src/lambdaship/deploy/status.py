@@ -16,7 +16,7 @@ RECENT_VERSIONS = 10
 
 
 def function_status(fn: FunctionConfig, *, versions: int = RECENT_VERSIONS, images: bool = True) -> dict[str, Any]:
-    from lambdaship.aws import ecr, lambda_
+    from lambdaship.aws import lambda_
 
     name = fn.function_name
     info = lambda_.get_function(name)
@@ -66,19 +66,7 @@ def function_status(fn: FunctionConfig, *, versions: int = RECENT_VERSIONS, imag
     if cfg.get("PackageType") == "Zip":
         out["latest_code_sha256"] = cfg.get("CodeSha256")
     elif images:
-        repository = (deployed or {}).get("repository") or (
-            repository_of_uri(uri) if uri and "/" in uri else Names(fn.function_name, fn.repository).repository)
-        details = ecr.describe_images(repository)
-        out["repository"] = repository
-        if details is not None:
-            out["images"] = [{
-                "digest": d.get("imageDigest"),
-                "tags": sorted(d.get("imageTags") or []),
-                "pushed_at": d.get("imagePushedAt"),
-                "size": d.get("imageSizeInBytes"),
-                "scan_status": (d.get("imageScanStatus") or {}).get("status"),
-                "findings": (d.get("imageScanFindingsSummary") or {}).get("findingSeverityCounts"),
-            } for d in details]
+        _images(out, fn, deployed, uri)
     return out
 
 
@@ -112,3 +100,22 @@ def render(status: dict[str, Any]) -> list[str]:
             tags = ",".join(img["tags"]) or "<untagged>"
             lines.append(f"    {img['digest']}  {tags}  scan: {img['scan_status'] or '-'}")
     return lines
+
+
+def _images(out: dict[str, Any], fn: FunctionConfig, deployed: dict[str, Any] | None, uri: str | None) -> None:
+    """The ECR images of the repository the alias's image lives in (scan status included)."""
+    from lambdaship.aws import ecr
+
+    repository = (deployed or {}).get("repository") or (
+        repository_of_uri(uri) if uri and "/" in uri else Names(fn.function_name, fn.repository).repository)
+    details = ecr.describe_images(repository)
+    out["repository"] = repository
+    if details is not None:
+        out["images"] = [{
+            "digest": d.get("imageDigest"),
+            "tags": sorted(d.get("imageTags") or []),
+            "pushed_at": d.get("imagePushedAt"),
+            "size": d.get("imageSizeInBytes"),
+            "scan_status": (d.get("imageScanStatus") or {}).get("status"),
+            "findings": (d.get("imageScanFindingsSummary") or {}).get("findingSeverityCounts"),
+        } for d in details]

@@ -199,41 +199,12 @@ def prepare(
     progress: bool = False,
 ) -> Migration:
     """Validate, discover and plan. Builds the image locally (unless ``image`` is given); no remote change."""
-    from lambdaship.aws import lambda_
-    from lambdaship.config import FUNCTION_NAME_RE
     from lambdaship.deploy.pipeline import target_from_build, target_from_ref
-    from lambdaship.migrate.discover import discover, read_function
+    from lambdaship.migrate.discover import discover
 
-    new_name = to or f"{old_name}-image"
-    if not FUNCTION_NAME_RE.match(new_name):
-        raise UsageError(f"--to {new_name!r} is not a valid Lambda function name", "1-64 letters, digits, '-' or '_'")
-    if new_name == old_name:
-        raise UsageError("--to must differ from --from", "Lambda cannot turn a zip function into an image in place")
-    inv = read_function(old_name)
-    cfg = inv.configuration
-    if cfg.get("PackageType", "Zip") != "Zip":
-        raise LambdashipError(f"{old_name} is already an image function", "use `lambdaship deploy` to update it")
-    if lambda_.get_function(new_name) is not None:  # before the build: fail fast
-        raise LambdashipError(f"function {new_name} already exists",
-                              "choose another name with --to, or delete it if a previous migration left it")
+    inv, new_name = _read_old(old_name, to)
     warnings: list[str] = []
-    arch = Architecture.parse((cfg.get("Architectures") or [DEFAULT_ARCHITECTURE.value])[0])
-    if arch != fn.architecture:
-        warnings.append(f"the old function runs on {arch}; building for {arch} (the config says {fn.architecture})")
-    if fn.role and fn.role != cfg["Role"]:
-        warnings.append(f"the new function uses the configured role {fn.role}, not the old function's {cfg['Role']}")
-    tags = {k: v for k, v in inv.tags.items() if not k.startswith("aws:")}
-    new_fn = fn.model_copy(update={
-        "function_name": new_name,
-        "package_type": "image",
-        "architecture": arch,
-        "memory": cfg.get("MemorySize", fn.memory),
-        "timeout": cfg.get("Timeout", fn.timeout),
-        "ephemeral_storage": (cfg.get("EphemeralStorage") or {}).get("Size", fn.ephemeral_storage),
-        "role": fn.role or cfg["Role"],
-        "description": cfg.get("Description") or fn.description,
-        "tags": {**tags, **fn.tags, MIGRATED_FROM_TAG: old_name},
-    })
+    new_fn = _new_config(inv, fn, new_name, warnings)
     warnings.extend(_image_warnings(inv, new_fn))
     env, overridden = _old_env(inv, new_fn, stage, env_file, warnings)
     discover(inv)
@@ -245,14 +216,55 @@ def prepare(
     new_fn = new_fn.model_copy(update={"smoke": smoke})
 
     target: Target = target_from_ref(image) if image else target_from_build(new_fn, progress=progress)
-    alias_arn = alias_arn_of(inv, new_fn)
     state = observe(new_fn, target=target)
     if state.exists:
         raise LambdashipError(f"function {new_name} already exists",
                               "choose another name with --to, or delete it if a previous migration left it")
     p = plan_migration(inv, new_fn, target, env, state, delete_old=delete_old)
-    return Migration(old=inv, fn=new_fn, alias_arn=alias_arn, plan=p, env=env, warnings=warnings,
+    return Migration(old=inv, fn=new_fn, alias_arn=alias_arn_of(inv, new_fn), plan=p, env=env, warnings=warnings,
                      delete_old=delete_old, env_overridden=overridden)
+
+
+def _read_old(old_name: str, to: str | None) -> tuple[Inventory, str]:
+    """The old function (a zip function) and the new function's name (free, valid, different)."""
+    from lambdaship.aws import lambda_
+    from lambdaship.config import FUNCTION_NAME_RE
+    from lambdaship.migrate.discover import read_function
+
+    new_name = to or f"{old_name}-image"
+    if not FUNCTION_NAME_RE.match(new_name):
+        raise UsageError(f"--to {new_name!r} is not a valid Lambda function name", "1-64 letters, digits, '-' or '_'")
+    if new_name == old_name:
+        raise UsageError("--to must differ from --from", "Lambda cannot turn a zip function into an image in place")
+    inv = read_function(old_name)
+    if inv.configuration.get("PackageType", "Zip") != "Zip":
+        raise LambdashipError(f"{old_name} is already an image function", "use `lambdaship deploy` to update it")
+    if lambda_.get_function(new_name) is not None:  # before the build: fail fast
+        raise LambdashipError(f"function {new_name} already exists",
+                              "choose another name with --to, or delete it if a previous migration left it")
+    return inv, new_name
+
+
+def _new_config(inv: Inventory, fn: FunctionConfig, new_name: str, warnings: list[str]) -> FunctionConfig:
+    """The new function's configuration: the project's, with the old function's settings."""
+    cfg = inv.configuration
+    arch = Architecture.parse((cfg.get("Architectures") or [DEFAULT_ARCHITECTURE.value])[0])
+    if arch != Architecture.parse(fn.architecture):
+        warnings.append(f"the old function runs on {arch}; building for {arch} (the config says {fn.architecture})")
+    if fn.role and fn.role != cfg["Role"]:
+        warnings.append(f"the new function uses the configured role {fn.role}, not the old function's {cfg['Role']}")
+    tags = {k: v for k, v in inv.tags.items() if not k.startswith("aws:")}
+    return fn.model_copy(update={
+        "function_name": new_name,
+        "package_type": "image",
+        "architecture": arch,
+        "memory": cfg.get("MemorySize", fn.memory),
+        "timeout": cfg.get("Timeout", fn.timeout),
+        "ephemeral_storage": (cfg.get("EphemeralStorage") or {}).get("Size", fn.ephemeral_storage),
+        "role": fn.role or cfg["Role"],
+        "description": cfg.get("Description") or fn.description,
+        "tags": {**tags, **fn.tags, MIGRATED_FROM_TAG: inv.name},
+    })
 
 
 def alias_arn_of(inv: Inventory, fn: FunctionConfig) -> str:
