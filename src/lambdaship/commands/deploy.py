@@ -84,10 +84,15 @@ def register(app: typer.Typer) -> None:
         _, fn = project_and_function(project, function, overrides)
         result = _ship(fn, json_, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,
                        env_file=env_file, zip_bucket=zip_bucket, create_bucket=create_bucket)
+        from lambdaship.api.deploy import deploy_after, summary  # the app's REST API and triggers (issue 18)
+
+        app_plan = deploy_after(fn, result, dry_run=dry_run)
         if json_:
-            emit_json(result.to_json())
+            emit_json({**result.to_json(), **({"app": app_plan.to_json()} if app_plan is not None else {})})
         else:
             _print(fn, result, dry_run)
+            for line in summary(app_plan, dry_run=dry_run) if app_plan is not None else []:
+                console.print(line, markup=False)
 
 
 def _ship(fn, json_: bool, **kw):  # type: ignore[no-untyped-def]
