@@ -205,9 +205,13 @@ def test_diff_code_digest_of_a_zip_function(local_stack, tmp_path):
     assert r.returncode == 0, r.stderr
     code = json.loads(r.stdout)["code"]
     assert code["changed"] is False and code["old"].startswith("sha256:")
+    assert json.loads(r.stdout)["changes"] == []
     (proj / "app.py").write_text("def handler(event, context):\n    return {'statusCode': 204}\n")
     code = json.loads(run_cli("diff", "-C", str(proj), "--json").stdout)["code"]
     assert code["changed"] is True and code["new"] != code["old"]
+    (proj / "lambdaship.toml").write_text((proj / "lambdaship.toml").read_text() + 'python = "3.13"\n')
+    changes = json.loads(run_cli("diff", "-C", str(proj), "--no-code", "--json").stdout)["changes"]
+    assert {"key": "Runtime", "old": "python3.12", "new": "python3.13"} in changes
     r = run_cli("list", "--json")
     row = next(f for f in json.loads(r.stdout)["functions"] if f["function"] == name)
     assert row["package_type"] == "Zip" and row["aliases"][0]["digest"] == code["old"]

@@ -227,7 +227,12 @@ def diff(fn: FunctionConfig, *, code: bool = True, env_file: str | None = None) 
                            "deployed_version": qualifier, "changes": [], "environment": []}
     desired = _desired_view(fn)
     deployed = _deployed_view(info["Configuration"]) if info else dict.fromkeys(desired)
-    for key in _CONFIG_KEYS:
+    keys = list(_CONFIG_KEYS)
+    if info and info["Configuration"].get("PackageType") == "Zip":  # a zip function: runtime and handler too
+        keys += ["Runtime", "Handler"]
+        desired.update(Runtime=fn.platform.lambda_runtime, Handler=fn.resolved_handler)
+        deployed.update(Runtime=info["Configuration"].get("Runtime"), Handler=info["Configuration"].get("Handler"))
+    for key in keys:
         if key == "Role" and desired[key] is None:
             continue  # deploy keeps the role it has (or creates one with --create-role)
         if deployed[key] != desired[key]:
