@@ -43,6 +43,9 @@ def handler(event, context):
 """
 
 
+HTTP = httpx.Client(timeout=120)  # a first request may start a worker on a freshly unpacked base
+
+
 def aws(service: str) -> Any:
     return boto3.client(service, config=Config(retries={"max_attempts": 1}, read_timeout=120))
 
@@ -242,7 +245,7 @@ def test_rest_api_stage_runs_the_alias_and_enforces_its_resource_policy(local_st
     alias_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}:live"
     api, base = _rest_api(alias_arn)
     # No permission for API Gateway yet: API Gateway answers 500 without running the function.
-    r = httpx.get(f"{base}/items/42")
+    r = HTTP.get(f"{base}/items/42")
     assert (r.status_code, r.json()) == (500, {"message": "Internal server error"})
     # A permission for another API, or on the unqualified function, does not count.
     lam.add_permission(FunctionName=name, StatementId="other", Action="lambda:InvokeFunction",
@@ -251,11 +254,11 @@ def test_rest_api_stage_runs_the_alias_and_enforces_its_resource_policy(local_st
     lam.add_permission(FunctionName=name, StatementId="unqualified", Action="lambda:InvokeFunction",
                        Principal="apigateway.amazonaws.com",
                        SourceArn=f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{api}/*/*/*")
-    assert httpx.get(f"{base}/items/42").status_code == 500
+    assert HTTP.get(f"{base}/items/42").status_code == 500
     lam.add_permission(FunctionName=name, Qualifier="live", StatementId="apigw", Action="lambda:InvokeFunction",
                        Principal="apigateway.amazonaws.com",
                        SourceArn=f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{api}/*/GET/items/{{item_id}}")
-    r = httpx.get(f"{base}/items/42?q=1")
+    r = HTTP.get(f"{base}/items/42?q=1")
     assert r.status_code == 201 and r.headers["X-From"] == "fn", r.text
     body = r.json()
     assert body["resource"] == body["resourcePath"] == "/items/{item_id}"  # Chalice's per-route shape
@@ -263,14 +266,17 @@ def test_rest_api_stage_runs_the_alias_and_enforces_its_resource_policy(local_st
     assert body["path"] == "/items/42" and body["stage"] == "prod" and body["apiId"] == api
     assert body["stageVariables"] == {"colour": "blue"} and body["fn_version"] == "1"
     # POST /items is granted only for GET: 500; unknown paths and methods: API Gateway's 403.
-    assert httpx.post(f"{base}/items", json={}).status_code == 500
-    assert httpx.get(f"{base}/nothing").json() == {"message": "Missing Authentication Token"}
-    assert httpx.delete(f"{base}/items/1").status_code == 403
-    assert httpx.get(f"{os.environ['AWS_ENDPOINT_URL']}/restapis/{api}/nostage/_user_request_/items/1"
+    assert HTTP.post(f"{base}/items", json={}).status_code == 500
+    assert HTTP.get(f"{base}/nothing").json() == {"message": "Missing Authentication Token"}
+    assert HTTP.delete(f"{base}/items/1").status_code == 403
+    assert HTTP.get(f"{os.environ['AWS_ENDPOINT_URL']}/restapis/{api}/nostage/_user_request_/items/1"
                      ).status_code == 403
     # The stack lists the URL.
     st = run_cli("local", "status", "--state-dir", local_stack.state_dir, "--json")
     assert any(e["url"] == f"{base}/" and name in e["functions"] for e in json.loads(st.stdout)["endpoints"])
+    from lambdaship.local.dataplane.urls import local_lines
+
+    assert local_lines(name) == [f"local REST API stage prod: {base}/"]
 
 
 def test_http_api_and_function_url_get_v2_events(local_stack, role):
@@ -284,24 +290,24 @@ def test_http_api_and_function_url_get_v2_events(local_stack, role):
     v2.create_route(ApiId=api, RouteKey="GET /hello/{who}", Target=f"integrations/{integ}")
     v2.create_stage(ApiId=api, StageName="$default")
     base = f"{local_stack.endpoint}/httpapis/{api}/$default/_user_request_"
-    assert httpx.get(f"{base}/hello/ann").status_code == 500  # no permission yet
+    assert HTTP.get(f"{base}/hello/ann").status_code == 500  # no permission yet
     lam.add_permission(FunctionName=name, StatementId="http", Action="lambda:InvokeFunction",
                        Principal="apigateway.amazonaws.com",
                        SourceArn=f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{api}/*")
-    r = httpx.get(f"{base}/hello/ann")
+    r = HTTP.get(f"{base}/hello/ann")
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["version"] == "2.0" and body["routeKey"] == "GET /hello/{who}" and body["rawPath"] == "/hello/ann"
     assert body["pathParameters"] == {"who": "ann"} and body["apiId"] == api
-    assert httpx.get(f"{base}/other").status_code == 404
+    assert HTTP.get(f"{base}/other").status_code == 404
     # Function URL (AuthType NONE): needs lambda:InvokeFunctionUrl for everyone, as on AWS.
     url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
     url_id = url.split("//", 1)[1].split(".", 1)[0]
     local_url = f"{local_stack.endpoint}/lambda-url/{url_id}"
-    assert httpx.get(f"{local_url}/x").status_code == 403
+    assert HTTP.get(f"{local_url}/x").status_code == 403
     lam.add_permission(FunctionName=name, StatementId="url", Action="lambda:InvokeFunctionUrl", Principal="*",
                        FunctionUrlAuthType="NONE")
-    r = httpx.get(f"{local_url}/some/path?a=1")
+    r = HTTP.get(f"{local_url}/some/path?a=1")
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["version"] == "2.0" and body["rawPath"] == "/some/path" and body["routeKey"] == "$default"
