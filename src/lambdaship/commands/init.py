@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -51,12 +53,7 @@ def register(app: typer.Typer) -> None:
             say(f"{result.config_file}: {result.reason}; nothing changed")
             return
         if result.functions:  # a monorepo: one [functions.<key>] table per function directory
-            say(f"wrote {result.config_file} ({len(result.functions)} functions)")
-            for key, fd in result.functions.items():
-                say(f"  {key:<12} {fd.handler}  python {fd.python}  deps from {fd.requirements_from}")
-            say("next steps:")
-            for step in next_steps():
-                say(f"  {step}")
+            _say_monorepo(result, say)
             return
         d = result.detected
         assert d is not None
@@ -81,3 +78,14 @@ def register(app: typer.Typer) -> None:
         say("next steps:")
         for step in next_steps():
             say(f"  {step}")
+
+
+def _say_monorepo(result: Any, say: Callable[[str], None]) -> None:
+    from lambdaship.scaffold.init import next_steps
+
+    say(f"wrote {result.config_file} ({len(result.functions)} functions)")
+    for key, fd in result.functions.items():
+        say(f"  {key:<12} {fd.handler}  python {fd.python}  deps from {fd.requirements_from}")
+    say("next steps:")
+    for step in next_steps():
+        say(f"  {step}")

@@ -149,12 +149,11 @@ def run_init(
     try:
         detected = detect(directory, function_name=function_name, handler=handler, python=python)
     except UsageError:
-        from lambdaship.scaffold.monorepo import function_dirs, write_monorepo
-
-        found = function_dirs(directory, python=python) if handler is None and function_name is None else {}
-        if not found:
+        monorepo = None if handler or function_name else _monorepo(
+            directory, python, existing=existing, target_name=target_name, force=force)
+        if monorepo is None:
             raise
-        return write_monorepo(directory, found, existing=existing, target_name=target_name, force=force)
+        return monorepo
     exported = export_requirements(directory, detected, read_pyproject(directory))
     generated: list[Path] = []
     if exported is not None and detected.requirements:
@@ -193,6 +192,14 @@ def run_init(
         sep = "" if text.endswith("\n\n") or not text else ("\n" if text.endswith("\n") else "\n\n")
         _write(pyproject, text + sep + render_table(detected, prefix="tool.lambdaship"))
     return InitResult(target, True, detected, "written", generated)
+
+
+def _monorepo(directory: Path, python: str | None, **kwargs: Any) -> InitResult | None:
+    """No handler at the top: one [functions.<key>] table per function directory (None: none)."""
+    from lambdaship.scaffold.monorepo import function_dirs, write_monorepo
+
+    found = function_dirs(directory, python=python)
+    return write_monorepo(directory, found, **kwargs) if found else None
 
 
 def _remove_pyproject_table(path: Path) -> None:
