@@ -195,8 +195,8 @@ def test_run_rejects_a_directory_that_is_not_a_layout(tmp_path: Path, cli) -> No
 
 
 @pytest.mark.slow
-def test_run_chalice_image_on_the_debootstrap_base_in_a_chroot(local_stack, tmp_path: Path) -> None:
-    """Build examples/chalice-app on the offline base, push it, answer GET /health in a chroot."""
+def test_run_chalice_image_on_the_debootstrap_base_in_the_sandbox(local_stack, tmp_path: Path) -> None:
+    """Build examples/chalice-app on the offline base, push it, answer GET /health in the sandbox."""
     import uuid
 
     from lambdaship.config import load_project
@@ -218,14 +218,14 @@ def test_run_chalice_image_on_the_debootstrap_base_in_a_chroot(local_stack, tmp_
     assert once.returncode == 0, once.stderr
     data = json.loads(once.stdout)
     assert data["status"] == 200 and data["body"] == {"status": "ok"}
-    assert "in a chroot of the image" in once.stderr, "as root the image's own runtime runs, not the host's"
+    assert "sandbox: bubblewrap" in once.stderr, "the image's own runtime runs in the sandbox, not the host's"
 
     served = Served(["run", pushed.image_ref, "--port", "0", "--timeout", "1"], command=None)
     try:
         assert served.client.get("/health").json() == {"status": "ok"}
         assert served.client.get("/items/demo").json()["id"] == "demo"
         slow = served.client.get("/slow", params={"seconds": "30"})
-        assert slow.status_code == 504  # the runtime, pid 1 of its namespace, is SIGKILLed
+        assert slow.status_code == 504  # the sandbox is SIGKILLed
         assert served.wait_log("Task timed out after 1.00 seconds")
         assert served.client.get("/health").status_code == 200
     finally:
