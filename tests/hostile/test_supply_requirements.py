@@ -158,3 +158,36 @@ def test_allowed_lines_install_with_real_uv(case: str, tmp_path: Path, monkeypat
         assert "tinypkg==1.0" in result.requirements
         assert (Path(result.path) / "tinypkg" / "__init__.py").is_file()
     assert not (tmp_path / "RAN").exists()
+
+
+def _sdist(dest: Path, marker: Path, name: str = "hostilesdist") -> None:
+    """An sdist whose setup.py leaves a marker when anything builds it."""
+    import tarfile
+
+    files = {
+        f"{name}-1.0/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{name}-1.0/setup.py": f"open({str(marker)!r}, 'w').write('built')\n"
+                                f"from setuptools import setup\nsetup(name={name!r}, version='1.0')\n",
+    }
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(dest / f"{name}-1.0.tar.gz", "w:gz") as tar:
+        for arc, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(arc)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("target", ["lambda", "host"])
+def test_sdist_is_never_built_on_this_machine_for_either_target(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host tree (serve's fallback without namespaces) installs wheels only, like the Lambda tree."""
+    monkeypatch.setenv("LAMBDASHIP_HOME", str(tmp_path / "home"))
+    marker = tmp_path / "BUILT"
+    app = _project(tmp_path, "--no-index\n--find-links ./dist\nhostilesdist==1.0\n")
+    _sdist(app / "dist", marker)
+    with pytest.raises(LambdashipError) as info:
+        deps.install(load_project(app).function(), target=target)  # type: ignore[arg-type]
+    assert "hostilesdist" in str(info.value)
+    assert not marker.exists(), "the sdist's setup.py ran on the build host"

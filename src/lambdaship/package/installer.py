@@ -124,8 +124,8 @@ def install_cmd(fn: FunctionConfig, target: str, req: Path, dest: Path) -> tuple
         if target == "lambda":
             cmd += ["--only-binary", ":all:", "--python-platform", fn.platform.uv_platform,
                     "--python-version", fn.python]
-        else:
-            cmd += ["--python", sys.executable]
+        else:  # wheels only here too: building an sdist runs its code on this machine
+            cmd += ["--only-binary", ":all:", "--python", sys.executable]
         return cmd, env
     # pip: PyPI (or the user's PIP_INDEX_URL) only, never the machine's extra find-links.
     env["PIP_CONFIG_FILE"] = os.devnull
@@ -136,4 +136,6 @@ def install_cmd(fn: FunctionConfig, target: str, req: Path, dest: Path) -> tuple
         cmd += ["--only-binary=:all:", "--python-version", fn.python, "--implementation", "cp"]
         for plat in fn.platform.wheel_platforms:
             cmd += ["--platform", plat]
+    else:
+        cmd += ["--only-binary=:all:"]
     return cmd, env
