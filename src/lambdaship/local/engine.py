@@ -46,7 +46,7 @@ from lambdaship.local.runtime_api import InvokeResult, LogSink, RuntimeAPI
 from lambdaship.paths import cache
 from lambdaship.platform import Architecture
 
-__all__ = ["DEPS_MOUNT", "Engine", "FunctionSpec", "InvokeResult", "image_spec", "project_spec", "zip_spec"]
+__all__ = ["DEPS_MOUNT", "Engine", "FunctionSpec", "InvokeResult"]  # + image_spec, project_spec, zip_spec (lazy)
 
 DEPS_MOUNT = "/opt/lambdaship/deps"
 TASK_ROOT = "/var/task"
@@ -304,4 +304,10 @@ class Engine:
         self.close()
 
 
-from lambdaship.local.specs import image_spec, project_spec, zip_spec  # noqa: E402  (they build FunctionSpecs)
+def __getattr__(name: str) -> Any:
+    """``image_spec``, ``project_spec``, ``zip_spec`` live in ``specs`` (which imports this module)."""
+    if name in ("image_spec", "project_spec", "zip_spec"):
+        from lambdaship.local import specs
+
+        return getattr(specs, name)
+    raise AttributeError(name)
