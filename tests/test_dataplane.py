@@ -201,13 +201,13 @@ def test_function_errors_are_lambdas(local_stack, role):
 
 
 def test_warm_worker_is_reused_and_recycled_on_change(local_stack, role):
-    src = "import os\nPID = os.getpid()\ndef handler(e, c):\n    return [PID, os.environ.get('X')]\n"
+    src = "import os, uuid\nBOOT = uuid.uuid4().hex\ndef handler(e, c):\n    return [BOOT, os.environ.get('X')]\n"
     name = make_function(role, src, Environment={"Variables": {"X": "a"}})
     first = invoke(name)[1]
-    assert invoke(name)[1] == first  # warm: the same runtime process answers
+    assert invoke(name)[1] == first  # warm: the same runtime (the same module import) answers
     aws("lambda").update_function_configuration(FunctionName=name, Environment={"Variables": {"X": "b"}})
     changed = invoke(name)[1]
-    assert changed[1] == "b"
+    assert changed[1] == "b" and changed[0] != first[0]  # a new runtime with the new configuration
     stats = dataplane(local_stack)
     assert stats["recycled"] >= 1 and f"{name}:$LATEST" in stats["warm"]
 
@@ -359,3 +359,26 @@ def test_everything_else_passes_through_to_moto_unchanged(local_stack, tmp_path:
     # URLs moto builds from Host point back at the endpoint (SQS queue URLs).
     q = aws("sqs").create_queue(QueueName=uid("dp-q"))["QueueUrl"]
     assert q.startswith(local_stack.endpoint), q
+
+
+def test_idle_worker_sets_are_stopped_and_restart_on_demand(tmp_path):
+    """As Lambda reclaims idle environments: the engine's real workers, an idle limit of 1 s."""
+    from lambdaship.local.dataplane.backend import EngineBackend
+    from lambdaship.local.dataplane.workers import CodeSpec, Workers
+
+    (tmp_path / "app.py").write_text("import uuid\nBOOT = uuid.uuid4().hex\ndef handler(e, c):\n    return BOOT\n")
+    spec = CodeSpec("idle-fn", "$LATEST", "zip", timeout=30, memory=256, code_dir=str(tmp_path),
+                    runtime="python3.11", handler="app.handler")
+    workers = Workers(EngineBackend(), idle_seconds=1.0)
+    try:
+        first = workers.invoke(spec, b"{}")
+        assert first.ok, first.payload
+        assert workers.invoke(spec, b"{}").payload == first.payload  # warm
+        deadline = time.monotonic() + 20
+        while workers.stats()["warm"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert workers.stats()["warm"] == [] and workers.reaped == 1
+        again = workers.invoke(spec, b"{}")
+        assert again.ok and again.payload != first.payload and again.init_duration_ms is not None  # a new runtime
+    finally:
+        workers.close()

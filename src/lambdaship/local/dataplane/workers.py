@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -95,15 +96,43 @@ class Workers:
     caller's: the sandbox ties each runtime to the thread that spawned it (``bwrap
     --die-with-parent`` is PR_SET_PDEATHSIG, which fires when that *thread* exits), and the
     HTTP server's threads end with their connection.
+
+    A worker set idle for ``idle_seconds`` (``LAMBDASHIP_DATAPLANE_IDLE_SECONDS``, default 600)
+    is stopped, as Lambda reclaims idle execution environments; the next request starts a new one.
     """
 
-    def __init__(self, backend: Backend, threads: int = 32) -> None:
+    def __init__(self, backend: Backend, threads: int = 32, idle_seconds: float | None = None) -> None:
+        import os
+
         self.backend = backend
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dataplane-worker")
         self._handles: dict[tuple[str, str], tuple[str, Any]] = {}
         self._lock = threading.Lock()
         self._starting: dict[tuple[str, str], threading.Lock] = {}
+        self._used: dict[tuple[str, str], float] = {}
+        self._busy: dict[tuple[str, str], int] = {}
         self.recycled = 0
+        self.reaped = 0
+        self.idle_seconds = idle_seconds if idle_seconds is not None else float(
+            os.environ.get("LAMBDASHIP_DATAPLANE_IDLE_SECONDS") or 600)
+        self._stop = threading.Event()
+        threading.Thread(target=self._reaper, daemon=True, name="dataplane-reaper").start()
+
+    def _reaper(self) -> None:
+        while not self._stop.wait(min(30.0, max(0.5, self.idle_seconds / 4))):
+            self.reap()
+
+    def reap(self) -> int:
+        """Stop the worker sets idle for longer than ``idle_seconds``; how many were stopped."""
+        now = time.monotonic()
+        with self._lock:
+            idle = [k for k in self._handles if not self._busy.get(k)
+                    and now - self._used.get(k, now) > self.idle_seconds]
+            handles = [self._handles.pop(k)[1] for k in idle]
+        for h in handles:
+            self.backend.stop(h)
+        self.reaped += len(handles)
+        return len(handles)
 
     def _handle(self, spec: CodeSpec) -> Any:
         fp = spec.fingerprint
@@ -130,14 +159,21 @@ class Workers:
         return self._threads.submit(self._invoke, spec, payload).result()
 
     def _invoke(self, spec: CodeSpec, payload: bytes) -> Outcome:
+        with self._lock:
+            self._busy[spec.key] = self._busy.get(spec.key, 0) + 1
         try:
-            handle = self._handle(spec)
-        except Exception as exc:  # the code cannot be prepared: the runtime cannot start, as on Lambda
-            return cannot_start(spec, exc)
-        try:
-            return self.backend.invoke(handle, payload, spec.timeout)
-        except LambdashipError as exc:  # e.g. the sandbox cannot spawn the runtime
-            return cannot_start(spec, exc)
+            try:
+                handle = self._handle(spec)
+            except Exception as exc:  # the code cannot be prepared: the runtime cannot start, as on Lambda
+                return cannot_start(spec, exc)
+            try:
+                return self.backend.invoke(handle, payload, spec.timeout)
+            except LambdashipError as exc:  # e.g. the sandbox cannot spawn the runtime
+                return cannot_start(spec, exc)
+        finally:
+            with self._lock:
+                self._busy[spec.key] -= 1
+                self._used[spec.key] = time.monotonic()
 
     def drop_function(self, function_name: str) -> None:
         """Stop the workers of a deleted function."""
@@ -149,9 +185,11 @@ class Workers:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"warm": sorted(f"{n}:{v}" for n, v in self._handles), "recycled": self.recycled}
+            return {"warm": sorted(f"{n}:{v}" for n, v in self._handles), "recycled": self.recycled,
+                    "reaped": self.reaped}
 
     def close(self) -> None:
+        self._stop.set()
         with self._lock:
             handles = [h for _, h in self._handles.values()]
             self._handles.clear()
