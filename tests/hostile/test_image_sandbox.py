@@ -298,3 +298,12 @@ def test_as_an_ordinary_user_the_same_sandbox_holds(hostile, canaries: list[Path
         assert {p: p.read_text() for p in canaries} == before
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_run_command_has_no_network_and_the_same_sandbox(hostile) -> None:
+    """One-off commands (e.g. importing an app to read its model) get loopback only."""
+    engine, spec = hostile
+    code = "import os, socket; print(os.getuid(), [n for _, n in socket.if_nameindex()])"
+    proc = engine.run_command(spec, ["python3", "-c", code], timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().split(" ", 1) == ["993", "['lo']\n"]

@@ -259,9 +259,10 @@ class Engine:
         if api is not None:
             api.close()
 
-    def run_command(self, spec: FunctionSpec, argv: list[str], *, timeout: float,
-                    input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        """Run one command inside the spec's sandbox (same rootfs, binds, env, limits)."""
+    def run_command(self, spec: FunctionSpec, argv: list[str], *, timeout: float, input: bytes | None = None,
+                    network: bool = False) -> subprocess.CompletedProcess[bytes]:
+        """Run one command inside the spec's sandbox (same rootfs, binds, env, limits); without
+        ``network`` in a network namespace of its own (loopback only)."""
         env = function_env(spec)
         if not spec.sandboxed:
             env["PYTHONPATH"] = os.pathsep.join(map(str, spec.host_paths))
@@ -273,7 +274,7 @@ class Engine:
                 env["PYTHONPATH"] = DEPS_MOUNT
             env.update({"LAMBDA_TASK_ROOT": TASK_ROOT, "AWS_REGION": spec.region, "AWS_DEFAULT_REGION": spec.region})
             cap = sandbox.MemoryCap(spec.memory_mb)
-            full = cap.wrap(sandbox.command(_box(spec), list(argv)))
+            full = cap.wrap(sandbox.command(replace(_box(spec), network=network), list(argv)))
         proc = subprocess.Popen(full, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True,
                                 cwd=str(spec.task_dir) if not spec.sandboxed else "/")

@@ -51,6 +51,7 @@ class Box:
     memory_mb: int = 512
     chdir: str = "/var/task"
     emulator: Path | None = None  # qemu-user binary bound at the same path inside
+    network: bool = True  # share the host's network namespace (runtimes reach the emulator on loopback)
 
 
 def bwrap() -> str | None:
@@ -213,8 +214,8 @@ def command(box: Box, argv: list[str]) -> list[str]:
     if exe is None:
         require()
         raise AssertionError  # pragma: no cover
-    args = [exe, "--unshare-all", "--unshare-user", "--share-net", "--disable-userns", "--die-with-parent",
-            "--new-session",
+    args = [exe, "--unshare-all", "--unshare-user", *(["--share-net"] if box.network else []), "--disable-userns",
+            "--die-with-parent", "--new-session",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "localhost",
             "--ro-bind", str(box.rootfs), "/",
             "--dev", "/dev", "--proc", "/proc",
