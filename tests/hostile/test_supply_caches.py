@@ -187,3 +187,24 @@ def test_corrupt_cached_deps_zip_is_rebuilt(tmp_path: Path, monkeypatch: pytest.
     second = archive.build_zip(fn, out=tmp_path / "two.zip")
     assert second.sha256 == first.sha256
     assert hashlib.sha256((tmp_path / "two.zip").read_bytes()).hexdigest() == first.sha256
+
+
+def test_doctored_generated_requirements_file_is_rewritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pinned list made from pyproject.toml / a lock file is cached; a changed copy is not reused."""
+    from lambdaship.config import load_project
+    from lambdaship.package.requirements import requirements_file
+
+    monkeypatch.setenv("LAMBDASHIP_HOME", str(tmp_path / "home"))
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text("def handler(event, context):\n    return 1\n")
+    (app / "pyproject.toml").write_text(
+        '[project]\nname = "x"\nversion = "1"\ndependencies = ["six==1.16.0"]\n'
+        '[tool.lambdaship]\nfunction_name = "gen"\nhandler = "main.handler"\n')
+    fn = load_project(app).function()
+    first = requirements_file(fn)
+    assert first is not None and "six==1.16.0" in first.read_text()
+    original = first.read_text()
+    first.write_text(original + "-e ./pkg\n")  # a doctored cache entry
+    again = requirements_file(fn)
+    assert again is not None and again.read_text() == original

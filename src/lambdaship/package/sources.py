@@ -14,6 +14,7 @@ The pinned list is written to a content-addressed file in the cache, never into 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -120,11 +121,13 @@ def requirements_path(fn: FunctionConfig) -> Path | None:
 
     out_dir = paths.cache("requirements")
     out = out_dir / hashlib.sha256(text.encode()).hexdigest()[:32] / f"from-{source.path.name}.txt"
-    if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
+    with contextlib.suppress(OSError):  # reused only when it still holds exactly this text (a cache entry)
+        if out.is_file() and out.read_bytes() == text.encode():
+            return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
     return out
 
 
