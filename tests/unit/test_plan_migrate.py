@@ -78,3 +78,20 @@ def test_unless_skips_a_step_whose_variable_is_set() -> None:
     p = Plan("f", "live", None, steps=(Step("t:R", {"n": 1}, output="version"),
                                        Step("t:R", {"n": 2}, output="version", unless="version")))
     assert execute(p, handlers={"t:R": record}).ctx["version"] == 1 and seen == [1]
+
+
+def test_every_repointed_api_gets_an_invoke_permission_on_the_alias_unless_already_granted() -> None:
+    from lambdaship.migrate.discover import HttpIntegration
+    from lambdaship.migrate.steps import permission_steps
+
+    http = [HttpIntegration("h1", "web", "i1", f"{OLD_ARN}", ["GET /"])]
+    steps = permission_steps(inventory(http=http), "legacy-image", "live")
+    grants = {s.params["SourceArn"]: s.params for s in steps}
+    new = "arn:aws:execute-api:us-east-1:123456789012:h1/*"
+    assert set(grants) == {"arn:aws:execute-api:us-east-1:123456789012:abc/*", new}  # abc/* copied, h1 added
+    assert grants[new]["Qualifier"] == "live" and grants[new]["Action"] == "lambda:InvokeFunction"
+    assert grants[new]["Principal"] == "apigateway.amazonaws.com"
+    assert grants[new]["StatementId"] == "lambdaship-apigw-h1"
+    assert [s.note.startswith("copy of") for s in steps] == [True, False]
+    none_copied = permission_steps(inventory(permissions=[]), "legacy-image", "live")
+    assert [s.params["SourceArn"] for s in none_copied] == ["arn:aws:execute-api:us-east-1:123456789012:abc/*"]
