@@ -191,3 +191,18 @@ def test_sdist_is_never_built_on_this_machine_for_either_target(
         deps.install(load_project(app).function(), target=target)  # type: ignore[arg-type]
     assert "hostilesdist" in str(info.value)
     assert not marker.exists(), "the sdist's setup.py ran on the build host"
+
+
+@pytest.mark.parametrize("dependency", [f"x @ git+https://example.com/{CANARY}", "y @ file:///etc", "z @ ../outside"])
+def test_pyproject_dependencies_obey_the_same_rules(dependency: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAMBDASHIP_HOME", str(tmp_path / "home"))
+    app = tmp_path / "proj"
+    app.mkdir()
+    (app / "main.py").write_text("def handler(event, context):\n    return 1\n")
+    (app / "pyproject.toml").write_text(
+        f'[project]\nname = "x"\nversion = "1"\ndependencies = ["six==1.16.0", "{dependency}"]\n'
+        '[tool.lambdaship]\nfunction_name = "p"\nhandler = "main.handler"\n')
+    with pytest.raises(LambdashipError) as info:
+        requirements_file(load_project(app).function())
+    assert "\n" not in str(info.value) and CANARY not in str(info.value)

@@ -48,6 +48,14 @@ def check_tree(path: Path, root: Path) -> list[Path]:
     return seen
 
 
+def check_generated(path: Path, label: str, base: Path, root: Path) -> None:
+    """Check a requirements file lambdaship wrote from ``label`` (pyproject.toml, a lock file):
+    the same rules per line, paths relative to ``base``; it may include no other file."""
+    for lineno, line in _logical_lines(path.read_text(encoding="utf-8")):
+        if _check_line(line, f"{label} (pinned line {lineno})", base, root):
+            raise LambdashipError(f"{label}: a pinned list may not include other files", "remove the -r/-c entry")
+
+
 def _show(path: Path, root: Path) -> str:
     try:
         return path.relative_to(root).as_posix()

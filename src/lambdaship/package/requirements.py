@@ -40,6 +40,10 @@ def requirements_file(fn: FunctionConfig) -> Path | None:
 
     generated = sources.requirements_path(fn)
     if generated is not None:
+        from lambdaship.package.reqguard import check_generated
+
+        label = fn.requirements or "the project's dependencies"
+        check_generated(generated, label, fn.source, root)
         return generated
     if fn.requirements:
         path = (fn.source / fn.requirements).resolve()
