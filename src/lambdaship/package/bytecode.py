@@ -82,7 +82,11 @@ def _search_interpreter(version: str, env: str | None) -> str | None:
         if which and not shim:
             yield which
         pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-        for p in sorted((pyenv_root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True):
+        try:  # an unreadable PYENV_ROOT (another user's) is no pyenv
+            found = sorted((pyenv_root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True)
+        except OSError:
+            found = []
+        for p in found:
             yield str(p)
         if which and shim:
             yield which
