@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from lambdaship.config import FunctionConfig, is_chalice_app
+from lambdaship.config import is_chalice_app
 from lambdaship.errors import LambdashipError
 from lambdaship.local.gateway import Gateway, Route, chalice_routes, make_server
 from lambdaship.local.runtime_api import LogSink
@@ -23,14 +23,6 @@ class _Closable(Protocol):
 
 SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", ".chalice", ".pytest_cache", ".mypy_cache",
              ".ruff_cache", "build", "dist", ".lambdaship"}
-
-
-def local_environment(fn: FunctionConfig, env_file: Path | str | None = None, secrets: bool = False
-                      ) -> dict[str, str]:
-    """The function's environment for a local run (see :func:`lambdaship.local.specs.local_environment`)."""
-    from lambdaship.local.specs import local_environment as merged
-
-    return merged(fn, env_file, secrets)
 
 
 def routes_for(app_dir: Path) -> list[Route] | None:
