@@ -214,3 +214,22 @@ def test_chunked_request_body_reaches_the_function(chalice: Served) -> None:
     r = chalice.client.post("/items", content=gen(), headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
     assert r.json()["name"] == "chunked"
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "none"])
+def test_invoke_local_never_sees_the_hosts_site_packages(tmp_path: Path, mode: str) -> None:
+    """httpx is installed on this host (lambdaship needs it) but not declared by the app: the
+    import fails as on Lambda — in the sandbox and in the no-namespace fallback alike."""
+    from tests.conftest import run_cli
+
+    (tmp_path / "lambdaship.toml").write_text('function_name = "leak"\nhandler = "main.handler"\npython = "3.11"\n')
+    (tmp_path / "requirements.txt").write_text("")
+    (tmp_path / "main.py").write_text("import httpx\n\ndef handler(event, context):\n    return 1\n")
+    env = {"LAMBDASHIP_SANDBOX": "none"} if mode == "none" else {}
+    proc = run_cli("invoke", "--local", "-C", str(tmp_path), "--json", env=env)
+    assert proc.returncode == 1, proc.stderr
+    error = json.loads(proc.stdout)["error"]
+    assert error["errorType"] == "Runtime.ImportModuleError"
+    assert "No module named 'httpx'" in error["errorMessage"]
+    if mode == "none":
+        assert "no sandbox here (LAMBDASHIP_SANDBOX=none)" in proc.stderr
