@@ -64,7 +64,8 @@ class DeployFailed(LambdashipError):
 def target_from_ref(ref: str) -> Target:
     """An already-pushed image: must be in ECR (Lambda runs nothing else); a tag is resolved to
     its digest with a HEAD request."""
-    from lambdaship.registry import Reference, RegistryClient, is_ecr_host
+    from lambdaship.oci.reference import Reference, is_ecr_host
+    from lambdaship.registries import registry_client
 
     r = Reference.parse(ref)
     if not is_ecr_host(r.registry):
@@ -72,7 +73,7 @@ def target_from_ref(ref: str) -> Target:
             f"{ref} is not in Amazon ECR; Lambda only runs images from ECR",
             "push it to <account>.dkr.ecr.<region>.amazonaws.com/<repository> first",
         )
-    client = RegistryClient.for_registry(r.registry)
+    client = registry_client(r.registry)
     found = client.head_manifest(r.repository, r.digest or r.tag or "latest")
     if found is None or (r.digest and found != r.digest):
         raise LambdashipError(f"image {ref} does not exist in the registry", "push it first, or check the reference")

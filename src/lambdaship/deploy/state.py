@@ -121,9 +121,9 @@ def observe(fn: FunctionConfig, names: Names | None = None, *, target: Target | 
 
 
 def _in_registry(target: Target) -> bool:
-    from lambdaship.registry import RegistryClient
+    from lambdaship.registries import registry_client
 
-    return RegistryClient.for_registry(target.registry).head_manifest(target.repository, target.digest) is not None
+    return registry_client(target.registry).head_manifest(target.repository, target.digest) is not None
 
 
 def observe_rollback(fn: FunctionConfig, to: str | None = None) -> FunctionState:

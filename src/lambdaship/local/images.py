@@ -40,10 +40,11 @@ def load_image(spec: str) -> Image:
         except (ValueError, KeyError, OSError) as exc:
             raise LambdashipError(f"cannot read the OCI layout {spec}: {exc}") from None
         return _check_config(image, spec)
-    from lambdaship.registry import Reference, RegistryClient
+    from lambdaship.oci.reference import Reference
+    from lambdaship.registries import registry_client
 
     ref = Reference.parse(spec)
-    client = RegistryClient.for_registry(ref.registry)
+    client = registry_client(ref.registry)
     manifest, media_type, _digest = client.get_manifest(ref.repository, ref.ref)
     mj = json.loads(manifest)
     if media_type in INDEX_TYPES or "manifests" in mj:
@@ -56,7 +57,7 @@ def load_image(spec: str) -> Image:
                                   "build the image for this machine's architecture")
         manifest, media_type, _digest = client.get_manifest(ref.repository, chosen["digest"])
         mj = json.loads(manifest)
-    config = client.get_blob(ref.repository, mj["config"]["digest"])
+    config = client.get_blob(ref.repository, mj["config"]["digest"], mj["config"].get("size"))
     diff_ids = json.loads(config).get("rootfs", {}).get("diff_ids", [])
     source = BlobSource(ref.registry, ref.repository)
     layers = tuple(

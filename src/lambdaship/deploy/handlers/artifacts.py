@@ -14,13 +14,13 @@ KEEP_IMAGES = 50
 
 def push(step: Step, p: dict[str, Any], run: Any) -> Any:
     from lambdaship.aws import ecr
-    from lambdaship.push import push_image
+    from lambdaship.registries import push_image
 
     image, target = run.plan.artifacts.get("image"), run.plan.target
     if image is None or target is None:
         raise LambdashipError("registry:PushImage: the plan carries no image to push")
     where = ecr.ensure_repository(p["Repository"], keep_images=KEEP_IMAGES)
-    result = push_image(image, where, progress=run.progress)
+    result = push_image(image, where, on_event=run.vars.get("on_push_event"))
     if result.digest != p["Digest"]:
         raise LambdashipError(f"the registry stored {result.digest}, expected {p['Digest']}")
     return result
