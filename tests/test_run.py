@@ -257,3 +257,46 @@ def test_offline_base_image_is_lambda_like(local_stack) -> None:
     assert "LAMBDA_TASK_ROOT=/var/task" in config["Env"]
     again = run_cli("local", "base", "--registry", local_stack.registry.url)
     assert again.returncode == 0 and again.stdout.strip() == ref, "cached: same digest, nothing rebuilt"
+
+
+@pytest.mark.slow
+def test_an_arm64_image_runs_under_qemu_user_in_the_sandbox(tmp_path: Path) -> None:
+    """Target architecture ≠ host: one note line, and the image's binaries run under qemu-user
+    (binfmt when registered, else the qemu-*-static binary bound into the sandbox)."""
+    import platform
+    import subprocess
+    import sys
+    import zipfile
+
+    from lambdaship.local.engine import Engine
+    from lambdaship.local.specs import image_spec
+
+    assert platform.machine() == "x86_64", "this test builds an arm64 image for an x86_64 host"
+    # a statically linked aarch64 executable from PyPI (ruff's musllinux wheel)
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "ruff==0.8.0", "--platform",
+                    "musllinux_1_2_aarch64", "--only-binary=:all:", "--no-deps", "-d", str(tmp_path)], check=True)
+    wheel = next(tmp_path.glob("ruff-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        binary = zf.read("ruff-0.8.0.data/scripts/ruff")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("ruff")
+        info.size, info.mode = len(binary), 0o755
+        tf.addfile(info, io.BytesIO(binary))
+    blob = tmp_path / "layer.tar.gz"
+    blob.write_bytes(gzip.compress(buf.getvalue(), compresslevel=1))
+    image = _image(tmp_path, [blob], ["ignored.handler"])
+    cfg = json.loads(image.config)
+    cfg["architecture"] = "arm64"
+    cfg["config"]["Entrypoint"] = ["/ruff"]
+    config = canonical_json(cfg)
+    manifest = json.loads(image.manifest)
+    manifest["config"].update(digest=sha256_digest(config), size=len(config))
+    layout = write_layout(Image(manifest=canonical_json(manifest), config=config, layers=image.layers),
+                          tmp_path / "layout")
+    spec = image_spec(str(layout))
+    assert any("not this machine's architecture" in n and "qemu-aarch64" in n for n in spec.notes), spec.notes
+    with Engine() as engine:
+        proc = engine.run_command(spec, ["/ruff", "--version"], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().strip() == "ruff 0.8.0"

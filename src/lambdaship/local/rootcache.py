@@ -29,6 +29,7 @@ from lambdaship.paths import cache
 CACHE_VERSION = "v2"
 MARKER = ".lambdaship-verified"
 MOUNTPOINTS = ("dev", "proc", "tmp", "var/task", "opt/lambdaship/deps")  # what the sandbox mounts on
+QEMU_MOUNT = "/opt/lambdaship/qemu"
 
 
 def rootfs_cache() -> Path:
@@ -95,6 +96,11 @@ def _finish(tree: Path) -> None:
                 _remove(d)
             if not d.exists():
                 os.mkdir(d, 0o755)
+    qemu = tree / QEMU_MOUNT.lstrip("/")
+    if qemu.is_symlink() or (qemu.exists() and not qemu.is_file()):
+        _remove(qemu)
+    if not qemu.exists():
+        qemu.write_bytes(b"")  # a file to bind a qemu-user binary on (foreign-architecture images)
 
 
 def _publish(work: Path, final: Path, chain: str) -> None:

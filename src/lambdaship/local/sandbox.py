@@ -17,8 +17,9 @@ What :func:`command` builds, for one runtime process:
   ``memory_mb`` + :data:`AS_HEADROOM_MB` — :func:`memory_mode` says which applies.
 
 A target architecture other than the host's runs under qemu-user: with a registered binfmt
-handler nothing changes; without one, the emulator binary is bound into the sandbox and runs
-the image's Python directly.
+handler nothing changes; without one, the static emulator binary is bound into the sandbox
+(``/opt/lambdaship/qemu``) and runs the image's Python directly; processes the handler
+starts are then not emulated (no binfmt).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from lambdaship.platform import Architecture
 SANDBOX_UID = 993
 AS_HEADROOM_MB = 256  # Python reserves address space (arenas, thread stacks) beyond its RSS
 QEMU = {Architecture.arm64: "qemu-aarch64", Architecture.x86_64: "qemu-x86_64"}
+QEMU_MOUNT = "/opt/lambdaship/qemu"  # = rootcache.QEMU_MOUNT
 DISABLE_ENV = "LAMBDASHIP_SANDBOX"  # "none": force the no-namespace fallback (what macOS gets)
 
 
@@ -50,7 +52,7 @@ class Box:
     tmp_mb: int = 512
     memory_mb: int = 512
     chdir: str = "/var/task"
-    emulator: Path | None = None  # qemu-user binary bound at the same path inside
+    emulator: Path | None = None  # qemu-user binary, bound at QEMU_MOUNT
     network: bool = True  # share the host's network namespace (runtimes reach the emulator on loopback)
 
 
@@ -223,9 +225,9 @@ def command(box: Box, argv: list[str]) -> list[str]:
     args += _proc_masks()
     for src, dest in box.binds:
         args += ["--ro-bind", str(src), dest]
-    if box.emulator is not None:
-        args += ["--ro-bind", str(box.emulator), str(box.emulator)]
-        argv = [str(box.emulator), *argv]
+    if box.emulator is not None:  # bound on the placeholder file every cached rootfs has
+        args += ["--ro-bind", str(box.emulator), QEMU_MOUNT]
+        argv = [QEMU_MOUNT, *argv]
     args += ["--cap-drop", "ALL", "--chdir", box.chdir, "--", *argv]
     return args
 
