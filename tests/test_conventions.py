@@ -165,8 +165,9 @@ def test_no_color_removes_colour_codes():
 
 
 def test_shell_completion_script_is_available():
-    # typer detects the shell from the parent process (shellingham): run it from bash.
-    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m lambdaship.cli --show-completion"],
+    # typer detects the shell from the parent process (shellingham): run it from bash (the
+    # trailing command keeps bash from exec-ing python in its place).
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m lambdaship.cli --show-completion; exit $?"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "_LAMBDASHIP_COMPLETE" in r.stdout and "complete " in r.stdout
