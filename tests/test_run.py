@@ -300,3 +300,35 @@ def test_an_arm64_image_runs_under_qemu_user_in_the_sandbox(tmp_path: Path) -> N
         proc = engine.run_command(spec, ["/ruff", "--version"], timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().strip() == "ruff 0.8.0"
+
+
+def test_run_hands_the_function_env_options_and_the_projects_environment(tmp_path: Path) -> None:
+    """run --env / --env-file, and -C: the function's [environment], env_file, name and limits."""
+    from tests.conftest import run_cli
+    from tests.hostile.test_image_sandbox import hostile_layout
+
+    layout = hostile_layout(tmp_path)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"probe": "identity"}))
+    dotenv = tmp_path / "extra.env"
+    dotenv.write_text("FROM_FILE=file\nBOTH=file\n")
+    proc = run_cli("run", str(layout), "--event", str(event), "--json", "--env", "BOTH=cli", "--env", "ONLY=cli",
+                   "--env-file", str(dotenv))
+    assert proc.returncode == 0, proc.stderr
+    env = json.loads(proc.stdout)["result"]["env"]
+    assert (env["FROM_FILE"], env["BOTH"], env["ONLY"]) == ("file", "cli", "cli")
+    assert env["LAMBDA_RUNTIME_DIR"] == "/var/runtime", "the image's Env is kept"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "lambdaship.toml").write_text(
+        'function_name = "envy"\nhandler = "main.handler"\nmemory = 256\nenv_file = ".env"\n'
+        '[environment]\nSTAGE = "dev"\nBOTH = "config"\n')
+    (project / "main.py").write_text("def handler(event, context):\n    return 1\n")
+    (project / ".env").write_text("BOTH=dotenv\n")
+    proc = run_cli("run", str(layout), "-C", str(project), "--event", str(event), "--json", "--env", "ONLY=cli")
+    assert proc.returncode == 0, proc.stderr
+    env = json.loads(proc.stdout)["result"]["env"]
+    assert (env["STAGE"], env["BOTH"], env["ONLY"]) == ("dev", "dotenv", "cli")
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "envy" and env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    bad = run_cli("run", str(layout), "--env", "NOEQUALS", "--get", "/")
+    assert bad.returncode == 2 and "is not KEY=VALUE" in bad.stderr
