@@ -233,17 +233,18 @@ def test_custom_domain_from_the_chalice_config(app) -> None:
 
 
 def test_websocket_handlers_get_a_websocket_api_on_their_functions(local_stack, tmp_path) -> None:
-    from lambdaship.api.model import from_json
-
     name = uid("ws")
-    (tmp_path / "app.py").write_text("from chalice import Chalice\napp = Chalice(app_name='chat')\n")
-    (tmp_path / "lambdaship.toml").write_text(f'function_name = "{name}"\n')
+    (tmp_path / "app.py").write_text(
+        "from chalice import Chalice\napp = Chalice(app_name='chat')\n"
+        "@app.on_ws_connect()\ndef connect(event):\n    pass\n"
+        "@app.on_ws_message()\ndef message(event):\n    pass\n"
+        "@app.on_ws_disconnect()\ndef disconnect(event):\n    pass\n")
+    (tmp_path / "requirements.txt").write_text("chalice\n")
+    (tmp_path / "lambdaship.toml").write_text(f'function_name = "{name}"\nrequirements = "requirements.txt"\n')
     _function(name)
     fn = load_project(tmp_path).function()
-    handlers = [{"route_key": "$connect", "name": "websocket_connect", "handler": "app.connect"},
-                {"route_key": "$default", "name": "websocket_message", "handler": "app.message"},
-                {"route_key": "$disconnect", "name": "websocket_disconnect", "handler": "app.disconnect"}]
-    model = from_json({"app_name": "chat", "websocket_handlers": handlers})  # what the sandbox exports
+    model = extract(fn)
+    assert [h["route_key"] for h in model.websocket_handlers] == ["$connect", "$default", "$disconnect"]
     plan = deploy_app(fn, image_uri=IMAGE, model=model, dry_run=True)
     assert plan.steps[-1].action == "apigatewayv2:CreateDeployment"
     # moto 5.2.1 answers 404 to apigatewayv2 CreateDeployment: run every step before it.
@@ -254,10 +255,10 @@ def test_websocket_handlers_get_a_websocket_api_on_their_functions(local_stack, 
     routes = {r["RouteKey"]: r["Target"].removeprefix("integrations/") for r in v2.get_routes(ApiId=api_id)["Items"]}
     assert set(routes) == {"$connect", "$default", "$disconnect"}
     uri = v2.get_integration(ApiId=api_id, IntegrationId=routes["$connect"])["IntegrationUri"]
-    assert uri.endswith(f"function:{name}-websocket_connect:live/invocations")
-    cmd = aws("lambda").get_function(FunctionName=f"{name}-websocket_message")["Configuration"]
+    assert uri.endswith(f"function:{name}-connect:live/invocations")
+    cmd = aws("lambda").get_function(FunctionName=f"{name}-message")["Configuration"]
     assert cmd["ImageConfigResponse"]["ImageConfig"]["Command"] == ["app.message"]
-    policy = aws("lambda").get_policy(FunctionName=f"{name}-websocket_connect", Qualifier="live")["Policy"]
+    policy = aws("lambda").get_policy(FunctionName=f"{name}-connect", Qualifier="live")["Policy"]
     assert f"{api_id}/*" in policy
     assert [s["StageName"] for s in v2.get_stages(ApiId=api_id)["Items"]] == ["api"]
     assert deploy_app(fn, image_uri=IMAGE, model=model, dry_run=True).steps == []
