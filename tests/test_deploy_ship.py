@@ -9,7 +9,7 @@ import pytest
 
 from lambdaship.local.stack import ACCOUNT_ID, REGION
 from tests.conftest import run_cli
-from tests.test_deploy import alias_version, aws, queue_results, uid
+from tests.test_deploy import alias_version, aws, uid
 
 ECR_HOST = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com"
 
@@ -25,9 +25,9 @@ def _project(tmp_path, name: str, base: str, body: str = "ok"):
 
 
 @pytest.mark.slow
-def test_ship_builds_pushes_and_deploys_by_digest(local_stack, base_image_ref, tmp_path):
+def test_ship_builds_pushes_and_deploys_by_digest(local_stack, lambda_base, tmp_path):
     name = uid()
-    proj = _project(tmp_path, name, base_image_ref)
+    proj = _project(tmp_path, name, lambda_base)  # a base whose images run on the stack's data plane
     reg = local_stack.registry.url
 
     # --dry-run builds locally but pushes nothing and creates nothing.
@@ -39,7 +39,6 @@ def test_ship_builds_pushes_and_deploys_by_digest(local_stack, base_image_ref, t
     assert httpx.get(f"{reg}/v2/{name}/tags/list").status_code == 404
     assert name not in [f["FunctionName"] for f in aws("lambda").list_functions()["Functions"]]
 
-    queue_results(local_stack.moto.url, {"statusCode": 200, "body": "ok"})
     r = run_cli("deploy", "-C", str(proj), "--create-role", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -55,8 +54,7 @@ def test_ship_builds_pushes_and_deploys_by_digest(local_stack, base_image_ref, t
     assert alias_version(name) == "1"
 
     # Change the code: a new image, version 2, alias moved.
-    _project(tmp_path, name, base_image_ref, body="changed")
-    queue_results(local_stack.moto.url, {"statusCode": 200, "body": "changed"})
+    _project(tmp_path, name, lambda_base, body="changed")
     r = run_cli("deploy", "-C", str(proj), "--json")
     assert r.returncode == 0, r.stderr
     out2 = json.loads(r.stdout)
