@@ -110,3 +110,19 @@ def test_vendor_file_clashing_with_an_app_file_is_one_error(tmp_path: Path) -> N
     (app / "vendor" / "app.py").write_text("x = 1\n")
     with pytest.raises(LambdashipError, match=r"vendor/app\.py .* would replace the app's own app\.py"):
         app_files(load_project(app).function())
+
+
+@pytest.mark.slow
+def test_serve_adds_chalice_too(tmp_path: Path) -> None:
+    """serve runs on the target dependency tree (never the host's site-packages): without the added
+    chalice the app could not import; with it, /health answers 200 and the note says why."""
+    from tests.test_serve import Served
+
+    app = _app(tmp_path)
+    served = Served(["-C", str(app), "--no-reload", "--workers", "1"])
+    try:
+        r = served.client.get("/health")
+        assert r.status_code == 200 and r.json() == {"status": "ok"}, (r.status_code, r.text, served.log_text())
+        assert f"adding chalice=={CHALICE}" in served.log_text()
+    finally:
+        assert served.stop() == 0
