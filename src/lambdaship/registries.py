@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lambdaship.image.model import Image
     from lambdaship.oci.auth import Keychain
     from lambdaship.oci.client import RegistryClient
-    from lambdaship.oci.push import EventSink, PushResult
+    from lambdaship.oci.push import EventSink, Image, PushResult
 
 
 @functools.cache

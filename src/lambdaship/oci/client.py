@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from lambdaship.image.model import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, sha256_digest
 from lambdaship.oci import upload
 from lambdaship.oci.auth import Keychain, RegistryAuth, default_keychain
+from lambdaship.oci.media import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, sha256_digest
 from lambdaship.oci.reference import base_url, registry_host
 from lambdaship.oci.transport import (
     HTTP_FAILURES,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdaship.errors import LambdashipError
-from lambdaship.image.model import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from lambdaship.oci.media import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from lambdaship.oci.reference import DIGEST_RE
 from lambdaship.oci.transport import MANIFEST_MAX
 

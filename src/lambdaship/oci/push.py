@@ -24,15 +24,67 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 from lambdaship.errors import LambdashipError
-from lambdaship.image.model import Image, Layer, sha256_digest
 from lambdaship.oci.auth import Keychain
 from lambdaship.oci.client import RegistryClient
+from lambdaship.oci.media import sha256_digest
 from lambdaship.oci.reference import REPO_RE, TAG_RE, Reference, base_url
 
 PARALLEL = 4
+
+
+class BlobSource(Protocol):
+    """Where a remote layer lives (``image.model.BlobSource``)."""
+
+    registry: str
+    repository: str
+
+
+class Layer(Protocol):
+    """What a push needs of a layer (``image.model.Layer`` fits)."""
+
+    path: Path | None
+    source: BlobSource | None
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class Descriptor(Protocol):
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class Image(Protocol):
+    """What a push needs of an image (``image.model.Image`` fits): ``oci`` imports no other
+    lambdaship package."""
+
+    manifest: bytes
+    config: bytes
+
+    @property
+    def layers(self) -> Sequence[Layer]: ...
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def media_type(self) -> str: ...
+
+    @property
+    def manifest_json(self) -> dict[str, Any]: ...
+
+    @property
+    def config_descriptor(self) -> Descriptor: ...
 How = Literal["upload", "mount", "skip", "stream"]
 ACTION: dict[str, str] = {"upload": "uploaded", "mount": "mounted", "skip": "skipped", "stream": "streamed"}
 

@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
-from lambdaship.image.model import sha256_digest
+from lambdaship.oci.media import sha256_digest
 from lambdaship.oci.transport import (
     READ_SIZE,
     RegistryError,
