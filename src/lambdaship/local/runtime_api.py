@@ -1,7 +1,7 @@
 """A Lambda Runtime API emulator driving the real ``awslambdaric`` in worker processes.
 
 Each worker is one runtime process (``python -m awslambdaric module.handler`` on the host, or
-an image's ENTRYPOINT + CMD in a chroot) with its own small HTTP server implementing the
+a sandboxed ENTRYPOINT + CMD from the engine) with its own small HTTP server implementing the
 Runtime API (``/2018-06-01/runtime/...``) on 127.0.0.1. The pool keeps workers warm and reuses
 them; concurrent invocations go to different workers (up to ``max_workers``). An invocation
 that outlives the function's timeout kills its worker (SIGKILL: in a pid namespace the runtime
