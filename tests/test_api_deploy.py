@@ -263,3 +263,22 @@ def test_websocket_handlers_get_a_websocket_api_on_their_functions(local_stack, 
     assert [s["StageName"] for s in v2.get_stages(ApiId=api_id)["Items"]] == ["api"]
     assert deploy_app(fn, image_uri=IMAGE, model=model, dry_run=True).steps == []
     assert app_status(fn)["websocket_urls"] == [f"wss://{api_id}.execute-api.{REGION}.amazonaws.com/api/"]
+
+
+def test_a_zip_deployed_app_gets_its_other_functions_from_the_same_zip(app, tmp_path) -> None:
+    import zipfile
+
+    fn = app
+    archive = tmp_path / "app.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(fn.source / "app.py", "app.py")
+    plan = deploy_app(fn, zip_path=archive)
+    lam = aws("lambda")
+    cfg = lam.get_function(FunctionName=f"{fn.function_name}-token_auth")["Configuration"]
+    assert (cfg["PackageType"], cfg["Handler"], cfg["Runtime"]) == ("Zip", "app.token_auth", "python3.12")
+    assert plan.api.api_id and lam.get_alias(FunctionName=f"{fn.function_name}-on_job", Name="live")
+    assert deploy_app(fn, zip_path=archive, dry_run=True).steps == []
+    with zipfile.ZipFile(archive, "a") as z:
+        z.writestr("extra.py", "X = 1\n")
+    changed = [s.action for s in deploy_app(fn, zip_path=archive, dry_run=True).steps]
+    assert changed.count("lambda:UpdateFunctionCode") == 4 and "apigateway:CreateDeployment" not in changed

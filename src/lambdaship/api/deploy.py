@@ -8,15 +8,18 @@ observe (read-only calls) → plan (pure: :mod:`.plan`, :mod:`.triggers`) → ex
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lambdaship.api.model import AppModel, extract
 from lambdaship.api.observe import Observed, observe
 from lambdaship.api.plan import ApiPlan, ApiStep, api_url, plan_rest_api
-from lambdaship.api.triggers import plan_function_url, plan_functions, plan_removals, plan_triggers
+from lambdaship.api.triggers import Code, plan_function_url, plan_functions, plan_removals, plan_triggers
 from lambdaship.api.websocket import WebsocketState, observe_websocket, plan_websocket, ws_url
 from lambdaship.config import FunctionConfig
+from lambdaship.errors import LambdashipError
 
+ZIP_INLINE_LIMIT = 50 * 1024 * 1024  # Lambda's limit for a zip sent with the call
 CONFIG_KEYS = ("MemorySize", "Timeout", "Environment", "Role", "Architectures", "EphemeralStorage")
 
 
@@ -46,11 +49,11 @@ def region_and_account() -> tuple[str, str]:
     return session.region() or "us-east-1", sts.account_id()
 
 
-def plan_app(fn: FunctionConfig, model: AppModel, obs: Observed, *, image_uri: str,
+def plan_app(fn: FunctionConfig, model: AppModel, obs: Observed, *, code: Code,
              main_config: dict[str, Any], websocket: WebsocketState | None = None) -> AppPlan:
     """Pure: the calls for the extra functions, then the API, then the triggers, then the URL."""
     config = {k: main_config[k] for k in CONFIG_KEYS if k in main_config}
-    steps = plan_functions(fn, model, obs, image_uri=image_uri, config=config)
+    steps = plan_functions(fn, model, obs, code=code, config=config)
     api = plan_rest_api(fn, model, obs)
     trig, shown = plan_triggers(fn, model, obs)
     url = plan_function_url(fn, obs) if not model.is_chalice else []
@@ -63,8 +66,11 @@ def plan_app(fn: FunctionConfig, model: AppModel, obs: Observed, *, image_uri: s
     return out
 
 
-def deploy_app(fn: FunctionConfig, *, image_uri: str, dry_run: bool = False, reporter: Any = None,
-               model: AppModel | None = None, chalice_stage: str = "dev") -> AppPlan:
+def deploy_app(fn: FunctionConfig, *, image_uri: str | None = None, zip_path: Path | None = None,
+               dry_run: bool = False, reporter: Any = None, model: AppModel | None = None,
+               chalice_stage: str = "dev") -> AppPlan:
+    """``image_uri`` (image deploys) or ``zip_path`` (the zip the function was deployed with):
+    what the app's other functions run."""
     from lambdaship.api.execute import execute
     from lambdaship.aws import lambda_
 
@@ -79,12 +85,16 @@ def deploy_app(fn: FunctionConfig, *, image_uri: str, dry_run: bool = False, rep
         cfg["Environment"] = {"Variables": dict(cfg["Environment"].get("Variables") or {})}
     cfg["Architectures"] = cfg.get("Architectures") or [fn.architecture]
     ws = observe_websocket(fn, model)
-    plan = plan_app(fn, model, obs, image_uri=image_uri, main_config=cfg, websocket=ws)
+    code = Code(image_uri=image_uri) if image_uri else _zip_code(fn, zip_path)
+    if not (code.image_uri or code.zip_sha256) and model.extra_functions():
+        raise LambdashipError(f"no image or zip of {fn.function_name} to run its authorizer/event functions on",
+                              "deploy again without --image pointing elsewhere, or set package_type")
+    plan = plan_app(fn, model, obs, code=code, main_config=cfg, websocket=ws)
     if ws.api_id:
         plan.websocket_url = ws_url(ws.api_id, region, model.stage)
     if dry_run or not plan.steps:
         return plan
-    ctx = execute(plan.steps, reporter=reporter)
+    ctx = execute(plan.steps, reporter=reporter, ctx={"zip_bytes": zip_path.read_bytes() if zip_path else None})
     if ctx.get("rest_api_id"):
         plan.api.api_id = ctx["rest_api_id"]
         plan.api.url = api_url(ctx["rest_api_id"], region, model.stage)
@@ -95,6 +105,19 @@ def deploy_app(fn: FunctionConfig, *, image_uri: str, dry_run: bool = False, rep
     return plan
 
 
+def _zip_code(fn: FunctionConfig, zip_path: Path | None) -> Code:
+    import base64
+    import hashlib
+
+    if zip_path is None:
+        return Code()
+    if zip_path.stat().st_size > ZIP_INLINE_LIMIT:
+        raise LambdashipError(f"the app's zip ({zip_path.stat().st_size} bytes) is over {ZIP_INLINE_LIMIT} bytes: its "
+                              "authorizer/event functions cannot get it inline", 'set package_type = "image"')
+    digest = base64.b64encode(hashlib.sha256(zip_path.read_bytes()).digest()).decode()
+    return Code(zip_sha256=digest, runtime=fn.platform.lambda_runtime)
+
+
 def deploy_after(fn: FunctionConfig, result: Any, *, dry_run: bool = False, reporter: Any = None) -> AppPlan | None:
     """What ``lambdaship deploy`` runs after the function's own plan (``result``: its
     DeployResult): None for an app with nothing besides its handler."""
@@ -102,7 +125,10 @@ def deploy_after(fn: FunctionConfig, result: Any, *, dry_run: bool = False, repo
 
     if not is_chalice_app(fn.source) and getattr(fn, "function_url", None) is None:
         return None
-    return deploy_app(fn, image_uri=result.image_uri, dry_run=dry_run, reporter=reporter)
+    zip_plan = (getattr(result.plan, "artifacts", None) or {}).get("zip")
+    art = getattr(zip_plan, "artifact", None) if result.image_uri is None else None
+    return deploy_app(fn, image_uri=result.image_uri, zip_path=Path(art.path) if art is not None else None,
+                      dry_run=dry_run, reporter=reporter)
 
 
 def summary(plan: AppPlan, *, dry_run: bool = False) -> list[str]:

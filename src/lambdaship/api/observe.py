@@ -57,6 +57,8 @@ class FunctionState:
     alias_revision: str | None = None
     policy: tuple[Mapping[str, Any], ...] = ()  # the alias's resource policy statements
     url_config: Mapping[str, Any] | None = None
+    code_sha256: str | None = None  # zip functions
+    handler: str | None = None  # zip functions
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,8 @@ def observe_function(name: str, alias: str) -> FunctionState:
             if "ResourceNotFound" not in type(exc).__name__ and "ResourceNotFound" not in str(exc):
                 raise
     return FunctionState(name, True, info.get("Code", {}).get("ImageUri"), command, cfg.get("Role"),
-                         a["FunctionVersion"] if a else None, a.get("RevisionId") if a else None, policy, url)
+                         a["FunctionVersion"] if a else None, a.get("RevisionId") if a else None, policy, url,
+                         cfg.get("CodeSha256"), cfg.get("Handler"))
 
 
 def observe(fn: FunctionConfig, model: AppModel, *, region: str, account: str,

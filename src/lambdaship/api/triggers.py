@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lambdaship.api.model import AppModel, EventSourceModel, ExtraFunction
 from lambdaship.api.observe import FunctionState, Observed
 from lambdaship.api.plan import ApiStep, alias_arn, has_permission, var_ref
 from lambdaship.config import FunctionConfig
+from lambdaship.deploy.steps import Later
 from lambdaship.names import MANAGED_TAG
 
 
@@ -21,30 +23,57 @@ def extra_name(fn: FunctionConfig, x: ExtraFunction | EventSourceModel) -> str:
     return f"{fn.function_name}-{x.suffix if isinstance(x, ExtraFunction) else x.name}"
 
 
-def plan_functions(fn: FunctionConfig, model: AppModel, obs: Observed, *, image_uri: str,
+@dataclass(frozen=True)
+class Code:
+    """What the extra functions run: the app's image (handler = ``ImageConfig.Command``), or the
+    app's zip (sent inline from the execution variable ``zip_bytes``; handler = ``Handler``)."""
+
+    image_uri: str | None = None
+    zip_sha256: str | None = None  # base64, as Lambda's CodeSha256
+    runtime: str | None = None
+
+    def create(self, handler: str) -> dict[str, Any]:
+        if self.image_uri:
+            return {"PackageType": "Image", "Code": {"ImageUri": self.image_uri},
+                    "ImageConfig": {"Command": [handler]}}
+        return {"PackageType": "Zip", "Code": {"ZipFile": Later("{zip_bytes}")}, "Runtime": self.runtime,
+                "Handler": handler}
+
+    def changed(self, st: FunctionState) -> dict[str, Any] | None:
+        if self.image_uri:
+            return {"ImageUri": self.image_uri} if st.image_uri != self.image_uri else None
+        return {"ZipFile": Later("{zip_bytes}")} if st.code_sha256 != self.zip_sha256 else None
+
+    def handler_update(self, st: FunctionState, handler: str) -> dict[str, Any] | None:
+        if self.image_uri:
+            return {"ImageConfig": {"Command": [handler]}} if list(st.command) != [handler] else None
+        return {"Handler": handler} if st.handler != handler else None
+
+
+def plan_functions(fn: FunctionConfig, model: AppModel, obs: Observed, *, code: Code,
                    config: Mapping[str, Any]) -> list[ApiStep]:
     """``config``: the main function's MemorySize/Timeout/Environment/Role/Architectures."""
     steps: list[ApiStep] = []
     for i, x in enumerate(model.extra_functions()):
         name = extra_name(fn, x)
         st = obs.functions.get(name) or FunctionState(name)
-        command = [x.handler]
         changed = False
         if not st.exists:
             steps.append(ApiStep("lambda:CreateFunction", {
-                "FunctionName": name, "PackageType": "Image", "Code": {"ImageUri": image_uri},
-                "ImageConfig": {"Command": command}, **config, "Tags": {MANAGED_TAG: fn.function_name}},
-                f"{x.role} {x.handler} on the app's image"))
+                "FunctionName": name, **code.create(x.handler), **config, "Tags": {MANAGED_TAG: fn.function_name}},
+                f"{x.role} {x.handler} on the app's {'image' if code.image_uri else 'zip'}"))
             steps.append(ApiStep("lambda:Wait", {"FunctionName": name, "Waiter": "function_active_v2"}))
             changed = True
         else:
-            if st.image_uri != image_uri:
-                steps.append(ApiStep("lambda:UpdateFunctionCode", {"FunctionName": name, "ImageUri": image_uri}))
+            new_code = code.changed(st)
+            if new_code is not None:
+                steps.append(ApiStep("lambda:UpdateFunctionCode", {"FunctionName": name, **new_code}))
                 steps.append(ApiStep("lambda:Wait", {"FunctionName": name, "Waiter": "function_updated_v2"}))
                 changed = True
-            if list(st.command) != command:
-                steps.append(ApiStep("lambda:UpdateFunctionConfiguration", {
-                    "FunctionName": name, "ImageConfig": {"Command": command}}, "the handler changed"))
+            new_handler = code.handler_update(st, x.handler)
+            if new_handler is not None:
+                steps.append(ApiStep("lambda:UpdateFunctionConfiguration", {"FunctionName": name, **new_handler},
+                                     "the handler changed"))
                 steps.append(ApiStep("lambda:Wait", {"FunctionName": name, "Waiter": "function_updated_v2"}))
                 changed = True
         if not changed and st.alias_version not in (None, "$LATEST"):
