@@ -88,3 +88,21 @@ def test_deployed_api_and_serve_answer_the_same(local_stack, tmp_path) -> None:
         served.stop()
         ran.stop()
         stack.close()
+
+
+@pytest.mark.slow
+def test_a_zip_deploy_of_the_app_gets_its_api_and_zip_functions(local_stack, tmp_path) -> None:
+    proj = tmp_path / "app"
+    shutil.copytree(APP, proj)
+    name = uid("featzip")
+    aws("sqs").create_queue(QueueName="chalice-features-jobs")
+    (proj / "lambdaship.toml").write_text(f'function_name = "{name}"\nrequirements = "requirements.txt"\n'
+                                          'package_type = "zip"\n')
+    r = run_cli("deploy", "-C", str(proj), "--create-role", "--skip-smoke", "--json", timeout=900)
+    assert r.returncode == 0, r.stderr
+    app = json.loads(r.stdout)["app"]
+    assert app["api_id"] and f"{name}-token_auth" in app["functions"]
+    cfg = aws("lambda").get_function(FunctionName=f"{name}-token_auth")["Configuration"]
+    main = aws("lambda").get_function(FunctionName=name)["Configuration"]
+    assert cfg["PackageType"] == "Zip" and cfg["Handler"] == "app.token_auth"
+    assert cfg["CodeSha256"] == main["CodeSha256"]  # the same archive as the function
