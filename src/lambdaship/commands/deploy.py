@@ -109,10 +109,13 @@ def _ship(fn, json_: bool, **kw):  # type: ignore[no-untyped-def]
         elif not json_:
             err_console.print(f"→ {text}")
 
+    from lambdaship.commands._push_progress import PushRenderer
+
     if status is not None:
         status.start()
-    try:
-        return ship(fn, progress=tty, reporter=report, **kw)
+    try:  # push progress as one line per blob (the status line stays the only live display)
+        with PushRenderer(err_console, tty=False, enabled=tty) as pushed:
+            return ship(fn, progress=tty, reporter=report, on_push_event=pushed, **kw)
     finally:
         if status is not None:
             status.stop()

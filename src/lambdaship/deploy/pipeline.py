@@ -150,12 +150,14 @@ def ship(
     reporter: Callable[[Step, dict[str, Any]], None] | None = None,
     zip_bucket: str | None = None,
     create_bucket: bool = False,
+    on_push_event: Callable[[Any], None] | None = None,
 ) -> DeployResult:
     """Deploy ``fn``. ``image``: an ECR image reference to deploy instead of building.
 
     ``package_type`` zip/auto: :mod:`lambdaship.deploy.zipdeploy` builds the zip and decides (first
     plan step ``package:Choose``); ``zip_bucket`` (else the config's) for zips over 50 MiB.
-    ``reporter(step, variables)`` is called before each step runs."""
+    ``reporter(step, variables)`` is called before each step runs; ``on_push_event`` receives the
+    image push's events (:class:`lambdaship.oci` ``PushEvent``)."""
     p = prepare(fn, image=image, create_role=create_role, skip_smoke=skip_smoke, env_file=env_file,
                 progress=progress, zip_bucket=zip_bucket, create_bucket=create_bucket)
     target = p.target
@@ -168,7 +170,7 @@ def ship(
         if p.up_to_date:
             result.version = p.alias_version
         return result
-    ctx: dict[str, Any] = {}
+    ctx: dict[str, Any] = {"on_push_event": on_push_event}
     outcome = run_plan(p, ctx, "deploy", reporter=reporter, progress=progress)
     result.version = outcome.ctx.get("version")
     result.alias_version = outcome.ctx.get("alias_version", p.alias_version)
