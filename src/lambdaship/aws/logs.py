@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,8 +49,6 @@ def put_events(group: str, stream: str, events: list[dict[str, Any]]) -> None:
     c = client()
     for create in (lambda: c.create_log_group(logGroupName=group),
                    lambda: c.create_log_stream(logGroupName=group, logStreamName=stream)):
-        try:
+        with contextlib.suppress(c.exceptions.ResourceAlreadyExistsException):
             create()
-        except c.exceptions.ResourceAlreadyExistsException:
-            pass
     c.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
