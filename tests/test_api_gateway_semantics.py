@@ -81,7 +81,7 @@ def test_method_the_resource_lacks_is_403_not_405(served) -> None:
     assert resp.status == 403 and _json(resp) == {"message": "Missing Authentication Token"}
     assert main.calls == before
     ok = gw.handle("PUT", "/items/7", [], b"")
-    assert ok.status == 200 and _json(ok) == {"item_id": "7", "method": "PUT"}
+    assert ok.status == 200 and _json(ok) == {"item_id": "7", "method": "PUT", "size": 0}
 
 
 def test_options_on_a_route_without_cors_is_403(served) -> None:
@@ -139,3 +139,16 @@ def test_binary_body_decoded_only_when_first_accept_is_a_binary_type(served) -> 
     text = gw.handle("GET", "/binary", [("Accept", "text/html,image/png")], b"")
     # Chalice base64-encodes (an Accept entry matches); API Gateway passes the text through.
     assert text.status == 200 and base64.b64decode(text.body) == PNG
+
+
+def test_request_bodies_are_base64_only_for_binary_content_types(model: AppModel) -> None:
+    from lambdaship.local.gateway import ApiSettings, build_event_v1
+
+    types = ApiSettings.from_model(model).binary_types
+    raw = bytes(range(256))
+    png = build_event_v1("PUT", "/items/1", [("Content-Type", "image/png")], raw, resource="/items/{item_id}",
+                         path_params={"item_id": "1"}, binary_types=types)
+    assert png["isBase64Encoded"] is True and base64.b64decode(png["body"]) == raw
+    other = build_event_v1("PUT", "/items/1", [("Content-Type", "application/x-not-binary")], b"plain",
+                           resource="/items/{item_id}", path_params={"item_id": "1"}, binary_types=types)
+    assert other["isBase64Encoded"] is False and other["body"] == "plain"

@@ -24,7 +24,7 @@ def served() -> Iterator[Served]:
 
 def test_serve_answers_as_api_gateway(served: Served) -> None:
     c = served.client
-    assert c.get("/items/1").json() == {"item_id": "1", "method": "GET"}
+    assert c.get("/items/1").json() == {"item_id": "1", "method": "GET", "size": 0}
     assert (c.get("/nope").status_code, c.get("/nope").json()) == (403, {"message": "Missing Authentication Token"})
     assert c.delete("/items/1").status_code == 403
     assert c.options("/no-cors").status_code == 403

@@ -70,9 +70,16 @@ def _is_text(content_type: str) -> bool:
     return any(t in ct for t in TEXT_TYPES)
 
 
-def _body(raw: bytes, content_type: str) -> tuple[str | None, bool]:
+def _body(raw: bytes, content_type: str, binary_types: tuple[str, ...] | None = None) -> tuple[str | None, bool]:
+    """The event's body: base64 when the request's Content-Type is one of the REST API's binary
+    media types (``binary_types``, as API Gateway decides); without them, when it is not text."""
     if not raw:
         return None, False
+    if binary_types is not None:
+        ctype = content_type.split(";")[0].strip().lower()
+        if ctype and rules.is_binary_accept(ctype, binary_types):
+            return base64.b64encode(raw).decode(), True
+        return raw.decode("utf-8", "replace"), False
     if _is_text(content_type) or not content_type:
         try:
             return raw.decode("utf-8"), False
@@ -83,7 +90,7 @@ def _body(raw: bytes, content_type: str) -> tuple[str | None, bool]:
 
 def build_event_v1(method: str, target: str, headers: list[tuple[str, str]], body: bytes, *,
                    resource: str, path_params: dict[str, str] | None, source_ip: str = "127.0.0.1",
-                   host: str = "localhost") -> dict[str, Any]:
+                   host: str = "localhost", binary_types: tuple[str, ...] | None = None) -> dict[str, Any]:
     """An API Gateway REST API proxy event (payload format 1.0)."""
     parts = urlsplit(target)
     path = unquote(parts.path) or "/"
@@ -95,7 +102,7 @@ def build_event_v1(method: str, target: str, headers: list[tuple[str, str]], bod
     for k, v in parse_qsl(parts.query, keep_blank_values=True):
         mv_query.setdefault(k, []).append(v)
     ctype = next((v for k, v in headers if k.lower() == "content-type"), "")
-    text, b64 = _body(body, ctype)
+    text, b64 = _body(body, ctype, binary_types)
     now = time.time()
     return {
         "resource": resource,
@@ -338,7 +345,7 @@ class Gateway:
                                    source_ip=source_ip, host=host)
         else:
             event = build_event_v1(method, target, headers, body, resource=resource, path_params=params,
-                                   source_ip=source_ip, host=host)
+                                   source_ip=source_ip, host=host, binary_types=api.binary_types)
             ctx = event["requestContext"]
             ctx["apiId"], ctx["stage"], ctx["path"] = api.api_id, api.stage, f"/{api.stage}{event['path']}"
             if "apiKey" in extra_ctx:

@@ -19,7 +19,8 @@ def token_auth(auth_request):
 
 @app.route("/items/{item_id}", methods=["GET", "PUT"])
 def item(item_id):
-    return {"item_id": item_id, "method": app.current_request.method}
+    body = app.current_request.raw_body or b""
+    return {"item_id": item_id, "method": app.current_request.method, "size": len(body)}
 
 
 @app.route("/cors-default", cors=True)

@@ -164,7 +164,8 @@ class Apis:
             return _json(500, INTERNAL)
         host = req.header("Host", "localhost")
         event = build_event_v1(req.method, rest_path + (f"?{query}" if query else ""), req.headers, req.body,
-                               resource=route.path, path_params=params, source_ip=req.client_ip, host=host)
+                               resource=route.path, path_params=params, source_ip=req.client_ip, host=host,
+                               binary_types=checked[2])
         ctx = event["requestContext"]
         ctx.update({"stage": stage, "apiId": api, "resourceId": by_path[route.path]["id"],
                     "path": f"/{stage}{unquote(rest_path)}"})
