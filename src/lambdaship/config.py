@@ -130,6 +130,7 @@ class FunctionConfig(_Strict):
         "relative path (e.g. 'common' → /var/task/common); their changes redeploy this function.",
     )
     root: Path | None = Field(None, description="The config file's directory (set by the loader).")
+    config_file: Path | None = Field(None, exclude=True, description="The config file (set by the loader).")
     function_url: FunctionUrl | None = None
 
     @field_validator("function_name")
@@ -326,6 +327,7 @@ def _build_function(
     source = Path(data.get("source", "."))
     data["source"] = (base_dir / source).resolve()
     data["root"] = base_dir.resolve()
+    data["config_file"] = path.resolve() if path is not None else None
     data["key"] = key
     try:
         fn = FunctionConfig.model_validate(data)

@@ -138,6 +138,8 @@ def _source_files(fn: FunctionConfig, extra_excludes: list[Path] | None) -> list
     excludes = (*DEFAULT_EXCLUDES, *fn.exclude)
     includes = [p.strip().lstrip("/").removeprefix("./") for p in fn.include if p.strip()]
     skip = {os.path.abspath(p) for p in (extra_excludes or [])}
+    if fn.config_file is not None:  # whatever its name (-C prod.toml): it holds the environment values
+        skip.add(os.path.abspath(fn.config_file))
     pyproject = root / "pyproject.toml"
     with contextlib.suppress(OSError):  # a pyproject.toml holding the lambdaship config (and its environment)
         if pyproject.is_file() and re.search(rb"^\s*\[\s*tool\.lambdaship\b", pyproject.read_bytes(), re.M):

@@ -203,3 +203,15 @@ def test_included_secret_file_ships_with_a_warning(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("warning: .env.prod looks like a credential (by its name)")
     assert "canary-included" not in err
+
+
+def test_the_config_file_in_use_never_ships_whatever_its_name(tmp_path: Path) -> None:
+    """``-C prod.toml``: the config holds environment values; it stays out like lambdaship.toml."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text("def handler(event, context):\n    return 1\n")
+    (app / "prod.toml").write_text('function_name = "c"\nhandler = "main.handler"\n'
+                                   '[environment]\nTOKEN = "canary-config-value"\n')
+    (app / "other.toml").write_text("x = 1\n")
+    shipped = {rel for rel, _ in app_files(load_project(app / "prod.toml").function())}
+    assert shipped == {"main.py", "other.toml"}
