@@ -7,25 +7,21 @@ from pathlib import Path
 import typer
 
 from lambdaship.commands._common import (
-    ArchitectureOpt,
-    BaseImageOpt,
     FunctionOpt,
     JsonOpt,
-    MemoryOpt,
-    PackageTypeOpt,
     ProjectOpt,
-    PythonOpt,
-    TimeoutOpt,
     console,
     emit_json,
     err_console,
     interactive,
     project_and_function,
 )
+from lambdaship.commands.options import BuildFlags, with_options
 
 
 def register(app: typer.Typer) -> None:
     @app.command("deploy")
+    @with_options
     def deploy(
         project: Path | None = ProjectOpt,
         function: str | None = FunctionOpt,
@@ -55,12 +51,7 @@ def register(app: typer.Typer) -> None:
             show_default=False,
         ),
         create_bucket: bool = typer.Option(False, "--create-bucket", help="Create the --zip-bucket if missing."),
-        base_image: str | None = BaseImageOpt,
-        python: str | None = PythonOpt,
-        architecture: str | None = ArchitectureOpt,
-        package_type: str | None = PackageTypeOpt,
-        memory: int | None = MemoryOpt,
-        timeout: int | None = TimeoutOpt,
+        flags: BuildFlags = BuildFlags(),
         json_: bool = JsonOpt,
     ) -> None:
         """Deploy the function by image digest; the alias moves only after the smoke test passes.
@@ -68,8 +59,7 @@ def register(app: typer.Typer) -> None:
         With --all: every function of the project (only the changed ones with --changed-since), in parallel.
         One function's failure stops no other; the exit code is 1 if any failed.
         """
-        overrides = {"base_image": base_image, "python": python, "architecture": architecture,
-                     "package_type": package_type, "memory": memory, "timeout": timeout}
+        overrides = flags.overrides()
         if all_ or changed_since is not None or workers is not None:
             from lambdaship.commands import _fleet as fleet
 

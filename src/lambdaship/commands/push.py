@@ -21,6 +21,7 @@ from lambdaship.commands._common import (
 )
 from lambdaship.commands._push_progress import PushRenderer
 from lambdaship.commands._push_progress import size_text as _size
+from lambdaship.commands.options import BuildFlags, with_options
 from lambdaship.errors import LambdashipError, UsageError
 
 DEFAULT_KEEP = 50
@@ -51,6 +52,7 @@ def default_tags(directory: Path | None) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     @app.command("push")
+    @with_options
     def push(
         project: Path | None = ProjectOpt,
         function: str | None = FunctionOpt,
@@ -81,6 +83,7 @@ def register(app: typer.Typer) -> None:
             None, "--kms-key", help="New ECR repository: encrypt with this KMS key (default: AES-256).",
             show_default=False,
         ),
+        flags: BuildFlags = BuildFlags(),
         json_: bool = JsonOpt,
     ) -> None:
         """Build the function's image (or read --layout) and push it; prints repository@sha256:…."""
@@ -88,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         fn = None
         if layout is None or (to is None and repository is None) or project is not None or function is not None:
-            fn = project_and_function(project, function)[1]
+            fn = project_and_function(project, function, flags.overrides())[1]
         name = _check_target(tag, to, repository, fn)
         image = _read_layout(layout) if layout is not None else _build(fn, name, progress=interactive() and not json_)
 

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, emit_json
+from lambdaship.commands.options import RuntimeFlags, with_options
 from lambdaship.commands.serve import (
     AwsCredentialsOpt,
     EnvFileOpt,
@@ -80,6 +81,7 @@ def _request(gateway: Any, method: str, path: str, body: str | None) -> tuple[di
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
+    @with_options
     def run(
         image: str = typer.Argument(..., help="OCI layout directory, or registry reference (tag or @digest)."),
         project: Path | None = ProjectOpt,
@@ -88,9 +90,7 @@ def register(app: typer.Typer) -> None:
         host: str = HostOpt,
         workers: int = WorkersOpt,
         http_api_v2: bool = V2Opt,
-        timeout: float | None = typer.Option(None, "--timeout", help="Function timeout in seconds (default 30, "
-                                             "or the project's)."),
-        memory: int | None = typer.Option(None, "--memory", help="Memory in MB (default 512, or the project's)."),
+        limits: RuntimeFlags = RuntimeFlags(),
         env: list[str] | None = EnvOpt,
         env_file: Path | None = EnvFileOpt,
         secrets: bool = SecretsOpt,
@@ -130,7 +130,8 @@ def register(app: typer.Typer) -> None:
             if not method.isalpha():
                 raise UsageError(f"{request[0]!r} is not an HTTP method", "use e.g. --request GET /health")
         payload = read_event(event) if event is not None else None
-        overrides = _overrides(project, function, env, env_file, secrets, aws_credentials, timeout, memory)
+        overrides = _overrides(project, function, env, env_file, secrets, aws_credentials,
+                               limits.timeout, limits.memory)
 
         def progress(msg: str) -> None:
             sys.stderr.write(f"unpacking {msg}\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from lambdaship.commands._common import FunctionOpt, ProjectOpt, project_and_function
+from lambdaship.commands.options import BuildFlags, with_options
 from lambdaship.errors import UsageError
 
 PortOpt = typer.Option(9000, "--port", "-p", help="Port to listen on (0 = any free port).")
@@ -42,6 +43,7 @@ def say(lines: list[str] | tuple[str, ...], prefix: str = "note: ") -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command("serve")
+    @with_options
     def serve(
         project: Path | None = ProjectOpt,
         function: str | None = FunctionOpt,
@@ -49,7 +51,7 @@ def register(app: typer.Typer) -> None:
         host: str = HostOpt,
         workers: int = WorkersOpt,
         http_api_v2: bool = V2Opt,
-        timeout: float | None = typer.Option(None, "--timeout", help="Override the function's timeout (seconds)."),
+        flags: BuildFlags = BuildFlags(),
         reload: bool = typer.Option(True, "--reload/--no-reload", help="Restart the workers when the code changes."),
         env_file: Path | None = EnvFileOpt,
         secrets: bool = SecretsOpt,
@@ -68,12 +70,12 @@ def register(app: typer.Typer) -> None:
         from lambdaship.local.serve import Watcher, serve_forever, stderr_sink
         from lambdaship.local.specs import caller_credentials, local_environment, project_spec
 
-        _, fn = project_and_function(project, function)
+        _, fn = project_and_function(project, function, flags.overrides())
         environment = local_environment(fn, env_file, secrets, parse_env(env))
         creds = caller_credentials() if aws_credentials else None
 
         def make_spec() -> FunctionSpec:
-            return project_spec(fn, environment=environment, credentials=creds, timeout=timeout)
+            return project_spec(fn, environment=environment, credentials=creds, timeout=flags.timeout)
 
         current = [make_spec()]
         engine = Engine(max_workers=workers, log_sink=stderr_sink())
