@@ -10,27 +10,18 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from lambdaship.commands.options import BuildFlags, ProjectFlags
+from lambdaship.commands.options import ProjectFlags
 from lambdaship.image import events as build_events
 from lambdaship.image.events import BuildEvent
 
 if TYPE_CHECKING:  # pydantic is imported only when a command loads a config
     from lambdaship.config import FunctionConfig, Project
 
-_project, _build = ProjectFlags.declarations(), BuildFlags.declarations()
+# -C/-f for commands that take them one by one (the same declarations as options.ProjectFlags).
+_project = ProjectFlags.declarations()
 ProjectOpt = _project["project"][1]
 FunctionOpt = _project["function"][1]
 JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
-
-# Flags that override the configuration (config keys of the same name); None = not given.
-# Commands should take the whole group (``build: BuildFlags`` with ``@with_options``); these are
-# the same declarations one by one.
-BaseImageOpt = _build["base_image"][1]
-PythonOpt = _build["python"][1]
-ArchitectureOpt = _build["architecture"][1]
-PackageTypeOpt = _build["package_type"][1]
-MemoryOpt = _build["memory"][1]
-TimeoutOpt = _build["timeout"][1]
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
