@@ -139,9 +139,9 @@ def test_architecture_is_one_value_in_every_spelling(tmp_path):
     assert fn.architecture == "arm64"  # the config value compares (and serialises) as Lambda's own spelling
 
 
-@pytest.mark.parametrize("command", ["build", "size", "dockerfile"])
+@pytest.mark.parametrize("command", ["build", "size", "dockerfile", "deploy", "push", "serve"])
 def test_build_flags_are_declared_once_for_every_command(command):
-    """build, size and dockerfile take the same project and build-affecting flags (commands/options.py)."""
+    """These commands take the same project and build-affecting flags (commands/options.py)."""
     from tests.conftest import run_cli
 
     out = run_cli(command, "--help", env={"COLUMNS": "200", "TERM": "dumb"}).stdout
@@ -201,3 +201,10 @@ def test_option_groups_expand_into_flags_and_refuse_a_clash():
         @with_options
         def bad(flags: BuildFlags = BuildFlags(), python: str = ""):
             return None
+
+
+def test_run_takes_the_runtime_flags():
+    from tests.conftest import run_cli
+
+    out = run_cli("run", "--help", env={"COLUMNS": "200", "TERM": "dumb"}).stdout
+    assert "--memory" in out and "--timeout" in out and "--project" in out
