@@ -12,7 +12,6 @@ annotation ``dev.lambdaship.remote-blobs`` so the layout can be read back as the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,14 +21,17 @@ from typing import Any
 
 from lambdaship.cacheverify import blob_ok
 from lambdaship.fsutil import tmp_sibling
+from lambdaship.oci.media import (  # the distribution spec's manifest types and digest: one definition
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    sha256_digest,
+)
 
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -45,10 +47,6 @@ REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 # Lambda's limits for container images.
 MAX_UNCOMPRESSED_BYTES = 10 * 1024**3
 MAX_MANIFEST_BYTES = 25_400
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def canonical_json(obj: Any) -> bytes:
