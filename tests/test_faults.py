@@ -199,17 +199,6 @@ def _has_repo(client: RegistryClient, repo: str) -> bool:
 
 
 # -- deploy ------------------------------------------------------------------------------------------
-def _drain_smoke_queue(moto_url: str, function: str) -> None:
-    """Consume any canned smoke answers a failed run left behind (moto's queue is global)."""
-    from tests.test_deploy import aws
-
-    for _ in range(20):
-        out = aws("lambda").invoke(FunctionName=function, Payload=b'{"drain": 1}')["Payload"].read()
-        if out == b'{"drain": 1}':
-            return
-    raise AssertionError("moto's smoke answer queue did not drain")
-
-
 def _run_cli_inprocess(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str, str | None]:
     """``lambdaship.cli.main`` in this process (same entry point as the command; no interpreter start-up)."""
     from lambdaship.cli import main
@@ -246,47 +235,38 @@ def _check_cli_outcome(t: Tally, label: str, code: int, err: str, crash: str | N
 
 
 @pytest.mark.parametrize("smoke_passes", [True, False], ids=["smoke-passes", "smoke-fails"])
-def test_deploy_through_moto_faults(local_stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_deploy_through_moto_faults(local_stack, lambda_base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str], smoke_passes: bool) -> None:
     """``deploy --image`` with Lambda/IAM/ECR calls faulted (500, 429, resets, cut bodies, slow).
 
     smoke-passes: a completed deploy has the alias on the new digest; a failed one says so in
     one line. smoke-fails: no run may complete and the alias never reaches a new digest."""
-    from tests.test_deploy import (
-        alias_version,
-        image_uri,
-        make_project,
-        make_role,
-        push_image,
-        queue_results,
-        version_digest,
-    )
+    from tests.runnable import FAILING, HEALTHY, push_app_image
+    from tests.test_deploy import alias_version, image_uri, make_project, make_role, version_digest
 
-    reg, moto_url = local_stack.registry.url, local_stack.moto.url
+    # Real code answers the smoke tests on the stack's data plane; the faults sit in front of it.
+    reg, endpoint = local_stack.registry.url, local_stack.endpoint
     name = f"faults-deploy-{uuid.uuid4().hex[:8]}"
-    d0 = push_image(reg, name, "zero")
-    digests = [push_image(reg, name, f"s{seed}") for seed in range(SEEDS)]
+    d0 = push_app_image(reg, lambda_base, name, HEALTHY, "zero")
+    code_of = HEALTHY if smoke_passes else FAILING
+    digests = [push_app_image(reg, lambda_base, name, f"{code_of}# seed {seed}\n", f"s{seed}") for seed in range(SEEDS)]
     proj = make_project(tmp_path / "proj", name, role=make_role(), smoke='path = "/health"')
-    queue_results(moto_url, {"statusCode": 200})
     code, _, err, crash = _run_cli_inprocess(["deploy", "-C", str(proj), "--image", image_uri(name, d0)], capsys)
     assert code == 0 and crash is None, err
     verified = {d0}
     t = Tally()
     faults = ("500", "500-after", "reset", "reset-after", "cut", "429", "slow")
     monkeypatch.setenv("LAMBDASHIP_RETRY_WAIT", "0.01")
-    with AwsFaultProxy(moto_url, rate=0.2, faults=faults, slow_seconds=0.1,
+    with AwsFaultProxy(endpoint, rate=0.2, faults=faults, slow_seconds=0.1,
                        seed=4000 + 100 * smoke_passes) as moto:
         monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
         for seed, digest in enumerate(digests):
             moto._rng.seed(5000 + seed + 100 * smoke_passes)
-            if smoke_passes:
-                queue_results(moto_url, *([{"statusCode": 200}] * 4))  # retried invokes see the same answer
             t.runs += 1
             code, _, err, crash = _run_cli_inprocess(["deploy", "-C", str(proj), "--image", image_uri(name, digest)],
                                                      capsys)
             completed = _check_cli_outcome(t, f"seed {seed}", code, err, crash)
-            monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)  # inspect without faults
-            _drain_smoke_queue(moto_url, name)
+            monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)  # inspect without faults
             live = version_digest(name, alias_version(name))
             if smoke_passes:
                 verified.add(digest)
@@ -308,19 +288,20 @@ def test_deploy_through_moto_faults(local_stack, tmp_path: Path, monkeypatch: py
 
 
 @pytest.mark.slow
-def test_build_push_deploy_with_faults_everywhere(local_stack, base_image_ref: str, tmp_path: Path,
+def test_build_push_deploy_with_faults_everywhere(local_stack, lambda_base: str, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """The whole ``deploy`` (build → push → deploy → smoke → alias) with both proxies faulty."""
-    from tests.test_deploy import alias_version, make_role, queue_results, version_digest
+    from tests.test_deploy import alias_version, make_role, version_digest
 
-    reg, moto_url = local_stack.registry.url, local_stack.moto.url
+    # The smoke tests run the built code on the stack's data plane; the faults sit in front of it.
+    reg, aws_url = local_stack.registry.url, local_stack.endpoint
     direct = RegistryClient(reg)
     name = f"faults-ship-{uuid.uuid4().hex[:8]}"
     proj = tmp_path / "proj"
     proj.mkdir()
     (proj / "lambdaship.toml").write_text(
-        f'function_name = "{name}"\nhandler = "app.handler"\nbase_image = "{base_image_ref}"\n'
+        f'function_name = "{name}"\nhandler = "app.handler"\nbase_image = "{lambda_base}"\npython = "3.11"\n'
         f'role = "{make_role()}"\n[smoke]\npath = "/health"\n')
     t = Tally()
     verified: set[str] = set()
@@ -330,23 +311,22 @@ def test_build_push_deploy_with_faults_everywhere(local_stack, base_image_ref: s
     monkeypatch.setenv("LAMBDASHIP_RETRY_WAIT", "0.01")
     monkeypatch.setenv("LAMBDASHIP_RETRY_ATTEMPTS", "4")
     faults = ("500", "500-after", "reset", "reset-after", "cut", "429", "slow")
-    with AwsFaultProxy(moto_url, rate=0.15, faults=faults, slow_seconds=0.1) as moto, \
+    with AwsFaultProxy(aws_url, rate=0.15, faults=faults, slow_seconds=0.1) as moto, \
             FaultProxy(reg, rate=0.15, faults=ALL_FAULTS, retry_after=0.05, slow_seconds=0.05) as registry:
         for seed in range(seeds):
             moto._rng.seed(6000 + seed)
             registry._rng.seed(7000 + seed)
+            smoke_ok = seed % 3 != 2  # every third version fails its smoke test: its code answers 500
+            status = 200 if smoke_ok else 500
             (proj / "app.py").write_text(
-                f"def handler(event, context):\n    return {{'statusCode': 200, 'body': 'v{seed}'}}\n")
-            smoke_ok = seed % 3 != 2  # every third version fails its smoke test
-            if smoke_ok:
-                queue_results(moto_url, *([{"statusCode": 200}] * 4))
+                f"def handler(event, context):\n    return {{'statusCode': {status}, 'body': 'v{seed}'}}\n")
             monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
             monkeypatch.setenv("LAMBDASHIP_REGISTRY_URL", registry.url)
             RegistryClient.clear_cache()
             t.runs += 1
             code, out, err, crash = _run_cli_inprocess(["deploy", "-C", str(proj), "--json"], capsys)
             completed = _check_cli_outcome(t, f"seed {seed}", code, err, crash)
-            monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+            monkeypatch.setenv("AWS_ENDPOINT_URL", aws_url)
             monkeypatch.setenv("LAMBDASHIP_REGISTRY_URL", reg)
             RegistryClient.clear_cache()
             from tests.test_deploy import aws
@@ -357,7 +337,6 @@ def test_build_push_deploy_with_faults_everywhere(local_stack, base_image_ref: s
                 if completed:
                     t.violations.append(f"seed {seed}: completed but no function")
                 continue
-            _drain_smoke_queue(moto_url, name)
             # Versions this run published: verified when its smoke answer was good, else not.
             for v in aws("lambda").list_versions_by_function(FunctionName=name)["Versions"]:
                 if v["Version"] != "$LATEST" and v["Version"] not in seen_versions:
