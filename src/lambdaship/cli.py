@@ -15,6 +15,7 @@ import typer
 
 from lambdaship import __version__
 from lambdaship import commands as _commands
+from lambdaship.commands import _examples, _help
 from lambdaship.errors import LambdashipError, describe
 
 app = typer.Typer(
@@ -68,6 +69,8 @@ def _register_commands() -> None:
 
 
 _register_commands()
+_examples.attach(app)  # one example per help screen
+_help.plain_flags_and_width()  # no <bool> placeholder on flags; help not cut outside a terminal
 
 
 def _translate(exc: BaseException) -> LambdashipError | None:
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="lambdaship")
     except LambdashipError as exc:
         _traceback_if_debug()
+        _help.json_error(exc, argv)  # under --json also {"error", "hint", "exit_code"} on stdout
         typer.echo(f"error: {exc.one_line()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         if translated is None:
             raise
         _traceback_if_debug()
+        _help.json_error(translated, argv)
         typer.echo(f"error: {translated.one_line()}", err=True)
         sys.exit(translated.exit_code)
 
