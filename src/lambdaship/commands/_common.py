@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
+from lambdaship.commands._help import console_width
 from lambdaship.commands.options import ProjectFlags
 from lambdaship.image import events as build_events
 from lambdaship.image.events import BuildEvent
@@ -23,8 +24,8 @@ ProjectOpt = _project["project"][1]
 FunctionOpt = _project["function"][1]
 JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(stderr=False, highlight=False, soft_wrap=True, width=console_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=console_width(sys.stderr))
 
 
 def project_and_function(

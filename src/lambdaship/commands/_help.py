@@ -38,3 +38,11 @@ def json_error(exc: Any, argv: list[str] | None) -> None:
     doc = {"error": " ".join(exc.message.rstrip(".").split()), "hint": exc.hint, "exit_code": exc.exit_code}
     sys.stdout.write(json.dumps(doc) + "\n")
     sys.stdout.flush()
+
+
+def console_width(stream: Any) -> int | None:
+    """Width for a rich Console on ``stream``: its own on a terminal or with COLUMNS set, else
+    wide enough that tables are not cut in CI logs and pipes (rich would use 80)."""
+    if os.environ.get("COLUMNS") or (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    return 200
