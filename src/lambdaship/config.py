@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lambdaship.errors import ConfigError
+from lambdaship.errors import ConfigError, LambdashipError, UsageError
 from lambdaship.platform import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON, SUPPORTED_PYTHONS, Architecture, Platform
 
 CONFIG_FILE = "lambdaship.toml"
@@ -298,21 +298,34 @@ def _prefix(path: Path) -> str:
     return "tool.lambdaship." if path.name == PYPROJECT else ""
 
 
-def _format_error(path: Path | None, prefix: str, exc: ValidationError) -> ConfigError:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-        hint = "remove it or check its spelling (see the configuration reference in the README)"
-    elif err["type"] == "missing":
-        msg = "required key is missing"
-        hint = "add it to the config"
-    else:
-        hint = None
+def _format_error(path: Path | None, prefix: str, exc: ValidationError,
+                  flags: dict[str, Any] | None = None) -> LambdashipError:
+    """Every problem, in one line; unknown keys with a did-you-mean; a bad flag value named as
+    the flag (a usage error), not as the config file."""
+    import difflib
+
+    flags = flags or {}
     where = f"{path}: " if path else ""
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return ConfigError(f"{where}{prefix}{loc}: {msg}{more}", hint)
+    flag_parts, file_parts, hints = [], [], []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+        msg = err["msg"].removeprefix("Value error, ")
+        top = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(top, list(FunctionConfig.model_fields), n=1)
+            msg = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+            hints.append("remove it or check its spelling (see the configuration reference in the README)")
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+            hints.append("add it to the config")
+        if top in flags and err["type"] != "extra_forbidden":
+            flag_parts.append(f"--{top.replace('_', '-')} {flags[top]}: {msg}")
+        else:
+            file_parts.append(f"{prefix}{loc}: {msg}")
+    if flag_parts and not file_parts:
+        return UsageError("; ".join(flag_parts))
+    text = "; ".join([*flag_parts, *file_parts])
+    return ConfigError(f"{where}{text}", hints[0] if hints else None)
 
 
 def _build_function(
@@ -321,6 +334,7 @@ def _build_function(
     base_dir: Path,
     path: Path | None,
     prefix: str,
+    flags: dict[str, Any] | None = None,
 ) -> FunctionConfig:
     data = dict(table)
     data.setdefault("function_name", key)
@@ -332,7 +346,7 @@ def _build_function(
     try:
         fn = FunctionConfig.model_validate(data)
     except ValidationError as exc:
-        raise _format_error(path, prefix, exc) from None
+        raise _format_error(path, prefix, exc, flags) from None
     if not fn.source.is_dir():
         raise ConfigError(
             f"{path or base_dir}: {prefix}source: directory {fn.source} does not exist",
@@ -371,7 +385,7 @@ def load_project(
     functions: dict[str, FunctionConfig] = {}
     if functions_table is None:
         key = str(table.get("function_name") or flags.get("function_name") or base_dir.name)
-        functions[key] = _build_function(key, {**table, **flags}, base_dir, path, prefix)
+        functions[key] = _build_function(key, {**table, **flags}, base_dir, path, prefix, flags)
     else:
         if not isinstance(functions_table, dict) or not functions_table:
             raise ConfigError(f"{path}: {prefix}functions: must be a non-empty table of tables")
@@ -384,5 +398,5 @@ def load_project(
             if not isinstance(sub, dict):
                 raise ConfigError(f"{path}: {prefix}functions.{key}: must be a table")
             merged = {**table, **sub, **flags}
-            functions[key] = _build_function(key, merged, base_dir, path, f"{prefix}functions.{key}.")
+            functions[key] = _build_function(key, merged, base_dir, path, f"{prefix}functions.{key}.", flags)
     return Project(root=base_dir, config_file=path, functions=functions)
