@@ -154,6 +154,30 @@ def run_init(
         if monorepo is None:
             raise
         return monorepo
+    generated = _write_requirements(directory, detected, force)
+    if target_name == CONFIG_FILE:
+        target = directory / CONFIG_FILE
+        if existing is not None and existing != target:
+            # --force with the config in pyproject: do not leave two configs behind
+            _remove_pyproject_table(existing)
+        _write(target, render_table(detected))
+    else:
+        target = _write_pyproject(directory, detected, existing, force)
+        if target != directory / PYPROJECT:
+            return InitResult(target, False, None, "already configured")
+    return InitResult(target, True, detected, "written", generated)
+
+
+def _monorepo(directory: Path, python: str | None, **kwargs: Any) -> InitResult | None:
+    """No handler at the top: one [functions.<key>] table per function directory (None: none)."""
+    from lambdaship.scaffold.monorepo import function_dirs, write_monorepo
+
+    found = function_dirs(directory, python=python)
+    return write_monorepo(directory, found, **kwargs) if found else None
+
+
+def _write_requirements(directory: Path, detected: Detected, force: bool) -> list[Path]:
+    """The requirements file exported from uv.lock / pyproject (when that is where they come from)."""
     exported = export_requirements(directory, detected, read_pyproject(directory))
     generated: list[Path] = []
     if exported is not None and detected.requirements:
@@ -166,40 +190,31 @@ def run_init(
         if not req_path.exists() or req_path.read_text(encoding="utf-8", errors="replace") != exported:
             _write(req_path, exported)
             generated.append(req_path)
-    if target_name == CONFIG_FILE:
-        target = directory / CONFIG_FILE
-        if existing is not None and existing != target:
-            # --force with the config in pyproject: do not leave two configs behind
-            _remove_pyproject_table(existing)
-        _write(target, render_table(detected))
-    else:
-        target = pyproject
-        if not pyproject.is_file():
-            raise UsageError(f"{pyproject} does not exist", f"leave out --config-file to write {CONFIG_FILE}")
-        if (directory / CONFIG_FILE).is_file():
-            if not force:  # pragma: no cover - find_config returned it above
-                return InitResult(directory / CONFIG_FILE, False, None, "already configured")
-            (directory / CONFIG_FILE).unlink()
-        text = pyproject.read_text(encoding="utf-8")
-        if existing == pyproject:
-            stripped = _strip_tool_table(text)
-            if stripped is None:
-                raise LambdashipError(
-                    f"{pyproject}: cannot remove the existing lambdaship settings safely",
-                    "delete the [tool.lambdaship] tables by hand, then run lambdaship init again",
-                )
-            text = stripped
-        sep = "" if text.endswith("\n\n") or not text else ("\n" if text.endswith("\n") else "\n\n")
-        _write(pyproject, text + sep + render_table(detected, prefix="tool.lambdaship"))
-    return InitResult(target, True, detected, "written", generated)
+    return generated
 
 
-def _monorepo(directory: Path, python: str | None, **kwargs: Any) -> InitResult | None:
-    """No handler at the top: one [functions.<key>] table per function directory (None: none)."""
-    from lambdaship.scaffold.monorepo import function_dirs, write_monorepo
-
-    found = function_dirs(directory, python=python)
-    return write_monorepo(directory, found, **kwargs) if found else None
+def _write_pyproject(directory: Path, detected: Detected, existing: Path | None, force: bool) -> Path:
+    """The config as a ``[tool.lambdaship]`` table appended to pyproject.toml (an old one replaced);
+    the file written, or the lambdaship.toml that is already there (nothing written)."""
+    pyproject = directory / PYPROJECT
+    if not pyproject.is_file():
+        raise UsageError(f"{pyproject} does not exist", f"leave out --config-file to write {CONFIG_FILE}")
+    if (directory / CONFIG_FILE).is_file():
+        if not force:  # pragma: no cover - find_config returned it above
+            return directory / CONFIG_FILE
+        (directory / CONFIG_FILE).unlink()
+    text = pyproject.read_text(encoding="utf-8")
+    if existing == pyproject:
+        stripped = _strip_tool_table(text)
+        if stripped is None:
+            raise LambdashipError(
+                f"{pyproject}: cannot remove the existing lambdaship settings safely",
+                "delete the [tool.lambdaship] tables by hand, then run lambdaship init again",
+            )
+        text = stripped
+    sep = "" if text.endswith("\n\n") or not text else ("\n" if text.endswith("\n") else "\n\n")
+    _write(pyproject, text + sep + render_table(detected, prefix="tool.lambdaship"))
+    return pyproject
 
 
 def _remove_pyproject_table(path: Path) -> None:
