@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"AWS endpoint  {state.endpoint}  (data plane, pid {dp_pid})")
         console.print(f"moto server   {state.moto.url}  (pid {state.moto.pid})")
         console.print(f"registry      {state.registry.url}  (pid {state.registry.pid})")
-        console.print("Use it in this shell with:  eval \"$(lambdaship local env)\"")
+        flag = f" --state-dir {shlex.quote(str(state_dir))}" if state_dir is not None else ""
+        console.print(f"Use it in this shell with:  eval \"$(lambdaship local env{flag})\"", markup=False)
 
     @local.command("env")
     def env(state_dir: Path | None = StateOpt, json_: bool = JsonOpt) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lambdaship.errors import LambdashipError
+from lambdaship.errors import ConfigError
 
 if TYPE_CHECKING:
     from lambdaship.config import FunctionConfig
@@ -32,7 +32,7 @@ def requirements_file(fn: FunctionConfig) -> Path | None:
     if fn.requirements:  # before anything reads it, whatever its format
         given = fn.source / fn.requirements
         if not (given.resolve() == root or root in given.resolve().parents):
-            raise LambdashipError(
+            raise ConfigError(
                 f"requirements file {given} is outside the project ({root})",
                 "point 'requirements' at a file inside the project (relative to the function's source directory)",
             )
@@ -48,12 +48,12 @@ def requirements_file(fn: FunctionConfig) -> Path | None:
     if fn.requirements:
         path = (fn.source / fn.requirements).resolve()
         if path.exists() and not path.is_file():
-            raise LambdashipError(
+            raise ConfigError(
                 f"requirements file {path} is not a regular file",
                 "point 'requirements' at a requirements.txt (relative to the function's source directory)",
             )
         if not path.is_file():
-            raise LambdashipError(
+            raise ConfigError(
                 f"requirements file {path} not found",
                 "fix 'requirements' (a path relative to the function's source directory)",
             )

@@ -62,17 +62,31 @@ def resolve(fn: FunctionConfig, req: Path) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for ln in proc.stdout.splitlines() if (m := _PIN.match(ln.strip()))]
 
 
-def _has_wheel(fn: FunctionConfig, name: str, version: str) -> bool:
+_INDEX_OPTS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index")
+
+
+def index_options(req: Path) -> list[str]:
+    """The requirements file's index lines (``--index-url``, ``--find-links`` …), so a package is
+    looked up where the install looks for it."""
+    from lambdaship.package.requirements import requirements_text
+
+    return [ln.strip() for ln in requirements_text(req).splitlines() if ln.strip().startswith(_INDEX_OPTS)]
+
+
+def _has_wheel(fn: FunctionConfig, name: str, version: str, req: Path, options: list[str]) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.txt"
+        probe.write_text("".join(f"{o}\n" for o in options) + f"{name}=={version}\n", encoding="utf-8")
         proc = subprocess.run([_uv(), "pip", "install", "--dry-run", "--no-deps", "--only-binary", ":all:",
-                               "--target", tmp, *_target(fn), f"{name}=={version}"],
-                              capture_output=True, text=True, timeout=300)
+                               "--target", tmp, *_target(fn), "-r", str(probe)],
+                              cwd=req.parent, capture_output=True, text=True, timeout=300)
     return proc.returncode == 0
 
 
-def without_wheels(fn: FunctionConfig, pins: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def without_wheels(fn: FunctionConfig, pins: list[tuple[str, str]], req: Path) -> list[tuple[str, str]]:
+    options = index_options(req)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        flags = list(pool.map(lambda p: _has_wheel(fn, *p), pins))
+        flags = list(pool.map(lambda p: _has_wheel(fn, *p, req, options), pins))
     return [p for p, ok in zip(pins, flags, strict=True) if not ok]
 
 
@@ -152,7 +166,7 @@ def build_pure_wheels(fn: FunctionConfig, req: Path) -> Path | None:
     failure was not about missing wheels. Raises naming every package with native code."""
     from lambdaship import paths
 
-    missing = without_wheels(fn, resolve(fn, req))
+    missing = without_wheels(fn, resolve(fn, req), req)
     if not missing:
         return None
     key = hashlib.sha256(repr((sorted(missing), fn.python, fn.platform.uv_platform)).encode()).hexdigest()[:24]
