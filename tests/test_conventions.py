@@ -129,7 +129,7 @@ def test_dead_endpoint_fails_within_seconds_and_verbose_shows_retries(local_stac
     quiet_elapsed = time.monotonic() - started
     assert r.returncode == 1 and r.stderr.startswith("error: cannot reach the AWS endpoint"), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    assert quiet_elapsed < 8, quiet_elapsed
+    assert quiet_elapsed < 10, quiet_elapsed  # 3 attempts, ~1.5 s of backoff, plus start-up on a busy machine
     r = _run("-v", "logs", "-C", str(regional_project), env=env)
     assert r.returncode == 1
     assert "Retry needed, retrying request after delay of" in r.stderr
