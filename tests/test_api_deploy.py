@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdaship.api.deploy import deploy_app
-from lambdaship.api.execute import execute
+from lambdaship.api.deploy import deploy_app, run_steps
 from lambdaship.api.model import extract
 from lambdaship.api.status import app_status
 from lambdaship.config import load_project
@@ -248,7 +247,7 @@ def test_websocket_handlers_get_a_websocket_api_on_their_functions(local_stack, 
     plan = deploy_app(fn, image_uri=IMAGE, model=model, dry_run=True)
     assert plan.steps[-1].action == "apigatewayv2:CreateDeployment"
     # moto 5.2.1 answers 404 to apigatewayv2 CreateDeployment: run every step before it.
-    ctx = execute(plan.steps[:-1])
+    ctx = run_steps(fn, plan.steps[:-1], plan.variables())
     api_id = ctx["websocket_api_id"]
     v2 = aws("apigatewayv2")
     assert v2.get_api(ApiId=api_id)["ProtocolType"] == "WEBSOCKET"

@@ -1,8 +1,10 @@
-"""Deploy what a Chalice app declares besides its handler, after the function's own plan has
-moved the alias: the REST API (targeting the alias), authorizer and event functions on the
-same image, triggers, permissions; a Function URL for other apps.
+"""Deploy what a Chalice app declares besides its handler: the REST API (targeting the alias),
+authorizer and event functions on the same image, triggers, permissions; a Function URL for
+other apps.
 
-observe (read-only calls) → plan (pure: :mod:`.plan`, :mod:`.triggers`) → execute.
+observe (read-only calls) → plan (pure: :mod:`.plan`, :mod:`.triggers`) → the deploy plan's
+``before_alias`` extension (:func:`extension`), run by the one executor
+(:mod:`lambdaship.deploy.execute`, handler :mod:`.handlers`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambdaship.api.handlers import namespaced
 from lambdaship.api.model import AppModel, extract
 from lambdaship.api.observe import Observed, observe
 from lambdaship.api.plan import ApiPlan, ApiStep, api_url, plan_rest_api
@@ -31,6 +34,13 @@ class AppPlan:
     functions: list[str] = field(default_factory=list)
     function_url: str | None = None
     websocket_url: str | None = None
+    region: str = "us-east-1"
+    stage: str = "api"
+    zip_path: Path | None = None
+
+    def variables(self) -> dict[str, Any]:
+        """The execution variables the app's steps read besides their own outputs."""
+        return {"zip_bytes": self.zip_path.read_bytes() if self.zip_path else None}
 
     def to_json(self) -> dict[str, Any]:
         return {**self.api.to_json(), "functions": self.functions, "triggers": self.triggers,
@@ -66,43 +76,103 @@ def plan_app(fn: FunctionConfig, model: AppModel, obs: Observed, *, code: Code,
     return out
 
 
-def deploy_app(fn: FunctionConfig, *, image_uri: str | None = None, zip_path: Path | None = None,
-               dry_run: bool = False, reporter: Any = None, model: AppModel | None = None,
-               chalice_stage: str = "dev") -> AppPlan:
-    """``image_uri`` (image deploys) or ``zip_path`` (the zip the function was deployed with):
-    what the app's other functions run."""
-    from lambdaship.api.execute import execute
-    from lambdaship.aws import lambda_
-
+def observe_app(fn: FunctionConfig, main_config: dict[str, Any], *, image_uri: str | None = None,
+                zip_path: Path | None = None, model: AppModel | None = None,
+                chalice_stage: str = "dev") -> AppPlan:
+    """Read-only calls, then :func:`plan_app`: the app's calls. ``image_uri`` (image deploys) or
+    ``zip_path`` (the zip the function is deployed with): what the app's other functions run;
+    ``main_config``: what they share with the main function (its MemorySize, Role, ...)."""
     region, account = region_and_account()
     model = model if model is not None else extract(fn, region=region, account=account, chalice_stage=chalice_stage)
     if not model.is_chalice and getattr(fn, "function_url", None) is None:
         return AppPlan(ApiPlan())
     obs = observe(fn, model, region=region, account=account, chalice_stage=chalice_stage)
-    main = lambda_.get_function(fn.function_name)
-    cfg = dict((main or {}).get("Configuration") or {})
-    if "Environment" in cfg:
-        cfg["Environment"] = {"Variables": dict(cfg["Environment"].get("Variables") or {})}
-    cfg["Architectures"] = cfg.get("Architectures") or [fn.architecture]
     ws = observe_websocket(fn, model)
     code = Code(image_uri=image_uri) if image_uri else _zip_code(fn, zip_path)
     if not (code.image_uri or code.zip_sha256) and model.extra_functions():
         raise LambdashipError(f"no image or zip of {fn.function_name} to run its authorizer/event functions on",
                               "deploy again without --image pointing elsewhere, or set package_type")
-    plan = plan_app(fn, model, obs, code=code, main_config=cfg, websocket=ws)
+    plan = plan_app(fn, model, obs, code=code, main_config=main_config, websocket=ws)
+    plan.region, plan.stage, plan.zip_path = region, model.stage, zip_path
     if ws.api_id:
         plan.websocket_url = ws_url(ws.api_id, region, model.stage)
+    return plan
+
+
+def deploy_app(fn: FunctionConfig, *, image_uri: str | None = None, zip_path: Path | None = None,
+               dry_run: bool = False, model: AppModel | None = None, chalice_stage: str = "dev") -> AppPlan:
+    """The app's calls alone, next to a function deployed before (its configuration read from
+    Lambda), run by the deploy executor. ``lambdaship deploy`` instead composes them into the
+    function's own plan (:func:`extension`)."""
+    from lambdaship.aws import lambda_
+
+    main = lambda_.get_function(fn.function_name)
+    cfg = dict((main or {}).get("Configuration") or {})
+    if "Environment" in cfg:
+        cfg["Environment"] = {"Variables": dict(cfg["Environment"].get("Variables") or {})}
+    cfg["Architectures"] = cfg.get("Architectures") or [fn.architecture]
+    plan = observe_app(fn, {k: cfg[k] for k in CONFIG_KEYS if k in cfg}, image_uri=image_uri, zip_path=zip_path,
+                       model=model, chalice_stage=chalice_stage)
     if dry_run or not plan.steps:
         return plan
-    ctx = execute(plan.steps, reporter=reporter, ctx={"zip_bytes": zip_path.read_bytes() if zip_path else None})
-    if ctx.get("rest_api_id"):
-        plan.api.api_id = ctx["rest_api_id"]
-        plan.api.url = api_url(ctx["rest_api_id"], region, model.stage)
-    if ctx.get("websocket_api_id"):
-        plan.websocket_url = ws_url(ctx["websocket_api_id"], region, model.stage)
-    if ctx.get("function_url"):
-        plan.function_url = ctx["function_url"]
+    finish(plan, run_steps(fn, plan.steps, plan.variables()))
     return plan
+
+
+def run_steps(fn: FunctionConfig, steps: list[ApiStep], variables: dict[str, Any]) -> dict[str, Any]:
+    """Run (unprefixed) app steps through the deploy executor; the execution variables after."""
+    from lambdaship.deploy.execute import execute
+    from lambdaship.deploy.steps import Plan
+
+    p = Plan(function_name=fn.function_name, alias=fn.alias, target=None, steps=tuple(namespaced(steps)), kind="app")
+    return execute(p, ctx=variables).ctx
+
+
+def main_config(fn: FunctionConfig, inp: Any) -> dict[str, Any]:
+    """What the extra functions share with the main one, as the deploy plan sets it
+    (``inp``: the deploy planner's :class:`~lambdaship.deploy.plan.PlanInput`)."""
+    from lambdaship.deploy.plan import desired_configuration
+    from lambdaship.deploy.steps import Later
+    from lambdaship.platform import Architecture
+
+    cfg = {k: v for k, v in desired_configuration(fn, inp.env).items() if k in CONFIG_KEYS}
+    role = fn.role or inp.state.configuration.get("Role") or inp.state.default_role_arn
+    cfg["Role"] = role if role else Later("{role}")  # created by the plan's iam:CreateRole
+    cfg["Architectures"] = [Architecture.parse(fn.architecture).lambda_name]
+    return cfg
+
+
+def extension(fn: FunctionConfig, inp: Any, *, image_uri: str | None,
+              zip_path: Path | None) -> tuple[tuple[Any, ...], AppPlan] | None:
+    """The app's calls as extensions of the function's deploy plan (None for an app with nothing
+    besides its handler). ``before_alias`` — after the new version is published and smoke-tested,
+    before the main alias moves, so a failure leaves that alias where it was: the extra functions,
+    the APIs, the triggers. ``after_alias`` — the calls on the main alias itself (its permissions,
+    its Function URL), which need the alias to exist (a first deploy creates it)."""
+    from lambdaship.config import is_chalice_app
+    from lambdaship.deploy.plan import Extension
+
+    if not is_chalice_app(fn.source) and getattr(fn, "function_url", None) is None:
+        return None
+    app = observe_app(fn, main_config(fn, inp), image_uri=image_uri, zip_path=zip_path)
+    on_alias = tuple(namespaced([s for s in app.steps if on_main_alias(fn, s)]))
+    before = tuple(namespaced([s for s in app.steps if not on_main_alias(fn, s)]))
+    return (Extension("before_alias", lambda _inp: before), Extension("after_alias", lambda _inp: on_alias)), app
+
+
+def on_main_alias(fn: FunctionConfig, step: ApiStep) -> bool:
+    return step.params.get("FunctionName") == fn.function_name and step.params.get("Qualifier") == fn.alias
+
+
+def finish(plan: AppPlan, variables: dict[str, Any]) -> None:
+    """Fill in what only the execution knows: the new API's id and URL, the WebSocket and Function URLs."""
+    if variables.get("rest_api_id"):
+        plan.api.api_id = variables["rest_api_id"]
+        plan.api.url = api_url(variables["rest_api_id"], plan.region, plan.stage)
+    if variables.get("websocket_api_id"):
+        plan.websocket_url = ws_url(variables["websocket_api_id"], plan.region, plan.stage)
+    if variables.get("function_url"):
+        plan.function_url = variables["function_url"]
 
 
 def _zip_code(fn: FunctionConfig, zip_path: Path | None) -> Code:
@@ -116,19 +186,6 @@ def _zip_code(fn: FunctionConfig, zip_path: Path | None) -> Code:
                               "authorizer/event functions cannot get it inline", 'set package_type = "image"')
     digest = base64.b64encode(hashlib.sha256(zip_path.read_bytes()).digest()).decode()
     return Code(zip_sha256=digest, runtime=fn.platform.lambda_runtime)
-
-
-def deploy_after(fn: FunctionConfig, result: Any, *, dry_run: bool = False, reporter: Any = None) -> AppPlan | None:
-    """What ``lambdaship deploy`` runs after the function's own plan (``result``: its
-    DeployResult): None for an app with nothing besides its handler."""
-    from lambdaship.config import is_chalice_app
-
-    if not is_chalice_app(fn.source) and getattr(fn, "function_url", None) is None:
-        return None
-    zip_plan = (getattr(result.plan, "artifacts", None) or {}).get("zip")
-    art = getattr(zip_plan, "artifact", None) if result.image_uri is None else None
-    return deploy_app(fn, image_uri=result.image_uri, zip_path=Path(art.path) if art is not None else None,
-                      dry_run=dry_run, reporter=reporter)
 
 
 def summary(plan: AppPlan, *, dry_run: bool = False) -> list[str]:

@@ -73,15 +73,15 @@ def register(app: typer.Typer) -> None:
             ))
         _, fn = project_and_function(project, function, overrides)
         result = _ship(fn, json_, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,
-                       env_file=env_file, zip_bucket=zip_bucket, create_bucket=create_bucket)
-        from lambdaship.api.deploy import deploy_after, summary  # the app's REST API and triggers (issue 18)
+                       env_file=env_file, zip_bucket=zip_bucket, create_bucket=create_bucket, app=True)
+        from lambdaship.api.deploy import summary  # the app's REST API and triggers (issue 18), in the plan
 
-        app_plan = deploy_after(fn, result, dry_run=dry_run)
+        app_plan = result.app
         if json_:
             emit_json({**result.to_json(), **({"app": app_plan.to_json()} if app_plan is not None else {})})
         else:
             _print(fn, result, dry_run)
-            for line in summary(app_plan, dry_run=dry_run) if app_plan is not None else []:
+            for line in summary(app_plan) if app_plan is not None and not dry_run else []:
                 console.print(line, markup=False)
 
 
@@ -117,7 +117,7 @@ def _print(fn, result, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
             console.print(line, markup=False)
         console.print("dry run: no changes made", markup=False)
         return
-    if result.up_to_date:
+    if result.function_up_to_date:
         console.print(f"{fn.function_name}: up to date (alias {fn.alias} → version {result.alias_version}, "
                       f"{result.digest})", markup=False)
         return

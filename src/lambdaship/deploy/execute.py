@@ -88,7 +88,8 @@ def execute(plan: Plan, *, reporter: Reporter | None = None, ctx: dict[str, Any]
         run.index, run.step = i, step
         run.vars["failed_step"] = step.action
         try:
-            handler = handlers.get(step.action)
+            # an extension's namespace ("api:apigateway:PutIntegration") has one handler, "api:*"
+            handler = handlers.get(step.action) or handlers.get(step.action.split(":", 1)[0] + ":*")
             if handler is None:
                 raise LambdashipError(f"no handler for plan step {step.action}")
             result = handler(step, resolve_params(step.params, run.vars), run)

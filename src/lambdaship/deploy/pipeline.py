@@ -38,6 +38,15 @@ class DeployResult:
     up_to_date: bool = False
     smoke: dict[str, Any] | None = None
     steps: list[str] = field(default_factory=list)
+    app: Any = None  # the app's AppPlan (lambdaship.api.deploy), with ship(app=True)
+
+    @property
+    def function_up_to_date(self) -> bool:
+        """The function's own steps changed nothing: only the app's API/triggers did (or nothing did)."""
+        from lambdaship.deploy.steps import MUTATING
+
+        own = [a for a in self.steps if a.startswith(MUTATING) and not a.startswith("api:")]
+        return self.up_to_date or (not self.dry_run and not own)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,15 +127,17 @@ def prepare(
     progress: bool = False,
     zip_bucket: str | None = None,
     create_bucket: bool = False,
+    app: bool = False,
 ) -> Plan:
-    """Resolve the environment and the package (local work, read-only calls), observe, plan."""
+    """Resolve the environment and the package (local work, read-only calls), observe, plan.
+    ``app``: also the app's API, extra functions and triggers (:func:`lambdaship.api.deploy.extension`,
+    its :class:`~lambdaship.api.deploy.AppPlan` in ``artifacts["app"]``)."""
     resolved = envmod.resolve(fn, env_file)  # validates names and the 4 KB limit first
     from lambdaship.deploy import zipdeploy
 
     zplan = None
     if fn.package_type != "image" and not image:
         zplan = zipdeploy.choose(fn, bucket=zip_bucket)
-    opts = Options(create_role=create_role, skip_smoke=skip_smoke)
     if zplan is not None and zplan.artifact is not None:
         package: Package = zipdeploy.package(fn, zplan, create_bucket=create_bucket)
         bucket = zplan.bucket if zplan.decision.upload == "s3" else None
@@ -135,7 +146,26 @@ def prepare(
         target = target_from_ref(image) if image else target_from_build(fn, progress=progress)
         package = ImagePackage(target, choice_step(zplan) if zplan is not None else None)
         state = observe(fn, target=target, create_role=create_role)
+    opts = Options(create_role=create_role, skip_smoke=skip_smoke)
+    if app:
+        opts = _with_app(fn, package, resolved, state, opts)
     return plan(fn, package, resolved, state, opts)
+
+
+def _with_app(fn: FunctionConfig, package: Package, resolved: envmod.Resolved, state: Any, opts: Options) -> Options:
+    from dataclasses import replace
+
+    from lambdaship.api.deploy import extension
+    from lambdaship.deploy.plan import PlanInput
+
+    art = getattr(getattr(package, "zplan", None), "artifact", None)
+    found = extension(fn, PlanInput(fn, Names(fn.function_name, fn.repository), package, resolved, state),
+                      image_uri=package.target.image_uri if package.target else None,
+                      zip_path=Path(art.path) if art is not None else None)
+    if found is None:
+        return opts
+    exts, app_plan = found
+    return replace(opts, extensions=(*opts.extensions, *exts), artifacts={**opts.artifacts, "app": app_plan})
 
 
 def ship(
@@ -151,28 +181,37 @@ def ship(
     zip_bucket: str | None = None,
     create_bucket: bool = False,
     on_push_event: Callable[[Any], None] | None = None,
+    app: bool = False,
 ) -> DeployResult:
     """Deploy ``fn``. ``image``: an ECR image reference to deploy instead of building.
 
     ``package_type`` zip/auto: :mod:`lambdaship.deploy.zipdeploy` builds the zip and decides (first
     plan step ``package:Choose``); ``zip_bucket`` (else the config's) for zips over 50 MiB.
     ``reporter(step, variables)`` is called before each step runs; ``on_push_event`` receives the
-    image push's events (:class:`lambdaship.oci` ``PushEvent``)."""
+    image push's events (:class:`lambdaship.oci` ``PushEvent``). ``app``: the app's API, extra
+    functions and triggers are part of the plan (``result.app``: their :class:`~lambdaship.api.deploy.AppPlan`)."""
     p = prepare(fn, image=image, create_role=create_role, skip_smoke=skip_smoke, env_file=env_file,
-                progress=progress, zip_bucket=zip_bucket, create_bucket=create_bucket)
+                progress=progress, zip_bucket=zip_bucket, create_bucket=create_bucket, app=app)
+    app_plan = p.artifacts.get("app")
     target = p.target
     result = DeployResult(
         function_name=fn.function_name, alias=fn.alias, dry_run=dry_run, plan=p,
         digest=target.digest if target else None, image_uri=target.image_uri if target else None,
         previous_version=p.alias_version, alias_version=p.alias_version, up_to_date=p.up_to_date,
+        app=app_plan,
     )
     if dry_run or p.up_to_date:
         if p.up_to_date:
             result.version = p.alias_version
         return result
-    ctx: dict[str, Any] = {"on_push_event": on_push_event}
+    ctx: dict[str, Any] = {"on_push_event": on_push_event, **(app_plan.variables() if app_plan else {})}
     outcome = run_plan(p, ctx, "deploy", reporter=reporter, progress=progress)
-    result.version = outcome.ctx.get("version")
+    if app_plan is not None:
+        from lambdaship.api.deploy import finish
+
+        finish(app_plan, outcome.ctx)
+    result.steps = [s.action for s in outcome.done]
+    result.version = outcome.ctx.get("version") or (p.alias_version if result.function_up_to_date else None)
     result.alias_version = outcome.ctx.get("alias_version", p.alias_version)
     result.created = any(s.action == "lambda:CreateFunction" for s in outcome.done)
     result.smoke = outcome.smoke
@@ -194,10 +233,11 @@ def run_plan(p: Plan, ctx: dict[str, Any], what: str, *,
         known = describe(failed.cause)
         if known is None:
             raise failed.cause from None
-        kept = p.alias_version or "none"
-        version = f"; version {ctx['version']} was published but not aliased" if ctx.get("version") else ""
         hint = f"; {known.hint}" if known.hint else ""
-        raise DeployFailed(
-            f"{what} of {p.function_name} failed at {failed.step.action}: {known.message}",
-            f"alias {p.alias} still points at version {kept}{version}{hint}",
-        ) from failed.cause
+        if any(s.action in ("lambda:CreateAlias", "lambda:UpdateAlias") for s in failed.outcome.done):
+            where = f"alias {p.alias} already points at version {ctx.get('alias_version')}"  # an after_alias step
+        else:
+            version = f"; version {ctx['version']} was published but not aliased" if ctx.get("version") else ""
+            where = f"alias {p.alias} still points at version {p.alias_version or 'none'}{version}"
+        raise DeployFailed(f"{what} of {p.function_name} failed at {failed.step.action}: {known.message}",
+                           where + hint) from failed.cause

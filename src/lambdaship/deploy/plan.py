@@ -4,9 +4,9 @@ observed :class:`~lambdaship.deploy.state.FunctionState`.
 ``plan()`` composes small sub-planners, in this order: the package's first steps (which
 package type), the execution role, the upload, the function (create, or update code /
 configuration / tags), the ``after_function`` extensions, publishing a version, the smoke test,
-the alias (the last deploy step: nothing unverified ever serves traffic), then the
-``after_alias`` extensions (what points triggers at the alias: ``migrate`` today, API Gateway and
-event sources later). Nothing here reads AWS, the registry or the clock, and no input is changed;
+the ``before_alias`` extensions (the app's API, extra functions and triggers), the alias (the last
+deploy step: nothing unverified ever serves traffic), then the ``after_alias`` extensions (what
+points triggers at the alias: ``migrate``). Nothing here reads AWS, the registry or the clock, and no input is changed;
 :mod:`lambdaship.deploy.execute` runs a plan.
 """
 
@@ -47,10 +47,13 @@ class Extension:
     """Extra steps another part (migrate, API Gateway, event sources) adds to a deploy plan.
 
     ``phase``: ``after_function`` — once the function is created/updated, before a version is
-    published; ``after_alias`` — once the alias serves the new version (wiring traffic to it).
+    published; ``before_alias`` — once the new version is published and smoke-tested, before the
+    alias moves (a failure there leaves the alias where it was: the app's API and extra functions);
+    ``after_alias`` — once the alias serves the new version (wiring traffic to it).
+    ``before_alias`` and ``after_alias`` steps run even when the function itself is up to date.
     ``steps`` must be pure, like the planner."""
 
-    phase: Literal["after_function", "after_alias"]
+    phase: Literal["after_function", "before_alias", "after_alias"]
     steps: Callable[[PlanInput], Sequence[Step]]
 
 
@@ -228,9 +231,11 @@ def plan(fn: FunctionConfig, package: Package, env: Resolved, state: FunctionSta
                    **({"zip": package.zplan} if isinstance(package, ZipPackage) else {})},
     )
     if not any(s.action.startswith("lambda:") for s in steps) and alias_digest == package.digest:
-        return _with(result, steps)  # the alias already serves this package with this configuration
+        # the alias already serves this package with this configuration: only the extensions' steps
+        return _with(result, steps + _extend(opts, "before_alias", inp) + _extend(opts, "after_alias", inp))
     steps += package.publish_steps(fn, names)
-    steps += smoke_and_alias_steps(fn, state, skip_smoke=opts.skip_smoke)
+    tail = smoke_and_alias_steps(fn, state, skip_smoke=opts.skip_smoke)
+    steps += tail[:-1] + _extend(opts, "before_alias", inp) + tail[-1:]  # the alias step is last
     steps += _extend(opts, "after_alias", inp)
     return _with(result, steps)
 

@@ -124,7 +124,7 @@ class Target:
         return self.image_uri.split("/", 1)[0]
 
 
-MUTATING = ("lambda:", "iam:", "registry:", "smoke:", "zip:", "ecr:")
+MUTATING = ("lambda:", "iam:", "registry:", "smoke:", "zip:", "ecr:", "api:")
 
 
 @dataclass(frozen=True)

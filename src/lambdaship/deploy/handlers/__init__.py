@@ -2,7 +2,9 @@
 
 One table for every plan the executor runs: the function's own calls (:mod:`.function`),
 packages and checks (:mod:`.artifacts`), and the wiring of triggers (:mod:`.triggers`). A part
-that adds step kinds (API Gateway, event sources) adds its handlers to this table.
+that adds step kinds adds its handlers to this table; a part whose steps reuse AWS action names
+with other semantics namespaces them and registers one ``<namespace>:*`` handler (the app's API,
+extra functions and triggers: ``api:*`` → :func:`lambdaship.api.handlers.run_step`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from lambdaship.deploy.handlers import artifacts, function, triggers
 
 Handler = Callable[..., Any]
 
-HANDLERS: dict[str, Handler] = {**function.HANDLERS, **artifacts.HANDLERS, **triggers.HANDLERS}
+
+
+def _app(step: Any, params: Any, run: Any) -> Any:
+    from lambdaship.api.handlers import run_step
+
+    return run_step(step, params, run)
+
+
+HANDLERS: dict[str, Handler] = {**function.HANDLERS, **artifacts.HANDLERS, **triggers.HANDLERS, "api:*": _app}
 
 __all__ = ["HANDLERS", "Handler"]
