@@ -48,9 +48,19 @@ def test_deployed_api_and_serve_answer_the_same(local_stack, tmp_path) -> None:
     aws("sqs").create_queue(QueueName="chalice-features-jobs")
     (proj / "lambdaship.toml").write_text(f'function_name = "{name}"\nrequirements = "requirements.txt"\n'
                                           f'base_image = "{base}"\n')
+    dry = run_cli("deploy", "-C", str(proj), "--create-role", "--dry-run", timeout=900)
+    assert dry.returncode == 0, dry.stderr
+    for call in ("api:apigateway:CreateRestApi", "api:apigateway:PutIntegration", "api:apigateway:CreateDeployment",
+                 "api:events:PutRule", "api:events:PutTargets", "api:lambda:CreateEventSourceMapping",
+                 "api:lambda:AddPermission", "api:lambda:CreateFunction"):
+        assert call in dry.stdout, call  # one plan: every API Gateway / EventBridge / SQS / permission call
     r = run_cli("deploy", "-C", str(proj), "--create-role", "--json", timeout=900)
     assert r.returncode == 0, r.stderr
     deployed = json.loads(r.stdout)
+    done = deployed["steps"]  # run by the one executor: the app's calls before the alias, those on it after
+    published, alias = done.index("lambda:PublishVersion"), done.index("lambda:CreateAlias")
+    assert published < done.index("api:apigateway:CreateDeployment") < alias
+    assert alias < len(done) - 1 and done[-1] == "api:lambda:AddPermission"
     app = deployed["app"]
     api_id = app["api_id"]
     assert api_id and app["url"].startswith(f"https://{api_id}.execute-api.")
@@ -65,6 +75,18 @@ def test_deployed_api_and_serve_answer_the_same(local_stack, tmp_path) -> None:
     again = run_cli("deploy", "-C", str(proj), "--json", timeout=900)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["app"]["steps"] == []  # nothing changed: nothing to do
+
+    # an API-only change (the function is up to date) is planned and run: the API's lost permission comes back
+    policy = json.loads(aws("lambda").get_policy(FunctionName=name, Qualifier="live")["Policy"])
+    sid = next(st["Sid"] for st in policy["Statement"] if "apigateway" in json.dumps(st["Principal"]))
+    aws("lambda").remove_permission(FunctionName=name, Qualifier="live", StatementId=sid)
+    fixed = run_cli("deploy", "-C", str(proj), "--json", timeout=900)
+    assert fixed.returncode == 0, fixed.stderr
+    out = json.loads(fixed.stdout)
+    calls = [a for a in out["steps"] if not a.startswith("package:")]  # package:Choose calls nothing
+    assert calls == ["api:lambda:AddPermission"] and out["version"] == deployed["version"]
+    policy = json.loads(aws("lambda").get_policy(FunctionName=name, Qualifier="live")["Policy"])
+    assert any("apigateway" in json.dumps(st["Principal"]) for st in policy["Statement"])
 
     stack = httpx.Client(base_url=f"{os.environ['AWS_ENDPOINT_URL']}/restapis/{api_id}/api/_user_request_",
                          timeout=120)
