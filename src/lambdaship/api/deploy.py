@@ -42,6 +42,9 @@ class AppPlan:
         """The execution variables the app's steps read besides their own outputs."""
         return {"zip_bytes": self.zip_path.read_bytes() if self.zip_path else None}
 
+    def finish(self, variables: dict[str, Any]) -> None:
+        finish(self, variables)
+
     def to_json(self) -> dict[str, Any]:
         return {**self.api.to_json(), "functions": self.functions, "triggers": self.triggers,
                 "function_url": self.function_url, "websocket_url": self.websocket_url,

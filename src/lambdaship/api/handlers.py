@@ -61,3 +61,12 @@ def run_step(step: Step, params: dict[str, Any], run: Any) -> Any:
     action = step.action.removeprefix(PREFIX)
     result = call(action, params, run.vars)
     return result.get(OUTPUTS.get(action, "id")) if step.output else result
+
+
+def _register() -> None:
+    from lambdaship.deploy.handlers import register
+
+    register(PREFIX + "*", run_step)
+
+
+_register()

@@ -72,9 +72,10 @@ def register(app: typer.Typer) -> None:
                 create_bucket=create_bucket,
             ))
         _, fn = project_and_function(project, function, overrides)
+        from lambdaship.api.deploy import extension, summary  # the app's REST API and triggers (issue 18)
+
         result = _ship(fn, json_, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,
-                       env_file=env_file, zip_bucket=zip_bucket, create_bucket=create_bucket, app=True)
-        from lambdaship.api.deploy import summary  # the app's REST API and triggers (issue 18), in the plan
+                       env_file=env_file, zip_bucket=zip_bucket, create_bucket=create_bucket, app=extension)
 
         app_plan = result.app
         if json_:

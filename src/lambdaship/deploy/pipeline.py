@@ -22,6 +22,9 @@ from lambdaship.deploy.steps import Plan, Step, Target
 from lambdaship.errors import LambdashipError, describe
 from lambdaship.names import Names
 
+# (fn, PlanInput, image_uri=, zip_path=) -> ((Extension, ...), app plan) | None
+AppHook = Callable[..., Any]
+
 
 @dataclass
 class DeployResult:
@@ -127,11 +130,12 @@ def prepare(
     progress: bool = False,
     zip_bucket: str | None = None,
     create_bucket: bool = False,
-    app: bool = False,
+    app: AppHook | None = None,
 ) -> Plan:
     """Resolve the environment and the package (local work, read-only calls), observe, plan.
-    ``app``: also the app's API, extra functions and triggers (:func:`lambdaship.api.deploy.extension`,
-    its :class:`~lambdaship.api.deploy.AppPlan` in ``artifacts["app"]``)."""
+    ``app``: a hook adding the app's API, extra functions and triggers as extensions
+    (:func:`lambdaship.api.deploy.extension`, passed in by the CLI so ``deploy`` does not import
+    ``api``); its :class:`~lambdaship.api.deploy.AppPlan` goes to ``artifacts["app"]``."""
     resolved = envmod.resolve(fn, env_file)  # validates names and the 4 KB limit first
     from lambdaship.deploy import zipdeploy
 
@@ -147,19 +151,19 @@ def prepare(
         package = ImagePackage(target, choice_step(zplan) if zplan is not None else None)
         state = observe(fn, target=target, create_role=create_role)
     opts = Options(create_role=create_role, skip_smoke=skip_smoke)
-    if app:
-        opts = _with_app(fn, package, resolved, state, opts)
+    if app is not None:
+        opts = _with_app(app, fn, package, resolved, state, opts)
     return plan(fn, package, resolved, state, opts)
 
 
-def _with_app(fn: FunctionConfig, package: Package, resolved: envmod.Resolved, state: Any, opts: Options) -> Options:
+def _with_app(hook: AppHook, fn: FunctionConfig, package: Package, resolved: envmod.Resolved, state: Any,
+              opts: Options) -> Options:
     from dataclasses import replace
 
-    from lambdaship.api.deploy import extension
     from lambdaship.deploy.plan import PlanInput
 
     art = getattr(getattr(package, "zplan", None), "artifact", None)
-    found = extension(fn, PlanInput(fn, Names(fn.function_name, fn.repository), package, resolved, state),
+    found = hook(fn, PlanInput(fn, Names(fn.function_name, fn.repository), package, resolved, state),
                       image_uri=package.target.image_uri if package.target else None,
                       zip_path=Path(art.path) if art is not None else None)
     if found is None:
@@ -181,15 +185,16 @@ def ship(
     zip_bucket: str | None = None,
     create_bucket: bool = False,
     on_push_event: Callable[[Any], None] | None = None,
-    app: bool = False,
+    app: AppHook | None = None,
 ) -> DeployResult:
     """Deploy ``fn``. ``image``: an ECR image reference to deploy instead of building.
 
     ``package_type`` zip/auto: :mod:`lambdaship.deploy.zipdeploy` builds the zip and decides (first
     plan step ``package:Choose``); ``zip_bucket`` (else the config's) for zips over 50 MiB.
     ``reporter(step, variables)`` is called before each step runs; ``on_push_event`` receives the
-    image push's events (:class:`lambdaship.oci` ``PushEvent``). ``app``: the app's API, extra
-    functions and triggers are part of the plan (``result.app``: their :class:`~lambdaship.api.deploy.AppPlan`)."""
+    image push's events (:class:`lambdaship.oci` ``PushEvent``). ``app`` (see :func:`prepare`): the
+    app's API, extra functions and triggers are part of the plan (``result.app``: their
+    :class:`~lambdaship.api.deploy.AppPlan`)."""
     p = prepare(fn, image=image, create_role=create_role, skip_smoke=skip_smoke, env_file=env_file,
                 progress=progress, zip_bucket=zip_bucket, create_bucket=create_bucket, app=app)
     app_plan = p.artifacts.get("app")
@@ -207,9 +212,7 @@ def ship(
     ctx: dict[str, Any] = {"on_push_event": on_push_event, **(app_plan.variables() if app_plan else {})}
     outcome = run_plan(p, ctx, "deploy", reporter=reporter, progress=progress)
     if app_plan is not None:
-        from lambdaship.api.deploy import finish
-
-        finish(app_plan, outcome.ctx)
+        app_plan.finish(outcome.ctx)
     result.steps = [s.action for s in outcome.done]
     result.version = outcome.ctx.get("version") or (p.alias_version if result.function_up_to_date else None)
     result.alias_version = outcome.ctx.get("alias_version", p.alias_version)

@@ -16,14 +16,11 @@ from lambdaship.deploy.handlers import artifacts, function, triggers
 
 Handler = Callable[..., Any]
 
+HANDLERS: dict[str, Handler] = {**function.HANDLERS, **artifacts.HANDLERS, **triggers.HANDLERS}
 
 
-def _app(step: Any, params: Any, run: Any) -> Any:
-    from lambdaship.api.handlers import run_step
+def register(key: str, handler: Handler) -> None:
+    """Add a part's handler (``"<namespace>:*"`` for a namespace) without this package importing it."""
+    HANDLERS[key] = handler
 
-    return run_step(step, params, run)
-
-
-HANDLERS: dict[str, Handler] = {**function.HANDLERS, **artifacts.HANDLERS, **triggers.HANDLERS, "api:*": _app}
-
-__all__ = ["HANDLERS", "Handler"]
+__all__ = ["HANDLERS", "Handler", "register"]
