@@ -39,3 +39,17 @@ def translate_aws(exc: BaseException) -> tuple[str, str | None] | None:
     if isinstance(exc, bx.BotoCoreError):
         return f"AWS error: {exc}", None
     return None
+
+
+def client_error_type() -> type[Exception]:
+    """botocore's ``ClientError`` (imported here so that only ``aws/`` imports botocore)."""
+    from botocore.exceptions import ClientError
+
+    return ClientError
+
+
+def streaming_error_type() -> type[Exception]:
+    """botocore's ``ResponseStreamingError``: an answer cut mid-body."""
+    from botocore.exceptions import ResponseStreamingError
+
+    return ResponseStreamingError

@@ -59,7 +59,9 @@ def run(function_name: str, qualifier: str, *, event: dict[str, Any] | None = No
 
     payload = proxy_event(path, method) if path is not None else (event or {})
     what = f"{method} {path}" if path is not None else "event"
-    from botocore.exceptions import ResponseStreamingError
+    from lambdaship.aws.errors import streaming_error_type
+
+    ResponseStreamingError = streaming_error_type()
 
     try:
         error, body = lambda_.invoke(function_name, qualifier, payload)

@@ -299,7 +299,9 @@ def _mappings(inv: Inventory) -> None:
 
 
 def _s3(inv: Inventory) -> None:
-    from botocore.exceptions import ClientError
+    from lambdaship.aws.errors import client_error_type
+
+    ClientError = client_error_type()
 
     from lambdaship.aws import events
 

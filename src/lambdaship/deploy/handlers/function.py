@@ -22,7 +22,9 @@ def create_role(step: Step, p: dict[str, Any], run: Any) -> str:
 
 
 def create_function(step: Step, p: dict[str, Any], run: Any) -> str | None:
-    from botocore.exceptions import ClientError
+    from lambdaship.aws.errors import client_error_type
+
+    ClientError = client_error_type()
 
     from lambdaship.aws import lambda_
 

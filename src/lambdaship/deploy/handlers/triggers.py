@@ -18,7 +18,9 @@ from lambdaship.errors import LambdashipError
 
 def retry_in_use(call: Callable[[], Any], timeout: float = 120) -> Any:
     """Event source mappings answer ResourceInUseException while a previous update settles."""
-    from botocore.exceptions import ClientError
+    from lambdaship.aws.errors import client_error_type
+
+    ClientError = client_error_type()
 
     deadline = time.monotonic() + timeout
     while True:
