@@ -129,9 +129,9 @@ class Workers:
             idle = [k for k in self._handles if not self._busy.get(k)
                     and now - self._used.get(k, now) > self.idle_seconds]
             handles = [self._handles.pop(k)[1] for k in idle]
+            self.reaped += len(handles)  # counted with the removal: stats() never shows one without the other
         for h in handles:
             self.backend.stop(h)
-        self.reaped += len(handles)
         return len(handles)
 
     def _handle(self, spec: CodeSpec) -> Any:
