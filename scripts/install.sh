@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
 for pkg_bin in docker-registry:docker-registry skopeo:skopeo umoci:umoci debootstrap:debootstrap chromium:chromium \
-    shellcheck:shellcheck nodejs:node npm:npm bubblewrap:bwrap; do
+    shellcheck:shellcheck nodejs:node npm:npm bubblewrap:bwrap qemu-user-static:qemu-aarch64-static; do
   command -v "${pkg_bin#*:}" >/dev/null 2>&1 || need+=("${pkg_bin%%:*}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
