@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
-from _docs import write_section  # noqa: E402  (bench/ is on sys.path when run as a script)
+from _common import parser, publish  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from lambdaship.local import stack  # noqa: E402
 
@@ -95,10 +95,8 @@ def median(xs: list[float]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+    ap = parser(runs=3)
     ap.add_argument("--heavy", action="store_true", help="add numpy and pandas to the requirements")
-    ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
 
     from tests.images import push_base  # the tiny Lambda-like base used by the tests
@@ -116,10 +114,7 @@ def main() -> None:
             rows = measure(args, app, base, tmp, state.registry.url)
         finally:
             stack.down(tmp / "stack")
-    text = render(rows, args)
-    print(text)
-    if args.write:
-        write_docs(text)
+    publish(render(rows, args), args.write, "build", "Build: `lambdaship build` vs `pip install --target` + tar + gzip")
 
 
 def measure(args: argparse.Namespace, app: Path, base: str, tmp: Path, registry_url: str) -> dict:
@@ -207,10 +202,6 @@ def render(rows: dict, args: argparse.Namespace) -> str:
         f"Reproduce: `python bench/build.py --runs {args.runs}{' --heavy' if args.heavy else ''} --write`.",
     ]
     return "\n".join(lines)
-
-
-def write_docs(text: str) -> None:
-    write_section('build', 'Build: `lambdaship build` vs `pip install --target` + tar + gzip', text)
 
 
 if __name__ == "__main__":

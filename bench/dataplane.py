@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _docs import write_section
+from _common import parse_args, publish
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -155,13 +155,7 @@ def table(rows: list[dict], same: list[float], fresh: list[float], load: str) ->
 
 
 def main() -> None:
-    import argparse
-
-    p = argparse.ArgumentParser()
-    p.add_argument("--requests", type=int, default=500)
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--write", action="store_true")
-    args = p.parse_args()
+    args = parse_args(requests=500, runs=5)
     from lambdaship.local import stack
     from lambdaship.local.base import ensure_base
 
@@ -189,9 +183,7 @@ def main() -> None:
         finally:
             stack.down(Path(tmp) / "stack")
     text = table(list(rows), same, fresh, f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min)")
-    print(text)
-    if args.write:
-        write_section("dataplane", "Local data plane", text)
+    publish(text, args.write, "dataplane", "Local data plane")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ median of --runs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import re
@@ -27,7 +26,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from _docs import write_section
+from _common import parse_args, publish
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -50,11 +49,7 @@ def make(tf, base: str, role: str, n: int) -> Path:  # type: ignore[no-untyped-d
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--functions", type=int, default=9)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--write", action="store_true")
-    args = ap.parse_args()
+    args = parse_args(functions=9, runs=3)
     os.environ["LAMBDASHIP_HOME"] = tempfile.mkdtemp(prefix="bench-fleet-home-")
     from lambdaship.local import stack
 
@@ -108,14 +103,7 @@ def main() -> None:
     for name, vals in times.items():
         lines.append(f"| {name} | {statistics.median(vals):.2f} | {min(vals):.2f} | {max(vals):.2f} |")
     lines += ["", "Reproduce: `python bench/fleet.py --functions 9 --runs 3 --write`."]
-    text = "\n".join(lines)
-    print(text)
-    if args.write:
-        write_docs(text)
-
-
-def write_docs(text: str) -> None:
-    write_section('fleet', 'Fleet: `deploy --all` and `--changed-since`', text)
+    publish("\n".join(lines), args.write, "fleet", "Fleet: `deploy --all` and `--changed-since`")
 
 
 if __name__ == "__main__":

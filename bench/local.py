@@ -17,7 +17,6 @@ image (rootfs cached) to its first answer. --write puts the text into docs/bench
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _docs import write_section
+from _common import parse_args, publish
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "examples" / "chalice-app"
@@ -177,17 +176,10 @@ def table(rows: list[dict], direct_p50: float, startups: dict[str, float], load:
     return "\n".join(lines)
 
 
-def write_docs(text: str) -> None:
-    write_section('local', 'Local: warm request overhead of `serve` and `run` (sandboxed), cold start', text)
-
-
 def main() -> None:
     import tempfile
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--write", action="store_true")
-    args = ap.parse_args()
+    args = parse_args(requests=2000)
     from lambdaship.config import load_project
     from lambdaship.local import stack
     from lambdaship.local.specs import project_spec
@@ -213,9 +205,7 @@ def main() -> None:
     text += (f"\n\nCold start (a fresh runtime in the sandbox, {cold[0]['mode']}, rootfs cached) to the first "
              f"`GET /health` answer, {len(secs)} runs: median {statistics.median(secs):.3f} s "
              f"(min {secs[0]:.3f}, max {secs[-1]:.3f}); target ≤ 0.26 s.")
-    print(text)
-    if args.write:
-        write_docs(text)
+    publish(text, args.write, "local", "Local: warm request overhead of `serve` and `run` (sandboxed), cold start")
 
 
 if __name__ == "__main__":

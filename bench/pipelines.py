@@ -49,7 +49,7 @@ WORKLOAD = REPO / "bench" / "workloads" / "seed-app"
 PEERS = REPO / "bench" / "peers"
 sys.path.insert(0, str(REPO / "src"))
 
-from _docs import write_section  # noqa: E402  (bench/ is on sys.path when run as a script)
+from _common import parser, publish  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from lambdaship.local import stack  # noqa: E402
 
@@ -307,11 +307,9 @@ def serve_overhead() -> float | None:
 
 # ---------------------------------------------------------------------------------------------
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+    ap = parser(runs=3)
     ap.add_argument("--quick", action="store_true", help="1 repetition; no deploy, serve or floor variants")
     ap.add_argument("--only", default=",".join(PIPELINES), help="comma-separated subset of " + ",".join(PIPELINES))
-    ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     runs = 1 if args.quick else args.runs
     kinds = tuple(k for k in PIPELINES if k in args.only.split(","))
@@ -349,10 +347,8 @@ def main() -> None:
             tmp.mkdir()
     results["load"] = load.stop()
     results["wall"] = time.perf_counter() - t_start
-    text = render(results, runs, kinds, args.quick)
-    print(text)
-    if args.write:
-        write_docs(text)
+    publish(render(results, runs, kinds, args.quick), args.write, "pipelines",
+            "Pipelines: lambdaship vs Dockerfile/buildah, pip/uv + umoci + skopeo")
 
 
 def measure(args: argparse.Namespace, kinds: tuple[str, ...], runs: int, base: str, tmp: Path) -> dict:
@@ -514,10 +510,6 @@ def render(res: dict, runs: int, kinds: tuple[str, ...], quick: bool) -> str:
     lines += ["", "Reproduce: `python bench/pipelines.py` (`--quick`: one repetition, no deploy/serve; `--write` "
               "rewrites this section). Needs root, buildah, umoci, skopeo, pigz, uv, docker-registry, moto."]
     return "\n".join(lines)
-
-
-def write_docs(text: str) -> None:
-    write_section('pipelines', 'Pipelines: lambdaship vs Dockerfile/buildah, pip/uv + umoci + skopeo', text)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ median of --runs:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -37,20 +36,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from _docs import write_section  # noqa: E402  (bench/ is on sys.path when run as a script)
+from _common import parse_args, publish  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from lambdaship.image.layer import tree_entries, write_layer  # noqa: E402
 from lambdaship.image.model import (  # noqa: E402
-    OCI_CONFIG,
     OCI_LAYER_GZIP,
     OCI_MANIFEST,
     BlobSource,
     Image,
     Layer,
     canonical_json,
-    sha256_digest,
     write_layout,
 )
+from lambdaship.image.mutate import make_manifest  # noqa: E402
 
 
 def site_dir() -> Path:
@@ -72,12 +70,7 @@ def make_image(layers: list[Layer], label: str) -> Image:
         "config": {"Cmd": ["app.handler"], "Labels": {"bench": label}, "WorkingDir": "/var/task"},
         "rootfs": {"type": "layers", "diff_ids": [x.diff_id for x in layers]},
     })
-    manifest = canonical_json({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config), "size": len(config)},
-        "layers": [x.descriptor.to_json() for x in layers],
-    })
-    return Image(manifest=manifest, config=config, layers=tuple(layers))
+    return Image(manifest=make_manifest(OCI_MANIFEST, config, layers), config=config, layers=tuple(layers))
 
 
 def app_layer(blob_dir: Path, n: int) -> Layer:
@@ -131,10 +124,7 @@ def median(xs: list[float]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--write", action="store_true")
-    args = ap.parse_args()
+    args = parse_args(runs=5)
     from lambdaship.local import stack
 
     work = Path(tempfile.mkdtemp(prefix="lambdaship-bench-push-"))
@@ -235,14 +225,7 @@ def main() -> None:
         lines.append(f"| {scenario} | {o:.2f} s | {lib_t} | {s:.2f} s | {s / o:.2f}x | {lib_r} "
                      f"| {co:.2f} s | {cs:.2f} s |")
     lines += ["", "Reproduce: `python bench/push.py --runs 5 --write`."]
-    text = "\n".join(lines)
-    print(text)
-    if args.write:
-        write_docs(text)
-
-
-def write_docs(text: str) -> None:
-    write_section('push', 'Push: `lambdaship push` vs `skopeo copy`', text)
+    publish("\n".join(lines), args.write, "push", "Push: `lambdaship push` vs `skopeo copy`")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Also: sizes, and whether two builds after touching every file give the same sha2
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import shutil
@@ -32,7 +31,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from _docs import write_section
+from _common import parse_args, publish
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIREMENTS = "numpy==2.3.4\npandas==2.3.3\n"
@@ -67,10 +66,7 @@ def _timed(fn) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--write", action="store_true")
-    args = ap.parse_args()
+    args = parse_args(runs=3)
 
     work = Path(tempfile.mkdtemp(prefix="lambdaship-bench-zip-"))
     os.environ["LAMBDASHIP_HOME"] = str(work / "home")
@@ -139,14 +135,8 @@ def main() -> None:
         "",
         *rows,
     ])
-    print(text)
-    if args.write:
-        write_docs(text)
+    publish(text, args.write, "zip", "Zip: `lambdaship` zip vs Info-ZIP and Python `zipfile`")
     shutil.rmtree(work, ignore_errors=True)
-
-
-def write_docs(text: str) -> None:
-    write_section('zip', 'Zip: `lambdaship` zip vs Info-ZIP and Python `zipfile`', text)
 
 
 if __name__ == "__main__":
