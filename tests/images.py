@@ -1,4 +1,5 @@
-"""Test helpers: tiny Lambda-like base images, written as OCI layouts and pushed with skopeo.
+"""Test helpers: tiny Lambda-like base images, written as OCI layouts and pushed with skopeo;
+layer files written with plain ``tarfile`` and the ``Image`` values made of them.
 
 The layers are made with lambdaship's own deterministic layer writer; the push uses skopeo
 (a real third-party client), so the registry content does not depend on lambdaship.oci.push.
@@ -6,20 +7,30 @@ The layers are made with lambdaship's own deterministic layer writer; the push u
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import shutil
 import subprocess
+import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from lambdaship.image.layer import Entry, layer_bytes
 from lambdaship.image.model import (
+    DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
     OCI_CONFIG,
     OCI_INDEX,
     OCI_LAYER_GZIP,
     OCI_MANIFEST,
+    Descriptor,
+    Image,
+    Layer,
     canonical_json,
     sha256_digest,
 )
+from lambdaship.image.mutate import make_manifest
 
 ENTRYPOINT = b"""#!/bin/sh
 # Tiny stand-in for the AWS base image's entrypoint.
@@ -37,6 +48,51 @@ BASE_ENV = [
 ]
 
 GOARCH = {"x86_64": "amd64", "arm64": "arm64", "amd64": "amd64"}
+
+
+def tar_layer(tmp: Path, name: str, entries: list[tuple]) -> Path:
+    """The gzip layer file ``tmp/name.tar.gz``, written with plain ``tarfile``.
+
+    entries: (kind, path, data/target[, mode]); kind in file, dir, symlink, hardlink, chr.
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for kind, path, *rest in entries:
+            info = tarfile.TarInfo(path)
+            if kind == "file":
+                data = rest[0].encode()
+                info.size = len(data)
+                info.mode = rest[1] if len(rest) > 1 else 0o644
+                tf.addfile(info, io.BytesIO(data))
+                continue
+            if kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+            elif kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, rest[0]
+            elif kind == "hardlink":
+                info.type, info.linkname = tarfile.LNKTYPE, rest[0]
+            elif kind == "chr":
+                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+            tf.addfile(info)
+    out = tmp / f"{name}.tar.gz"
+    out.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    return out
+
+
+def gz_layer(blob: Path, *, digest: str | None = None, diff_id: str | None = None) -> Layer:
+    """The Docker gzip layer of the file ``blob``; ``digest`` / ``diff_id``: what an image claims
+    instead of the real ones (a lying image)."""
+    data = blob.read_bytes()
+    desc = Descriptor(DOCKER_LAYER_GZIP, digest or sha256_digest(data), len(data))
+    return Layer(desc, diff_id or sha256_digest(gzip.decompress(data)), path=blob)
+
+
+def docker_image(layers: Sequence[Layer], config: dict, *, arch: str = "amd64") -> Image:
+    """A Docker v2s2 image of ``layers``: ``config`` (``arch`` and linux unless it names its own)
+    with the layers' diff_ids as its rootfs, under lambdaship's own manifest (``make_manifest``)."""
+    cfg = canonical_json({"architecture": arch, "os": "linux", **config,
+                          "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]}})
+    return Image(manifest=make_manifest(DOCKER_MANIFEST, cfg, list(layers)), config=cfg, layers=tuple(layers))
 
 
 def _put(layout: Path, data: bytes) -> str:

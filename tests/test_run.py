@@ -11,56 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from lambdaship.image.model import (
-    DOCKER_CONFIG,
-    DOCKER_LAYER_GZIP,
-    DOCKER_MANIFEST,
-    Descriptor,
-    Image,
-    Layer,
-    canonical_json,
-    sha256_digest,
-    write_layout,
-)
+from lambdaship.image.model import DOCKER_LAYER_GZIP, DOCKER_MANIFEST, Image, write_layout
 from lambdaship.local.images import load_image
 from lambdaship.local.rootcache import unpack
 from lambdaship.local.rootfs import apply_layer
-
-
-def _layer(tmp: Path, name: str, entries: list[tuple]) -> Path:
-    """entries: (kind, path, data/target[, mode]); kind in file, dir, symlink, hardlink."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for kind, path, *rest in entries:
-            info = tarfile.TarInfo(path)
-            if kind == "file":
-                data = rest[0].encode()
-                info.size = len(data)
-                info.mode = rest[1] if len(rest) > 1 else 0o644
-                tf.addfile(info, io.BytesIO(data))
-                continue
-            if kind == "dir":
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-            elif kind == "symlink":
-                info.type, info.linkname = tarfile.SYMTYPE, rest[0]
-            elif kind == "hardlink":
-                info.type, info.linkname = tarfile.LNKTYPE, rest[0]
-            elif kind == "chr":
-                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
-            tf.addfile(info)
-    out = tmp / f"{name}.tar.gz"
-    out.write_bytes(gzip.compress(buf.getvalue()))
-    return out
+from tests.images import docker_image, gz_layer, tar_layer
 
 
 def test_whiteouts_and_opaque_directories(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    l1 = _layer(tmp_path, "l1", [
+    l1 = tar_layer(tmp_path, "l1", [
         ("dir", "etc"), ("file", "etc/keep", "k"), ("file", "etc/gone", "g"),
         ("dir", "data"), ("file", "data/old1", "1"), ("dir", "data/sub"), ("file", "data/sub/old2", "2"),
         ("file", "bin/tool", "#!/bin/sh\n", 0o755),
     ])
-    l2 = _layer(tmp_path, "l2", [
+    l2 = tar_layer(tmp_path, "l2", [
         ("file", "data/new", "n"), ("file", "data/.wh..wh..opq", ""),  # opaque after a same-layer entry
         ("file", "etc/.wh.gone", ""), ("file", "etc/keep", "k2"), ("hardlink", "etc/keep-link", "etc/keep"),
         ("chr", "dev/null"),
@@ -79,8 +44,8 @@ def test_symlinks_never_lead_outside_the_root(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     root = tmp_path / "root"
-    l1 = _layer(tmp_path, "l1", [("symlink", "escape", str(outside)), ("symlink", "up", "../../..")])
-    l2 = _layer(tmp_path, "l2", [("file", "escape/pwned", "x"), ("file", "up/also", "y"),
+    l1 = tar_layer(tmp_path, "l1", [("symlink", "escape", str(outside)), ("symlink", "up", "../../..")])
+    l2 = tar_layer(tmp_path, "l2", [("file", "escape/pwned", "x"), ("file", "up/also", "y"),
                                  ("file", "../../dotdot", "z")])
     apply_layer(l1, root)
     apply_layer(l2, root)
@@ -92,28 +57,17 @@ def test_symlinks_never_lead_outside_the_root(tmp_path: Path) -> None:
     assert (root / "dotdot").read_text() == "z"
 
 
-def _image(tmp_path: Path, layers: list[Path], cmd: list[str]) -> Image:
-    descs, ls, diff_ids = [], [], []
-    for blob in layers:
-        data = blob.read_bytes()
-        d = Descriptor(DOCKER_LAYER_GZIP, sha256_digest(data), len(data))
-        diff = sha256_digest(gzip.decompress(data))
-        descs.append(d.to_json())
-        diff_ids.append(diff)
-        ls.append(Layer(d, diff, path=blob))
-    config = canonical_json({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids},
-                             "config": {"Cmd": cmd, "WorkingDir": "/var/task",
-                                        "Env": ["LAMBDA_TASK_ROOT=/var/task", "GREETING=from-image"]}})
-    manifest = canonical_json({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-                               "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_digest(config),
-                                          "size": len(config)},
-                               "layers": descs})
-    return Image(manifest=manifest, config=config, layers=tuple(ls))
+def _image(layers: list[Path], cmd: list[str], *, arch: str = "amd64", **config: object) -> Image:
+    """An image of the layer files ``layers``; ``config``: more keys of its runtime config (Entrypoint)."""
+    return docker_image([gz_layer(blob) for blob in layers],
+                        {"config": {"Cmd": cmd, "WorkingDir": "/var/task",
+                                    "Env": ["LAMBDA_TASK_ROOT=/var/task", "GREETING=from-image"], **config}},
+                        arch=arch)
 
 
 def test_layout_round_trip_and_unpack(tmp_path: Path) -> None:
-    app = _layer(tmp_path, "app", [("file", "var/task/main.py", "def handler(e, c):\n    return 1\n")])
-    image = _image(tmp_path, [app], ["main.handler"])
+    app = tar_layer(tmp_path, "app", [("file", "var/task/main.py", "def handler(e, c):\n    return 1\n")])
+    image = _image([app], ["main.handler"])
     layout = write_layout(image, tmp_path / "layout")
     loaded = load_image(str(layout))
     assert loaded.digest == image.digest
@@ -125,19 +79,19 @@ def test_rootfs_cache_reuses_unchanged_layers(tmp_path: Path) -> None:
     """A new app layer on the same base+deps unpacks only that layer, without touching the old tree."""
     from lambdaship.local.rootcache import cached_rootfs
 
-    base = _layer(tmp_path, "base", [("dir", "usr"), ("file", "usr/lib.py", "base"), ("file", "etc/conf", "v1")])
-    deps = _layer(tmp_path, "deps", [("file", "var/task/dep.py", "dep")])
-    app1 = _layer(tmp_path, "app1", [("file", "var/task/app.py", "one"), ("file", "etc/conf", "app1")])
-    app2 = _layer(tmp_path, "app2", [("file", "var/task/app.py", "two")])
-    one = cached_rootfs(_image(tmp_path, [base, deps, app1], ["app.h"]))
+    base = tar_layer(tmp_path, "base", [("dir", "usr"), ("file", "usr/lib.py", "base"), ("file", "etc/conf", "v1")])
+    deps = tar_layer(tmp_path, "deps", [("file", "var/task/dep.py", "dep")])
+    app1 = tar_layer(tmp_path, "app1", [("file", "var/task/app.py", "one"), ("file", "etc/conf", "app1")])
+    app2 = tar_layer(tmp_path, "app2", [("file", "var/task/app.py", "two")])
+    one = cached_rootfs(_image([base, deps, app1], ["app.h"]))
     unpacked: list[str] = []
-    two = cached_rootfs(_image(tmp_path, [base, deps, app2], ["app.h"]), progress=unpacked.append)
+    two = cached_rootfs(_image([base, deps, app2], ["app.h"]), progress=unpacked.append)
     assert len(unpacked) == 1 and unpacked[0].startswith("layer 3/3")
     assert (one / "var/task/app.py").read_text() == "one" and (two / "var/task/app.py").read_text() == "two"
     assert (one / "etc/conf").read_text() == "app1" and (two / "etc/conf").read_text() == "v1"
     assert (one / "usr/lib.py").stat().st_ino == (two / "usr/lib.py").stat().st_ino  # shared, not copied
     again: list[str] = []
-    assert cached_rootfs(_image(tmp_path, [base, deps, app2], ["app.h"]), progress=again.append) == two
+    assert cached_rootfs(_image([base, deps, app2], ["app.h"]), progress=again.append) == two
     assert again == []
 
 
@@ -153,8 +107,8 @@ def test_run_image_without_python_fails_in_one_line(tmp_path: Path) -> None:
     """No ENTRYPOINT and no Python in the image: it cannot run on Lambda, nor here."""
     from tests.conftest import run_cli
 
-    app = _layer(tmp_path, "app", [("dir", "var/task"), ("file", "var/task/main.py", APP_CODE)])
-    layout = write_layout(_image(tmp_path, [app], ["main.handler"]), tmp_path / "layout")
+    app = tar_layer(tmp_path, "app", [("dir", "var/task"), ("file", "var/task/main.py", APP_CODE)])
+    layout = write_layout(_image([app], ["main.handler"]), tmp_path / "layout")
     once = run_cli("run", str(layout), "--request", "GET", "/once", "--json")
     assert once.returncode == 1
     # Refused before any runtime starts: one error line, and under --json the same error as JSON.
@@ -167,8 +121,8 @@ def test_run_without_namespaces_uses_the_host_python_in_isolation_mode(tmp_path:
     from tests.conftest import run_cli
     from tests.test_serve import Served
 
-    app = _layer(tmp_path, "app", [("dir", "var/task"), ("file", "var/task/main.py", APP_CODE)])
-    layout = write_layout(_image(tmp_path, [app], ["main.handler"]), tmp_path / "layout")
+    app = tar_layer(tmp_path, "app", [("dir", "var/task"), ("file", "var/task/main.py", APP_CODE)])
+    layout = write_layout(_image([app], ["main.handler"]), tmp_path / "layout")
     env = {"LAMBDASHIP_SANDBOX": "none"}
     once = run_cli("run", str(layout), "--request", "GET", "/once", "--json", env=env)
     assert once.returncode == 0, once.stderr
@@ -285,15 +239,7 @@ def test_an_arm64_image_runs_under_qemu_user_in_the_sandbox(tmp_path: Path) -> N
         tf.addfile(info, io.BytesIO(binary))
     blob = tmp_path / "layer.tar.gz"
     blob.write_bytes(gzip.compress(buf.getvalue(), compresslevel=1))
-    image = _image(tmp_path, [blob], ["ignored.handler"])
-    cfg = json.loads(image.config)
-    cfg["architecture"] = "arm64"
-    cfg["config"]["Entrypoint"] = ["/ruff"]
-    config = canonical_json(cfg)
-    manifest = json.loads(image.manifest)
-    manifest["config"].update(digest=sha256_digest(config), size=len(config))
-    layout = write_layout(Image(manifest=canonical_json(manifest), config=config, layers=image.layers),
-                          tmp_path / "layout")
+    layout = write_layout(_image([blob], ["ignored.handler"], arch="arm64", Entrypoint=["/ruff"]), tmp_path / "layout")
     spec = image_spec(str(layout))
     assert any("not this machine's architecture" in n and "qemu-aarch64" in n for n in spec.notes), spec.notes
     with Engine() as engine:

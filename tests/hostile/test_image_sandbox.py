@@ -5,13 +5,10 @@ fill /tmp, outlive its timeout and exhaust memory — as root and as an ordinary
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,21 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from lambdaship.image.model import (
-    DOCKER_CONFIG,
-    DOCKER_LAYER_GZIP,
-    DOCKER_MANIFEST,
-    Descriptor,
-    Image,
-    Layer,
-    canonical_json,
-    sha256_digest,
-    write_layout,
-)
+from lambdaship.image.model import write_layout
 from lambdaship.local import sandbox
 from lambdaship.local.engine import Engine, FunctionSpec
 from lambdaship.local.specs import image_spec
 from tests.conftest import run_cli
+from tests.images import docker_image, gz_layer, tar_layer
 
 HOSTILE = r'''
 import ctypes, json, os, socket, subprocess, time
@@ -100,41 +88,15 @@ def handler(event, context):
 '''
 
 
-def _tar_gz(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for d in ("var", "var/task"):
-            info = tarfile.TarInfo(d)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tf.addfile(info)
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tf.addfile(info, io.BytesIO(data))
-    return gzip.compress(buf.getvalue(), mtime=0)
-
-
 def hostile_layout(tmp: Path, code: str = HOSTILE, handler: str = "main.handler") -> Path:
     """lambdaship's offline base + one app layer with ``code`` as /var/task/main.py."""
     from lambdaship.local.base import base_image
 
     base = base_image()
-    data = _tar_gz({"var/task/main.py": code})
-    blob = tmp / "app.tar.gz"
-    blob.write_bytes(data)
-    app = Layer(Descriptor(DOCKER_LAYER_GZIP, sha256_digest(data), len(data)),
-                sha256_digest(gzip.decompress(data)), path=blob)
+    app = gz_layer(tar_layer(tmp, "app", [("dir", "var"), ("dir", "var/task"), ("file", "var/task/main.py", code)]))
     cfg = base.config_json
     cfg["config"]["Cmd"] = [handler]
-    cfg["rootfs"]["diff_ids"] = [*cfg["rootfs"]["diff_ids"], app.diff_id]
-    config = canonical_json(cfg)
-    layers = (*base.layers, app)
-    manifest = canonical_json({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-                               "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_digest(config),
-                                          "size": len(config)},
-                               "layers": [layer.descriptor.to_json() for layer in layers]})
-    return write_layout(Image(manifest=manifest, config=config, layers=layers), tmp / "layout")
+    return write_layout(docker_image([*base.layers, app], cfg), tmp / "layout")
 
 
 @pytest.fixture(scope="module")

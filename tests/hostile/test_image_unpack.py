@@ -19,20 +19,11 @@ from pathlib import Path
 import pytest
 
 from lambdaship.errors import LambdashipError
-from lambdaship.image.model import (
-    DOCKER_CONFIG,
-    DOCKER_LAYER_GZIP,
-    DOCKER_MANIFEST,
-    Descriptor,
-    Image,
-    Layer,
-    canonical_json,
-    sha256_digest,
-    write_layout,
-)
+from lambdaship.image.model import Image, write_layout
 from lambdaship.local.rootcache import cached_rootfs, rootfs_cache, unpack
 from lambdaship.local.rootfs import apply_layer
 from tests.conftest import run_cli
+from tests.images import docker_image, gz_layer
 
 
 def tar_gz(tmp: Path, name: str, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
@@ -72,23 +63,10 @@ def entry(name: str, kind: str = "file", *, link: str = "", mode: int = 0o644, u
 
 def image_of(blobs: list[Path], *, diff_ids: list[str] | None = None, digests: list[str] | None = None,
              cmd: tuple[str, ...] = ("main.handler",)) -> Image:
-    layers, descs, real_diffs = [], [], []
-    for i, blob in enumerate(blobs):
-        data = blob.read_bytes()
-        digest = digests[i] if digests else sha256_digest(data)
-        desc = Descriptor(DOCKER_LAYER_GZIP, digest, len(data))
-        real_diffs.append(sha256_digest(gzip.decompress(data)))
-        descs.append(desc.to_json())
-        layers.append((desc, blob))
-    claimed = diff_ids or real_diffs
-    config = canonical_json({"architecture": "amd64", "os": "linux",
-                             "rootfs": {"type": "layers", "diff_ids": claimed},
-                             "config": {"Cmd": list(cmd), "WorkingDir": "/var/task"}})
-    manifest = canonical_json({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-                               "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_digest(config),
-                                          "size": len(config)}, "layers": descs})
-    return Image(manifest=manifest, config=config,
-                 layers=tuple(Layer(d, claimed[i], path=b) for i, (d, b) in enumerate(layers)))
+    """An image of the layer files ``blobs``; ``diff_ids`` / ``digests``: what it claims instead of the real ones."""
+    layers = [gz_layer(blob, digest=digests[i] if digests else None, diff_id=diff_ids[i] if diff_ids else None)
+              for i, blob in enumerate(blobs)]
+    return docker_image(layers, {"config": {"Cmd": list(cmd), "WorkingDir": "/var/task"}})
 
 
 def snapshot(path: Path) -> dict[str, tuple[int, int, bytes]]:
