@@ -3,7 +3,8 @@
 For tests that need an image whose code really runs on the local stack's data plane (smoke
 tests, migrations): the base's layers are mounted from ``lambdaship/base`` (nothing is copied),
 the app layer holds ``/var/task/app.py``, ``CMD`` is ``app.handler``. The image is pushed to
-the registry with httpx and recorded in moto's ECR, as ``tests.test_deploy.push_image`` does.
+the registry with httpx and recorded in moto's ECR (``upload_blob``, ``put_manifest``: also
+what ``tests.test_deploy.push_image`` pushes with).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from botocore.config import Config
 from lambdaship.image.layer import Entry, layer_bytes
 
 
-def _upload(registry_url: str, repo: str, data: bytes) -> str:
+def upload_blob(registry_url: str, repo: str, data: bytes) -> str:
+    """Upload ``data`` as a blob of ``repo`` (monolithic POST + PUT; nothing when it is there); its digest."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     if httpx.head(f"{registry_url}/v2/{repo}/blobs/{digest}").status_code == 200:
         return digest
@@ -46,24 +48,28 @@ def push_app_image(registry_url: str, base_ref: str, repo: str, source: str, tag
         assert m.status_code == 201, m.text
     data, blob = layer_bytes([Entry("var", "dir"), Entry("var/task", "dir"),
                               Entry("var/task/app.py", "file", data=source.encode())])
-    _upload(registry_url, repo, data)
+    upload_blob(registry_url, repo, data)
     config["rootfs"]["diff_ids"] = [*config["rootfs"]["diff_ids"], blob.diff_id]
     config.setdefault("config", {})["Cmd"] = ["app.handler"]
     config_bytes = json.dumps(config, sort_keys=True).encode()
-    manifest["config"] = {**manifest["config"], "digest": _upload(registry_url, repo, config_bytes),
+    manifest["config"] = {**manifest["config"], "digest": upload_blob(registry_url, repo, config_bytes),
                           "size": len(config_bytes)}
     layer_type = manifest["layers"][-1]["mediaType"]
     manifest["layers"] = [*manifest["layers"], {"mediaType": layer_type, "digest": blob.digest, "size": len(data)}]
-    body = json.dumps(manifest).encode()
-    r = httpx.put(f"{registry_url}/v2/{repo}/manifests/{tag}", content=body,
-                  headers={"Content-Type": manifest["mediaType"]})
+    return put_manifest(registry_url, repo, tag, json.dumps(manifest).encode(), manifest["mediaType"])
+
+
+def put_manifest(registry_url: str, repo: str, tag: str, body: bytes, media_type: str) -> str:
+    """PUT ``body`` as ``repo:tag``, and tell moto's ECR (separate from the registry) about the
+    repository and the image too; the manifest digest."""
+    r = httpx.put(f"{registry_url}/v2/{repo}/manifests/{tag}", content=body, headers={"Content-Type": media_type})
     assert r.status_code == 201, r.text
     digest = r.headers["Docker-Content-Digest"]
     ecr = boto3.client("ecr", config=Config(retries={"max_attempts": 1}))
     with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
         ecr.create_repository(repositoryName=repo)
     ecr.put_image(repositoryName=repo, imageManifest=body.decode(), imageDigest=digest, imageTag=tag,
-                  imageManifestMediaType=manifest["mediaType"])
+                  imageManifestMediaType=media_type)
     return digest
 
 

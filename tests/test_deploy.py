@@ -7,7 +7,6 @@ ECR host name that LAMBDASHIP_REGISTRY_URL maps to the local registry, and deplo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import uuid
@@ -38,16 +37,7 @@ def push_image(registry_url: str, repo: str, marker: str) -> str:
     """Push a tiny single-layer image; return its manifest digest (unique per ``marker``)."""
     import hashlib
 
-    def upload(data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        r = httpx.post(f"{registry_url}/v2/{repo}/blobs/uploads/")
-        assert r.status_code == 202, r.text
-        loc = r.headers["Location"]
-        loc = loc if loc.startswith("http") else registry_url + loc
-        r = httpx.put(loc + ("&" if "?" in loc else "?") + f"digest={digest}", content=data,
-                      headers={"Content-Type": "application/octet-stream"})
-        assert r.status_code == 201, r.text
-        return digest
+    from tests.runnable import put_manifest, upload_blob
 
     layer = marker.encode()
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["app.handler"]},
@@ -56,22 +46,12 @@ def push_image(registry_url: str, repo: str, marker: str) -> str:
     manifest = json.dumps({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": upload(config),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": upload(layer),
-                    "size": len(layer)}],
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": upload_blob(registry_url, repo, config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": upload_blob(registry_url, repo, layer), "size": len(layer)}],
     }).encode()
-    r = httpx.put(f"{registry_url}/v2/{repo}/manifests/{marker}", content=manifest,
-                  headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
-    assert r.status_code == 201, r.text
-    digest = r.headers["Docker-Content-Digest"]
-    # moto's ECR is separate from the registry: tell it about the repository and the image too.
-    ecr = aws("ecr")
-    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
-        ecr.create_repository(repositoryName=repo)
-    ecr.put_image(repositoryName=repo, imageManifest=manifest.decode(), imageDigest=digest, imageTag=marker,
-                  imageManifestMediaType="application/vnd.oci.image.manifest.v1+json")
-    return digest
+    return put_manifest(registry_url, repo, marker, manifest, "application/vnd.oci.image.manifest.v1+json")
 
 
 def image_uri(repo: str, digest: str) -> str:
