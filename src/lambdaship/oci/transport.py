@@ -5,6 +5,10 @@
   nothing, so a redirect to https fails rather than being trusted blindly.
 * Retries with backoff and jitter (stamina) for 429 (honouring ``Retry-After``), 5xx,
   connection resets and timeouts; after the last attempt one ``RegistryError`` line.
+* A registry that cannot be reached fails within seconds: connecting times out after
+  ``CONNECT_TIMEOUT`` (``LAMBDASHIP_CONNECT_TIMEOUT``), a refused or unresolvable connection
+  (``ConnectError``) is retried at most ``CONNECT_RETRIES`` times after short waits, a connect
+  timeout once. Each retry is a stamina log record: shown under ``-v``, silent otherwise.
 * Reads are bounded, fail-closed: every answer body is capped in the transport (``MANIFEST_MAX``
   unless the request's ``lambdaship_cap`` extension says otherwise, e.g. ``TOKEN_MAX``;
   ``ERROR_MAX`` for errors, 401s and redirects, whose bodies httpx reads itself) except blob
@@ -35,6 +39,9 @@ READ_SIZE = 1024 * 1024
 MANIFEST_MAX = 4 * 1024 * 1024  # manifests, indexes and image configs (containerd uses 4 MiB too)
 TOKEN_MAX = 1024 * 1024  # a bearer-token answer
 ERROR_MAX = 64 * 1024  # the body of an error, a 401 or a redirect
+CONNECT_TIMEOUT = 3.0  # seconds to open a connection (httpx's default is 5, ours was 10)
+CONNECT_RETRIES = 2  # retries of a refused / unresolvable connection (ConnectError)
+CONNECT_TIMEOUT_RETRIES = 1  # retries of a connection attempt that timed out (each costs CONNECT_TIMEOUT)
 
 
 class RegistryError(LambdashipError):
@@ -69,8 +76,11 @@ def failure(exc: BaseException, what: str, url: str) -> RegistryError:
         return RegistryError(f"registry {what} failed: too many redirects",
                              "the registry or a proxy in between is misconfigured or hostile")
     detail = " ".join(str(exc).split())[:200]
-    return RegistryError(f"registry {what} failed: {type(exc).__name__}: {detail}".rstrip(": "),
-                         f"cannot reach {url}; check the network and the registry address")
+    hint = f"cannot reach {url}; check the network and the registry address"
+    if _certificate_error(exc):
+        hint = (f"the TLS certificate of {url} does not verify; behind an intercepting proxy, point "
+                "SSL_CERT_FILE at its CA bundle")
+    return RegistryError(f"registry {what} failed: {type(exc).__name__}: {detail}".rstrip(": "), hint)
 
 
 def translating(method: F) -> F:
@@ -100,12 +110,48 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _retry_hook(exc: Exception) -> bool | float:
-    if isinstance(exc, Transient):
-        if exc.retry_after is not None:
-            return min(exc.retry_after, RETRY_MAX_AFTER)
-        return True
-    return isinstance(exc, httpx.TransportError | BrokenBody)
+def _retry_hook() -> Any:
+    """The ``on`` hook of one retry context: 429 (its Retry-After) and 5xx, broken bodies and
+    transport errors are retried; connection failures only a few times, after short waits,
+    so an unreachable registry surfaces in seconds rather than after the full backoff."""
+    failures = {"connect": 0, "timeout": 0}
+
+    def hook(exc: Exception) -> bool | float:
+        if isinstance(exc, Transient):
+            if exc.retry_after is not None:
+                return min(exc.retry_after, RETRY_MAX_AFTER)
+            return True
+        if isinstance(exc, httpx.ConnectError) and _certificate_error(exc):
+            return False  # a certificate that does not verify will not verify on the next try
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            kind, limit = (("connect", CONNECT_RETRIES) if isinstance(exc, httpx.ConnectError)
+                           else ("timeout", CONNECT_TIMEOUT_RETRIES))
+            failures[kind] += 1
+            if failures[kind] > limit:
+                return False
+            return float(min(retry_settings()["wait_initial"] * 2 ** (failures[kind] - 1), 1.0))
+        return isinstance(exc, httpx.TransportError | BrokenBody)
+
+    return hook
+
+
+def _certificate_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> ssl
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def connect_timeout() -> float:
+    """``CONNECT_TIMEOUT``, or ``LAMBDASHIP_CONNECT_TIMEOUT`` seconds (slow links)."""
+    try:
+        return max(0.1, float(os.environ.get("LAMBDASHIP_CONNECT_TIMEOUT", CONNECT_TIMEOUT)))
+    except ValueError:
+        return CONNECT_TIMEOUT
 
 
 def retry_settings() -> dict[str, Any]:
@@ -132,7 +178,7 @@ def retrying() -> Iterator[Any]:
     # resort" handler would print them to stderr. Apps that configure logging still see them.
     logging.getLogger("stamina").addHandler(_NULL_HANDLER)
 
-    return iter(stamina.retry_context(on=_retry_hook, **retry_settings()))
+    return iter(stamina.retry_context(on=_retry_hook(), **retry_settings()))
 
 
 def error_code(response: httpx.Response) -> tuple[str | None, str]:
@@ -227,7 +273,7 @@ def http_client(url: str, auth: httpx.Auth, timeout: float) -> httpx.Client:
         auth=auth,
         transport=_CappedTransport(transport),
         verify=ssl_context() if url.startswith("https://") else no_trust_context(),  # for env proxies
-        timeout=httpx.Timeout(timeout, connect=10.0),
+        timeout=httpx.Timeout(timeout, connect=connect_timeout()),
         follow_redirects=True,
         # identity: the byte bounds below count what arrives, not what a gzip bomb expands to.
         headers={"User-Agent": "lambdaship", "Accept-Encoding": "identity"},

@@ -1,0 +1,135 @@
+"""An unreachable registry: one line naming it and a hint, after a few quick retries that ``-v``
+shows (issue #20, item 3). Timings are in ``bench/unreachable.py``, not here."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def _project(tmp_path: Path, base: str) -> Path:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "handler.py").write_text("def handler(event, context):\n    return 1\n")
+    (app / "lambdaship.toml").write_text(
+        f'function_name = "unreachable"\nhandler = "handler.handler"\npython = "3.12"\nbase_image = "{base}"\n')
+    return app
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def blackholed_port() -> Iterator[int]:
+    """A port that never answers a SYN: a listener with a full accept queue (Linux drops the
+    SYNs), as a firewall that drops packets would."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fill = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            c.connect(("127.0.0.1", port))
+        fill.append(c)
+    yield port
+    for c in fill:
+        c.close()
+    server.close()
+
+
+def _retries(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if "stamina.retry_scheduled" in ln]
+
+
+def test_push_to_a_closed_port_is_one_line_naming_the_registry(local_stack, base_image_ref, tmp_path):
+    app = _project(tmp_path, base_image_ref)
+    registry = f"127.0.0.1:{_closed_port()}"
+    r = run_cli("push", "-C", str(app), "--to", f"{registry}/x", timeout=120)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: registry ") and registry in lines[0]
+    assert "Connection refused" in lines[0] and "check the network and the registry address" in lines[0]
+    assert "Traceback" not in r.stderr and "stamina" not in r.stderr
+
+
+def test_connection_retries_are_few_and_visible_under_verbose(local_stack, base_image_ref, tmp_path):
+    app = _project(tmp_path, base_image_ref)
+    registry = f"127.0.0.1:{_closed_port()}"
+    r = run_cli("-v", "push", "-C", str(app), "--to", f"{registry}/x", timeout=120)
+    assert r.returncode == 1
+    retries = _retries(r.stderr)
+    assert retries, r.stderr
+    assert all("after ConnectError" in ln for ln in retries), retries
+    numbers = {int(m.group(1)) for ln in retries if (m := re.search(r" #(\d+) in ", ln))}
+    assert numbers == {1, 2}, retries  # at most 2 retries per request, whatever LAMBDASHIP_RETRY_ATTEMPTS says
+    assert r.stderr.strip().splitlines()[-1].startswith("error: registry ")
+
+
+def test_blackholed_registry_fails_after_the_connect_timeout(local_stack, base_image_ref, tmp_path, blackholed_port):
+    app = _project(tmp_path, base_image_ref)
+    registry = f"127.0.0.1:{blackholed_port}"
+    env = {"LAMBDASHIP_CONNECT_TIMEOUT": "1"}
+    r = run_cli("-v", "push", "-C", str(app), "--to", f"{registry}/x", env=env, timeout=120)
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: registry ") and registry in last and "ConnectTimeout" in last, r.stderr
+    assert "check the network" in last
+    retries = _retries(r.stderr)
+    assert retries and all(" #1 in " in ln and "ConnectTimeout" in ln for ln in retries), retries
+
+
+def test_a_certificate_that_does_not_verify_is_not_retried(tmp_path):
+    """Hostile-ish input, no stack needed: a TLS server with a self-signed certificate."""
+    import ssl
+    import subprocess
+    import threading
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    port = server.getsockname()[1]
+    accepted = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            try:
+                ctx.wrap_socket(conn, server_side=True).close()
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        from lambdaship.errors import LambdashipError
+        from lambdaship.oci.client import RegistryClient
+
+        with RegistryClient(f"https://127.0.0.1:{port}") as client, pytest.raises(LambdashipError) as err:
+            client.get_manifest("x", "latest")
+        assert "CERTIFICATE_VERIFY_FAILED" in err.value.message
+        assert "SSL_CERT_FILE" in (err.value.hint or "")
+        assert len(accepted) == 1  # one handshake: no retry
+    finally:
+        server.close()
