@@ -14,23 +14,14 @@ import pytest
 
 from lambdaship.errors import LambdashipError
 from lambdaship.image.layer import Entry, write_layer
-from lambdaship.image.model import (
-    DOCKER_CONFIG,
-    DOCKER_MANIFEST,
-    BlobSource,
-    Descriptor,
-    Image,
-    Layer,
-    canonical_json,
-    write_layout,
-)
+from lambdaship.image.model import BlobSource, Descriptor, Image, Layer, write_layout
 from lambdaship.local import stack
 from lambdaship.oci.client import RegistryClient
 from lambdaship.oci.reference import Reference
 from lambdaship.registries import push_image
 from tests.conftest import run_cli
 from tests.faultproxy import FaultProxy
-from tests.images import push_base, registry_host
+from tests.images import docker_image, push_base, registry_host
 
 
 def uid(prefix: str) -> str:
@@ -39,19 +30,8 @@ def uid(prefix: str) -> str:
 
 def make_image(layers: list[Layer], *, label: str = "x") -> Image:
     """A Docker v2s2 image of ``layers`` (what the builder produces for the AWS base)."""
-    config = canonical_json({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["app.handler"], "Labels": {"test": label}, "WorkingDir": "/var/task"},
-        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
-    })
-    from lambdaship.image.model import sha256_digest
-
-    manifest = canonical_json({
-        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-        "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_digest(config), "size": len(config)},
-        "layers": [layer.descriptor.to_json() for layer in layers],
-    })
-    return Image(manifest=manifest, config=config, layers=tuple(layers))
+    return docker_image(layers, {"config": {"Cmd": ["app.handler"], "Labels": {"test": label},
+                                            "WorkingDir": "/var/task"}})
 
 
 def file_layer(tmp: Path, files: dict[str, bytes]) -> Layer:
