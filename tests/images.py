@@ -19,18 +19,15 @@ from pathlib import Path
 from lambdaship.image.layer import Entry, layer_bytes
 from lambdaship.image.model import (
     DOCKER_LAYER_GZIP,
-    DOCKER_MANIFEST,
     OCI_CONFIG,
-    OCI_INDEX,
     OCI_LAYER_GZIP,
-    OCI_MANIFEST,
     Descriptor,
     Image,
     Layer,
     canonical_json,
-    sha256_digest,
 )
 from lambdaship.image.mutate import make_manifest
+from lambdaship.oci.media import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sha256_digest
 
 ENTRYPOINT = b"""#!/bin/sh
 # Tiny stand-in for the AWS base image's entrypoint.
