@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -61,6 +63,19 @@ def run_cli(
         timeout=timeout,
         input=input,
     )
+
+
+def cli_json(*args: str, cwd: Path | str | None = None) -> dict:
+    """``lambdaship ARGS`` (``--json`` among them), which must succeed: its JSON output."""
+    proc = run_cli(*args, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def example_copy(name: str, dest: Path) -> Path:
+    """A copy of ``examples/NAME`` at ``dest``, for a test to change (never the example itself)."""
+    shutil.copytree(EXAMPLES / name, dest)
+    return dest
 
 
 @pytest.fixture

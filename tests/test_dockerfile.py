@@ -3,10 +3,8 @@ order, and .dockerignore sends Docker exactly the files `lambdaship build` puts 
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import dockerfile
@@ -14,20 +12,16 @@ import pytest
 
 from lambdaship.config import load_project
 from lambdaship.project import DEFAULT_EXCLUDES, app_files
-from tests.conftest import EXAMPLES, run_cli
+from tests.conftest import cli_json, example_copy, run_cli
 
 
 @pytest.fixture
 def chalice_app(tmp_path: Path) -> Path:
-    app = tmp_path / "chalice-app"
-    shutil.copytree(EXAMPLES / "chalice-app", app)
-    return app
+    return example_copy("chalice-app", tmp_path / "chalice-app")
 
 
 def generate(project: Path, *args: str) -> dict:
-    proc = run_cli("dockerfile", "-C", str(project), "--json", *args)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return cli_json("dockerfile", "-C", str(project), "--json", *args)
 
 
 def _go_glob(pattern: str) -> re.Pattern[str]:

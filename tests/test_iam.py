@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, run_cli
+from tests.conftest import cli_json, example_copy, run_cli
 from tests.test_ci_github import make_monorepo
 
 ACCOUNT = "210987654321"
@@ -36,15 +35,11 @@ def mono(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def single(tmp_path: Path) -> Path:
-    app = tmp_path / "single"
-    shutil.copytree(EXAMPLES / "chalice-app", app)
-    return app
+    return example_copy("chalice-app", tmp_path / "single")
 
 
 def iam_json(project: Path, *args: str) -> dict:
-    proc = run_cli("iam", "-C", str(project), "--json", *args)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return cli_json("iam", "-C", str(project), "--json", *args)
 
 
 def _statements(doc: dict) -> list[dict]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from lambdaship.config import load_project
-from tests.conftest import EXAMPLES, run_cli
+from tests.conftest import cli_json, example_copy, run_cli
 
 UV_LOCK = """\
 version = 1
@@ -49,16 +48,14 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def chalice_app(tmp_path: Path) -> Path:
-    app = tmp_path / "chalice-app"
-    shutil.copytree(EXAMPLES / "chalice-app", app)
+    app = example_copy("chalice-app", tmp_path / "chalice-app")
     (app / "lambdaship.toml").unlink()
     return app
 
 
 @pytest.fixture
 def handler_app(tmp_path: Path) -> Path:
-    app = tmp_path / "handler-app"
-    shutil.copytree(EXAMPLES / "handler-app", app)
+    app = example_copy("handler-app", tmp_path / "handler-app")
     text = (app / "pyproject.toml").read_text()
     (app / "pyproject.toml").write_text(text[: text.index("[tool.lambdaship]")].rstrip("\n") + "\n")
     assert "lambdaship" not in tomllib.loads((app / "pyproject.toml").read_text()).get("tool", {})
@@ -66,9 +63,7 @@ def handler_app(tmp_path: Path) -> Path:
 
 
 def init(path: Path, *args: str) -> dict:
-    proc = run_cli("init", str(path), "--json", *args)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return cli_json("init", str(path), "--json", *args)
 
 
 def assert_buildable(path: Path) -> None:
