@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from lambdaship.api.local import gateway_for
-from lambdaship.api.model import AppModel, extract
+from lambdaship.api.model import extract
+from lambdaship.apigateway.model import AppModel
 from lambdaship.config import load_project
 from lambdaship.local.gateway import Gateway
 from lambdaship.local.runtime_api import RuntimeAPI
@@ -142,7 +143,8 @@ def test_binary_body_decoded_only_when_first_accept_is_a_binary_type(served) -> 
 
 
 def test_request_bodies_are_base64_only_for_binary_content_types(model: AppModel) -> None:
-    from lambdaship.local.gateway import ApiSettings, build_event_v1
+    from lambdaship.apigateway.access import ApiSettings
+    from lambdaship.apigateway.events import build_event_v1
 
     types = ApiSettings.from_model(model).binary_types
     raw = bytes(range(256))

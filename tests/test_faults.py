@@ -172,9 +172,9 @@ def test_push_to_ecr_with_faults_on_moto_and_registry(local_stack, tmp_path: Pat
                 uri = ecr.ensure_repository(name, keep_images=5)
                 push_image(image, uri, ["git-x"])
             except Exception as exc:
-                from lambdaship.cli import _translate
+                from lambdaship.translate import describe
 
-                err = exc if isinstance(exc, LambdashipError) else _translate(exc)
+                err = exc if isinstance(exc, LambdashipError) else describe(exc)
                 if err is None or not _one_line(err.one_line()):
                     t.violations.append(f"seed {seed}: {type(exc).__name__}: {exc}")
                 else:

@@ -6,14 +6,10 @@ import base64
 import json
 from pathlib import Path
 
-from lambdaship.local.gateway import (
-    Gateway,
-    build_event_v1,
-    build_event_v2,
-    chalice_routes,
-    match_route,
-    response_from_result,
-)
+from lambdaship.apigateway.events import build_event_v1, build_event_v2
+from lambdaship.apigateway.responses import response_from_result
+from lambdaship.apigateway.routes import chalice_routes, match_route
+from lambdaship.local.gateway import Gateway
 from lambdaship.local.runtime_api import InvokeResult
 from tests.conftest import EXAMPLES
 

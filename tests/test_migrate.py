@@ -517,7 +517,8 @@ def test_chalice_stage_environment_precedence_and_placeholders(tmp_path: Path) -
 
 
 def test_policy_statements_become_add_permission_parameters() -> None:
-    from lambdaship.migrate.discover import arn_pattern, parse_statement
+    from lambdaship.migrate.discover import parse_statement
+    from lambdaship.patterns import arn_pattern
 
     st = {"Sid": "s3", "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
           "Action": "lambda:InvokeFunction", "Resource": "arn:aws:lambda:us-east-1:1:function:f",

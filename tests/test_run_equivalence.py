@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdaship.local.gateway import response_from_result
+from lambdaship.apigateway.responses import response_from_result
 from lambdaship.local.runtime_api import InvokeResult
 from tests.conftest import EXAMPLES, run_cli
 from tests.images import registry_host, skopeo_push

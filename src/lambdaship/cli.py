@@ -16,7 +16,8 @@ import typer
 from lambdaship import __version__
 from lambdaship import commands as _commands
 from lambdaship.commands import _examples, _help
-from lambdaship.errors import LambdashipError, describe
+from lambdaship.errors import LambdashipError
+from lambdaship.translate import describe
 
 app = typer.Typer(
     name="lambdaship",
@@ -73,12 +74,6 @@ _examples.attach(app)  # one example per help screen
 _help.plain_flags_and_width()  # no <bool> placeholder on flags; help not cut outside a terminal
 
 
-def _translate(exc: BaseException) -> LambdashipError | None:
-    """Well-known third-party errors (botocore, httpx, OS) as user-facing ones: the one translator,
-    :func:`lambdaship.errors.describe`."""
-    return describe(exc)
-
-
 def _traceback_if_debug() -> None:
     from lambdaship.aws.session import settings
 
@@ -100,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("error: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:
-        translated = _translate(exc)
+        translated = describe(exc)  # botocore, httpx, OS errors: one line
         if translated is None:
             raise
         _traceback_if_debug()

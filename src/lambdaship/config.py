@@ -17,16 +17,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lambdaship.errors import ConfigError, LambdashipError, UsageError
+from lambdaship.patterns import ALIAS_RE, ECR_REPOSITORY_RE, ENV_KEY_RE, FUNCTION_NAME_RE, ROLE_ARN_RE
 from lambdaship.platform import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON, SUPPORTED_PYTHONS, Architecture, Platform
 
 CONFIG_FILE = "lambdaship.toml"
 PYPROJECT = "pyproject.toml"
 
-FUNCTION_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-ALIAS_RE = re.compile(r"^(?!\d+$)[A-Za-z0-9_-]{1,128}$")
-REPOSITORY_RE = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Lambda reserves these; setting them fails at the API.
 RESERVED_ENV = {
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
@@ -167,7 +163,7 @@ class FunctionConfig(_Strict):
     @field_validator("repository")
     @classmethod
     def _repository(cls, v: str | None) -> str | None:
-        if v is not None and not REPOSITORY_RE.match(v):
+        if v is not None and not ECR_REPOSITORY_RE.match(v):
             raise ValueError(f"{v!r} is not a valid ECR repository name (lowercase, digits, '.', '_', '-', '/')")
         return v
 

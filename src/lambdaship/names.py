@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+LOCAL_ACCOUNT = "123456789012"
+"""The account of the local stack and of local runs (moto's default account)."""
+LOCAL_REGION = "us-east-1"
+
 MANAGED_TAG = "lambdaship:function"
 """Tag on every resource lambdaship creates; its value is always the Lambda function name."""
 

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from lambdaship.api.handlers import namespaced
-from lambdaship.api.model import AppModel, extract
+from lambdaship.api.model import extract
 from lambdaship.api.observe import Observed, observe
 from lambdaship.api.plan import ApiPlan, ApiStep, api_url, plan_rest_api
 from lambdaship.api.triggers import Code, plan_function_url, plan_functions, plan_removals, plan_triggers
 from lambdaship.api.websocket import WebsocketState, observe_websocket, plan_websocket, ws_url
+from lambdaship.apigateway.model import AppModel
 from lambdaship.config import FunctionConfig
 from lambdaship.errors import LambdashipError
 

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from lambdaship.api.model import AppModel
+from lambdaship.apigateway.model import AppModel
 from lambdaship.local.gateway import Gateway
 from lambdaship.local.runtime_api import InvokeResult
 

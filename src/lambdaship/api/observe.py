@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambdaship.api.model import AppModel
+from lambdaship.apigateway.model import AppModel
 from lambdaship.config import FunctionConfig
 from lambdaship.errors import LambdashipError
 from lambdaship.names import MANAGED_TAG

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdaship.api.model import AppModel
 from lambdaship.api.observe import ApiState, MethodState, Observed
+from lambdaship.apigateway.model import AppModel
 from lambdaship.config import FunctionConfig
 from lambdaship.deploy.steps import Later, Step
 from lambdaship.names import MANAGED_TAG

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambdaship.api.model import AppModel, EventSourceModel, ExtraFunction
 from lambdaship.api.observe import FunctionState, Observed
 from lambdaship.api.plan import ApiStep, alias_arn, has_permission, var_ref
+from lambdaship.apigateway.model import AppModel, EventSourceModel, ExtraFunction
 from lambdaship.config import FunctionConfig
 from lambdaship.deploy.steps import Later
 from lambdaship.names import MANAGED_TAG

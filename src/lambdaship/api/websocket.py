@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdaship.api.model import AppModel
 from lambdaship.api.observe import Observed
 from lambdaship.api.plan import ApiStep, alias_arn, has_permission, var_ref
+from lambdaship.apigateway.model import AppModel
 from lambdaship.config import FunctionConfig
 from lambdaship.deploy.steps import Later
 from lambdaship.names import MANAGED_TAG

@@ -4,37 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from rich.console import Console
 
 from lambdaship.commands._help import console_width
-from lambdaship.commands.options import ProjectFlags
+from lambdaship.commands.options import ProjectFlags, declarations
 from lambdaship.image import events as build_events
 from lambdaship.image.events import BuildEvent
 
-if TYPE_CHECKING:  # pydantic is imported only when a command loads a config
-    from lambdaship.config import FunctionConfig, Project
-
-# -C/-f for commands that take them one by one (the same declarations as options.ProjectFlags).
-_project = ProjectFlags.declarations()
-ProjectOpt = _project["project"][1]
-FunctionOpt = _project["function"][1]
+# -C alone, for the commands that take no function (``ci``, ``iam``): options.ProjectFlags' declaration.
+ProjectOpt = declarations(ProjectFlags)["project"][1]
 JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
 
 console = Console(stderr=False, highlight=False, soft_wrap=True, width=console_width(sys.stdout))
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=console_width(sys.stderr))
-
-
-def project_and_function(
-    project: Path | None, function: str | None, overrides: dict[str, Any] | None = None
-) -> tuple[Project, FunctionConfig]:
-    from lambdaship.config import load_project
-
-    proj = load_project(project, overrides)
-    return proj, proj.function(function)
 
 
 def emit_json(data: Any) -> None:

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import typer
 
-from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, console, emit_json, err_console
+from lambdaship.commands._common import JsonOpt, console, emit_json, err_console
+from lambdaship.commands.options import ProjectFlags, with_options
 from lambdaship.errors import LambdashipError, UsageError
 
 
 def register(app: typer.Typer) -> None:
     @app.command("delete")
+    @with_options
     def delete(
         name: str | None = typer.Argument(
             None, metavar="[NAME]", help="Lambda function name (default: the configured function).",
             show_default=False,
         ),
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         images: bool = typer.Option(False, "--images", help="Also delete the function's images from ECR."),
         repository: bool = typer.Option(
             False, "--repository", help="Also delete the function's own ECR repository with all its images."
@@ -34,13 +34,11 @@ def register(app: typer.Typer) -> None:
         """Delete a deployed function (all aliases and versions); --images / --repository also clean ECR."""
         from lambdaship.deploy.lifecycle import execute_delete, plan_delete
 
-        if name is not None and (project is not None or function is not None):
+        if name is not None and where != ProjectFlags():
             raise UsageError("pass a function NAME or -C/-f, not both")
         repo_override = None
         if name is None:
-            from lambdaship.commands._common import project_and_function
-
-            _, fn = project_and_function(project, function)
+            _, fn = where.load()
             name, repo_override = fn.function_name, fn.repository
         plan = plan_delete(name, repo_override, images=images, repo=repository, force=force)
         out = console if not json_ else err_console

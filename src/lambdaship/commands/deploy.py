@@ -6,25 +6,15 @@ from pathlib import Path
 
 import typer
 
-from lambdaship.commands._common import (
-    FunctionOpt,
-    JsonOpt,
-    ProjectOpt,
-    console,
-    emit_json,
-    err_console,
-    interactive,
-    project_and_function,
-)
-from lambdaship.commands.options import BuildFlags, with_options
+from lambdaship.commands._common import JsonOpt, console, emit_json, err_console, interactive
+from lambdaship.commands.options import BuildFlags, ProjectFlags, with_options
 
 
 def register(app: typer.Typer) -> None:
     @app.command("deploy")
     @with_options
     def deploy(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         all_: bool = typer.Option(
             False, "--all", help="Every function of the project, in parallel (see --changed-since, --workers)."
         ),
@@ -64,14 +54,14 @@ def register(app: typer.Typer) -> None:
             from lambdaship.commands import _fleet as fleet
 
             fleet.check_all_flags("deploy", all_, fleet_only={"--changed-since": changed_since, "--workers": workers},
-                                  single_only={"--function": function, "--image": image, "--env-file": env_file,
+                                  single_only={"--function": where.function, "--image": image, "--env-file": env_file,
                                                "--zip-bucket": zip_bucket})
             raise typer.Exit(fleet.run_deploy_all(
-                project, changed_since=changed_since, workers=fleet.DEFAULT_WORKERS if workers is None else workers,
-                dry_run=dry_run, json_=json_, overrides=overrides, create_role=create_role, skip_smoke=skip_smoke,
-                create_bucket=create_bucket,
+                where.project, changed_since=changed_since,
+                workers=fleet.DEFAULT_WORKERS if workers is None else workers, dry_run=dry_run, json_=json_,
+                overrides=overrides, create_role=create_role, skip_smoke=skip_smoke, create_bucket=create_bucket,
             ))
-        _, fn = project_and_function(project, function, overrides)
+        _, fn = where.load(flags)
         from lambdaship.api.deploy import extension, summary  # the app's REST API and triggers (issue 18)
 
         result = _ship(fn, json_, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,

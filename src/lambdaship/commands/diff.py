@@ -6,14 +6,15 @@ from pathlib import Path
 
 import typer
 
-from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, console, emit_json, project_and_function
+from lambdaship.commands._common import JsonOpt, console, emit_json
+from lambdaship.commands.options import ProjectFlags, with_options
 
 
 def register(app: typer.Typer) -> None:
     @app.command("diff")
+    @with_options
     def diff(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         code: bool = typer.Option(
             True, "--code/--no-code", help="Build the package (nothing is pushed) to compare the code digest."
         ),
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
         from lambdaship.deploy.lifecycle import diff as compute
         from lambdaship.deploy.lifecycle import render_diff
 
-        _, fn = project_and_function(project, function)
+        _, fn = where.load()
         result = compute(fn, code=code, env_file=str(env_file) if env_file else None)
         if json_:
             emit_json(result)

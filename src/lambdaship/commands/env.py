@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, console, emit_json, project_and_function
+from lambdaship.commands._common import JsonOpt, console, emit_json
+from lambdaship.commands.options import ProjectFlags, with_options
 
 EnvFileOpt = typer.Option(None, "--env-file", help="A .env file (overrides env_file in the config).",
                           show_default=False)
@@ -19,9 +20,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(env, name="env")
 
     @env.command("show")
+    @with_options
     def show(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         env_file: Path | None = EnvFileOpt,
         json_: bool = JsonOpt,
     ) -> None:
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
         from lambdaship.deploy import envsync
         from lambdaship.deploy.env import MAX_ENV_BYTES, render_diff
 
-        _, fn = project_and_function(project, function)
+        _, fn = where.load()
         report = envsync.show(fn, env_file)
         if json_:
             emit_json(report.to_json())
@@ -41,9 +42,9 @@ def register(app: typer.Typer) -> None:
             console.print(line, markup=False)
 
     @env.command("sync")
+    @with_options
     def sync(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         env_file: Path | None = EnvFileOpt,
         dry_run: bool = typer.Option(False, "--dry-run", help="Show the masked diff and the plan; apply nothing."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (asking happens only on a TTY)."),
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
         from lambdaship.deploy import envsync
         from lambdaship.deploy.env import render_diff
 
-        _, fn = project_and_function(project, function)
+        _, fn = where.load()
         report = envsync.plan_sync(fn, env_file)
         if not json_:
             if report.changed:

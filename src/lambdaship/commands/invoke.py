@@ -9,8 +9,9 @@ from typing import Any
 
 import typer
 
-from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, emit_json, project_and_function
-from lambdaship.commands.serve import AwsCredentialsOpt, EnvFileOpt, EnvOpt, SecretsOpt, parse_env, say
+from lambdaship.commands._common import JsonOpt, emit_json
+from lambdaship.commands.options import LocalEnvFlags, ProjectFlags, with_options
+from lambdaship.commands.serve import say
 from lambdaship.errors import UsageError
 
 
@@ -34,7 +35,8 @@ def read_event(event: str | None) -> bytes:
 
 def http_event(app_dir: Path, method: str, path: str, body: bytes = b"") -> bytes:
     """An API Gateway REST proxy event for ``METHOD path`` (per-route shape for Chalice apps)."""
-    from lambdaship.local.gateway import build_event_v1, match_route
+    from lambdaship.apigateway.events import build_event_v1
+    from lambdaship.apigateway.routes import match_route
     from lambdaship.local.serve import routes_for
 
     if not path.startswith("/"):
@@ -61,19 +63,16 @@ def _print_result(payload: Any) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command("invoke")
+    @with_options
     def invoke(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         event: str | None = typer.Option(None, "--event", "-e", help="JSON event file, or - for stdin (default {})."),
         local: bool = typer.Option(False, "--local", help="Run the handler on this machine, sandboxed, on the "
                                    "base rootfs with the target's dependencies (awslambdaric)."),
         qualifier: str | None = typer.Option(None, "--qualifier", "-q",
                                              help="Alias or version to invoke (remote; default: the alias)."),
         timeout: float | None = typer.Option(None, "--timeout", help="Override the function's timeout (s, --local)."),
-        env_file: Path | None = EnvFileOpt,
-        secrets: bool = SecretsOpt,
-        env: list[str] | None = EnvOpt,
-        aws_credentials: bool = AwsCredentialsOpt,
+        local_env: LocalEnvFlags = LocalEnvFlags(),
         path: str | None = typer.Option(None, "--path", help="Send an API Gateway proxy event for this HTTP path "
                                         "(Chalice apps: per-route shape) instead of --event."),
         method: str = typer.Option("GET", "--method", "-X", help="HTTP method for --path."),
@@ -86,11 +85,11 @@ def register(app: typer.Typer) -> None:
         if path is not None and event is not None:
             raise UsageError("--path and --event cannot be combined", "choose one")
         payload = read_event(event)
-        _, fn = project_and_function(project, function)
+        _, fn = where.load()
         if path is not None:
             payload = http_event(fn.source, method, path)
         if local:
-            data = _invoke_local(fn, payload, timeout, env_file, secrets, parse_env(env), aws_credentials)
+            data = _invoke_local(fn, payload, timeout, local_env)
         else:
             from lambdaship.aws import lambda_
 
@@ -111,13 +110,12 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
-def _invoke_local(fn: Any, payload: bytes, timeout: float | None, env_file: Path | None, secrets: bool,
-                  extra_env: dict[str, str], aws_credentials: bool) -> dict[str, Any]:
+def _invoke_local(fn: Any, payload: bytes, timeout: float | None, flags: LocalEnvFlags) -> dict[str, Any]:
     from lambdaship.local.engine import Engine
     from lambdaship.local.specs import caller_credentials, local_environment, project_spec
 
-    environment = local_environment(fn, env_file, secrets, extra_env)
-    creds = caller_credentials() if aws_credentials else None
+    environment = local_environment(fn, flags.env_file, flags.secrets, flags.extra())
+    creds = caller_credentials() if flags.aws_credentials else None
     spec = project_spec(fn, environment=environment, credentials=creds, timeout=timeout)
     say(spec.notes)
     say([spec.identity])

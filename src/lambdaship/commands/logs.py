@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, emit_json, project_and_function
+from lambdaship.commands._common import JsonOpt, emit_json
+from lambdaship.commands.options import ProjectFlags, with_options
 from lambdaship.errors import UsageError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -42,9 +42,9 @@ def _line(ev: dict) -> str:
 
 def register(app: typer.Typer) -> None:
     @app.command("logs")
+    @with_options
     def logs(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         since: str = typer.Option("10m", "--since", help="How far back: 90s, 10m, 2h, 1d, or an ISO time."),
         filter_: str | None = typer.Option(None, "--filter", help="A CloudWatch Logs filter pattern.",
                                            show_default=False),
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         from lambdaship.aws import logs as cwlogs
         from lambdaship.errors import LambdashipError
 
-        _, fn = project_and_function(project, function)
+        _, fn = where.load()
         group = cwlogs.group_for(fn.function_name)
         start = parse_since(since)
         if not follow and not cwlogs.group_exists(group):

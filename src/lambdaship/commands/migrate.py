@@ -6,20 +6,13 @@ from pathlib import Path
 
 import typer
 
-from lambdaship.commands._common import (
-    FunctionOpt,
-    JsonOpt,
-    ProjectOpt,
-    console,
-    emit_json,
-    err_console,
-    interactive,
-    project_and_function,
-)
+from lambdaship.commands._common import JsonOpt, console, emit_json, err_console, interactive
+from lambdaship.commands.options import ProjectFlags, with_options
 
 
 def register(app: typer.Typer) -> None:
     @app.command("migrate")
+    @with_options
     def migrate(
         from_: str = typer.Option(..., "--from", help="The zip function to migrate (name or ARN).",
                                   show_default=False),
@@ -38,14 +31,13 @@ def register(app: typer.Typer) -> None:
             None, "--image", help="Use this ECR image (tag or @digest) instead of building.", show_default=False
         ),
         env_file: Path | None = typer.Option(None, "--env-file", help="A .env file (overrides env_file)."),
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         json_: bool = JsonOpt,
     ) -> None:
         """Create an image function like FROM, move its triggers to the new alias; undo all on failure."""
         from lambdaship import migrate as mig
 
-        proj, fn = project_and_function(project, function)
+        proj, fn = where.load()
         old = from_.rsplit(":function:", 1)[-1].split(":", 1)[0]
         tty = interactive() and not json_
         m = mig.prepare(old, fn, to=to, stage=stage, image=image, delete_old=delete_old, env_file=env_file,

@@ -11,6 +11,8 @@ value. ``ProjectFlags.load(build)`` is the one function that applies the flags t
   overrides the config key of the same name.
 - :class:`RuntimeFlags`: ``--memory`` and ``--timeout`` alone, for commands that run an image
   already built (``run``); the same declarations as in :class:`BuildFlags`.
+- :class:`ListenFlags`: where a local gateway listens and how many workers it keeps (``serve``, ``run``).
+- :class:`LocalEnvFlags`: the environment a local run gets (``serve``, ``run``, ``invoke --local``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -49,74 +51,69 @@ def parse_architecture(value: str | Architecture) -> Architecture:
 ARCHITECTURE_METAVAR = "[" + "|".join(a.value for a in Architecture) + "]"
 
 
+def _given(flags: Any) -> dict[str, Any]:
+    """The flags given (not ``None``) as config overrides (``load_project``'s ``overrides``)."""
+    return {k: v for k, v in asdict(flags).items() if v is not None}
+
+
+def flag(option: Any) -> Any:
+    """A group's field declared by its typer option: the option's default is the field's default."""
+    return field(default=option.default, metadata={"option": option})
+
+
+def declarations(group: type) -> dict[str, tuple[Any, Any]]:
+    """``{field: (annotation, typer option)}`` of an option group, in field order."""
+    hints = typing.get_type_hints(group)
+    return {f.name: (hints[f.name], f.metadata["option"]) for f in fields(group)}
+
+
+def _memory() -> Any:
+    return flag(typer.Option(None, "--memory", help="Memory in MB (128-10240).", show_default=False))
+
+
+def _timeout() -> Any:
+    return flag(typer.Option(None, "--timeout", help="Timeout in seconds (1-900).", show_default=False))
+
+
 @dataclass(frozen=True)
 class BuildFlags:
     """Flags that change what is built or how it runs; ``None`` = not given (the config decides)."""
 
-    base_image: str | None = None
-    python: str | None = None
-    architecture: Architecture | None = None
-    package_type: str | None = None
-    memory: int | None = None
-    timeout: int | None = None
+    base_image: str | None = flag(typer.Option(
+        None, "--base-image", show_default=False,
+        help=f"Base image reference (default: {AWS_BASE_REPOSITORY}:<python>)."))
+    python: str | None = flag(typer.Option(None, "--python", help="Lambda Python version, e.g. 3.12.",
+                                           show_default=False))
+    architecture: Architecture | None = flag(typer.Option(
+        None, "--architecture", "--arch", parser=parse_architecture, metavar=ARCHITECTURE_METAVAR,
+        help=f"Lambda architecture (default: {DEFAULT_ARCHITECTURE.value}).", show_default=False))
+    package_type: str | None = flag(typer.Option(None, "--package-type", help="image, zip or auto.",
+                                                 show_default=False))
+    memory: int | None = _memory()
+    timeout: int | None = _timeout()
 
-    def overrides(self) -> dict[str, Any]:
-        """The given flags as config overrides (``load_project``'s ``overrides``)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    @staticmethod
-    def declarations() -> dict[str, tuple[Any, Any]]:
-        return {
-            "base_image": (str | None, typer.Option(
-                None, "--base-image", show_default=False,
-                help=f"Base image reference (default: {AWS_BASE_REPOSITORY}:<python>).")),
-            "python": (str | None, typer.Option(None, "--python", help="Lambda Python version, e.g. 3.12.",
-                                                show_default=False)),
-            "architecture": (Architecture | None, typer.Option(
-                None, "--architecture", "--arch", parser=parse_architecture, metavar=ARCHITECTURE_METAVAR,
-                help=f"Lambda architecture (default: {DEFAULT_ARCHITECTURE.value}).", show_default=False)),
-            "package_type": (str | None, typer.Option(None, "--package-type", help="image, zip or auto.",
-                                                      show_default=False)),
-            **RuntimeFlags.declarations(),
-        }
+    overrides = _given
 
 
 @dataclass(frozen=True)
 class RuntimeFlags:
     """How the function runs: memory and timeout (``None`` = not given)."""
 
-    memory: int | None = None
-    timeout: int | None = None
+    memory: int | None = _memory()
+    timeout: int | None = _timeout()
 
-    def overrides(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    @staticmethod
-    def declarations() -> dict[str, tuple[Any, Any]]:
-        return {
-            "memory": (int | None, typer.Option(None, "--memory", help="Memory in MB (128-10240).",
-                                                show_default=False)),
-            "timeout": (int | None, typer.Option(None, "--timeout", help="Timeout in seconds (1-900).",
-                                                 show_default=False)),
-        }
+    overrides = _given
 
 
 @dataclass(frozen=True)
 class ProjectFlags:
     """Which configuration and which of its functions."""
 
-    project: Path | None = None
-    function: str | None = None
-
-    @staticmethod
-    def declarations() -> dict[str, tuple[Any, Any]]:
-        return {
-            "project": (Path | None, typer.Option(
-                None, "--project", "-C", help="The app's directory or config file (default: current directory).",
-                show_default=False)),
-            "function": (str | None, typer.Option(
-                None, "--function", "-f", help="Which function of a multi-function config.", show_default=False)),
-        }
+    project: Path | None = flag(typer.Option(
+        None, "--project", "-C", help="The app's directory or config file (default: current directory).",
+        show_default=False))
+    function: str | None = flag(typer.Option(
+        None, "--function", "-f", help="Which function of a multi-function config.", show_default=False))
 
     def load_project(self, build: BuildFlags | RuntimeFlags | None = None) -> Project:
         from lambdaship.config import load_project
@@ -129,7 +126,42 @@ class ProjectFlags:
         return proj, proj.function(self.function)
 
 
-GROUPS: tuple[type, ...] = (ProjectFlags, BuildFlags, RuntimeFlags)
+@dataclass(frozen=True)
+class ListenFlags:
+    """A local gateway: address, port, warm workers and the event shape it sends."""
+
+    port: int = flag(typer.Option(9000, "--port", "-p", help="Port to listen on (0 = any free port)."))
+    host: str = flag(typer.Option("127.0.0.1", "--host", help="Address to listen on."))
+    workers: int = flag(typer.Option(2, "--workers", "-w", min=1, max=64, help="Most runtime processes kept warm."))
+    http_api_v2: bool = flag(typer.Option(False, "--http-api-v2",
+                                          help="Send HTTP API payload v2 events instead of REST API v1."))
+
+
+@dataclass(frozen=True)
+class LocalEnvFlags:
+    """What a local run gets besides the config's environment: a .env file, secrets, ``--env``, credentials."""
+
+    env_file: Path | None = flag(typer.Option(
+        None, "--env-file", help="A .env file whose values are added (default: 'env_file').", show_default=False))
+    secrets: bool = flag(typer.Option(
+        False, "--secrets", help="Also read the configured SSM / Secrets Manager values."))
+    env: list[str] | None = flag(typer.Option(
+        None, "--env", metavar="KEY=VALUE", help="Set a variable for the function (repeatable).", show_default=False))
+    aws_credentials: bool = flag(typer.Option(
+        False, "--aws-credentials", help="Hand your AWS credentials (profile/role: temporary ones) to the function."))
+
+    def extra(self) -> dict[str, str]:
+        """``--env KEY=VALUE`` values; one-line usage error for anything else."""
+        out: dict[str, str] = {}
+        for pair in self.env or []:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--env {pair!r} is not KEY=VALUE", "e.g. --env STAGE=dev")
+            out[key] = value
+        return out
+
+
+GROUPS: tuple[type, ...] = (ProjectFlags, BuildFlags, RuntimeFlags, ListenFlags, LocalEnvFlags)
 
 
 def with_options(func: F) -> F:
@@ -142,7 +174,7 @@ def with_options(func: F) -> F:
         annotation = hints.get(p.name, p.annotation)
         if annotation in GROUPS:
             groups[p.name] = annotation
-            for name, (ann, option) in annotation.declarations().items():
+            for name, (ann, option) in declarations(annotation).items():
                 params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=ann))
         else:
             params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=annotation))

@@ -9,19 +9,10 @@ from typing import Any
 
 import typer
 
-from lambdaship.commands._common import (
-    FunctionOpt,
-    JsonOpt,
-    ProjectOpt,
-    console,
-    emit_json,
-    err_console,
-    interactive,
-    project_and_function,
-)
+from lambdaship.commands._common import JsonOpt, console, emit_json, err_console, interactive
 from lambdaship.commands._push_progress import PushRenderer
 from lambdaship.commands._push_progress import size_text as _size
-from lambdaship.commands.options import BuildFlags, with_options
+from lambdaship.commands.options import BuildFlags, ProjectFlags, with_options
 from lambdaship.errors import LambdashipError, UsageError
 
 DEFAULT_KEEP = 50
@@ -54,8 +45,7 @@ def register(app: typer.Typer) -> None:
     @app.command("push")
     @with_options
     def push(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         tag: list[str] = typer.Option(
             [], "--tag", "-t", help="Extra tag (repeatable). The git commit (git-<sha>) is always added.",
             show_default=False,
@@ -90,12 +80,12 @@ def register(app: typer.Typer) -> None:
         from lambdaship.registries import push_image
 
         fn = None
-        if layout is None or (to is None and repository is None) or project is not None or function is not None:
-            fn = project_and_function(project, function, flags.overrides())[1]
+        if layout is None or (to is None and repository is None) or where != ProjectFlags():
+            fn = where.load(flags)[1]
         name = _check_target(tag, to, repository, fn)
         image = _read_layout(layout) if layout is not None else _build(fn, name, progress=interactive() and not json_)
 
-        git_dir = fn.source if fn is not None else (project or Path.cwd())
+        git_dir = fn.source if fn is not None else (where.project or Path.cwd())
         tags = default_tags(git_dir if git_dir.is_dir() else git_dir.parent)
         tags += [t for t in tag if t not in tags]
 
@@ -126,7 +116,7 @@ def register(app: typer.Typer) -> None:
 
 def _check_target(tag: list[str], to: str | None, repository: str | None, fn: Any) -> str | None:
     """Validate tags and the target before any work; the ECR repository name (None with --to)."""
-    from lambdaship.oci.reference import TAG_RE
+    from lambdaship.patterns import TAG_RE
 
     for t in tag:
         if not TAG_RE.match(t):
@@ -139,7 +129,7 @@ def _check_target(tag: list[str], to: str | None, repository: str | None, fn: An
         except LambdashipError as exc:
             raise UsageError(exc.message, exc.hint) from None
         return None
-    from lambdaship.config import REPOSITORY_RE
+    from lambdaship.patterns import ECR_REPOSITORY_RE as REPOSITORY_RE
 
     name = repository or (fn.repository_name if fn is not None else None)
     if not name:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, console, emit_json, project_and_function
+from lambdaship.commands._common import JsonOpt, console, emit_json
+from lambdaship.commands.options import ProjectFlags, with_options
 
 
 def register(app: typer.Typer) -> None:
     @app.command("rollback")
+    @with_options
     def rollback(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         to: str | None = typer.Option(
             None, "--to", help="A version number or image digest (default: the previous version).", show_default=False
         ),
@@ -23,7 +22,7 @@ def register(app: typer.Typer) -> None:
         """Move the alias to the previous version (or the one named) if its image still exists."""
         from lambdaship.deploy.rollback import rollback as do_rollback
 
-        _, fn = project_and_function(project, function)
+        _, fn = where.load()
         result = do_rollback(fn, to, dry_run=dry_run)
         if json_:
             emit_json(result.to_json())

@@ -4,43 +4,28 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, emit_json
-from lambdaship.commands.options import RuntimeFlags, with_options
-from lambdaship.commands.serve import (
-    AwsCredentialsOpt,
-    EnvFileOpt,
-    EnvOpt,
-    HostOpt,
-    PortOpt,
-    SecretsOpt,
-    V2Opt,
-    WorkersOpt,
-    parse_env,
-    say,
-)
+from lambdaship.commands._common import JsonOpt, emit_json
+from lambdaship.commands.options import ListenFlags, LocalEnvFlags, ProjectFlags, RuntimeFlags, with_options
+from lambdaship.commands.serve import say
 from lambdaship.errors import UsageError
 
 
-def _overrides(project: Path | None, function: str | None, env: list[str] | None, env_file: Path | None,
-               secrets: bool, aws_credentials: bool, timeout: float | None, memory: int | None) -> dict[str, Any]:
+def _overrides(where: ProjectFlags, local: LocalEnvFlags, limits: RuntimeFlags) -> dict[str, Any]:
     """FunctionSpec fields from -C/-f (config environment, name, limits), --env*, --aws-credentials."""
     from lambdaship.local.specs import caller_credentials, local_environment
 
     out: dict[str, Any] = {}
-    extra = parse_env(env)
-    if project is not None or function is not None:
-        from lambdaship.commands._common import project_and_function
-
-        _, fn = project_and_function(project, function)
+    extra, env_file = local.extra(), local.env_file
+    if where != ProjectFlags():
+        _, fn = where.load()
         out.update(name=fn.function_name, memory_mb=fn.memory, timeout_s=float(fn.timeout),
-                   ephemeral_mb=fn.ephemeral_storage, environment=local_environment(fn, env_file, secrets, extra))
+                   ephemeral_mb=fn.ephemeral_storage, environment=local_environment(fn, env_file, local.secrets, extra))
     else:
-        if secrets:
+        if local.secrets:
             raise UsageError("--secrets needs the project (its configured secrets)", "add -C PROJECT_DIR")
         values: dict[str, str] = {}
         if env_file is not None:
@@ -51,11 +36,11 @@ def _overrides(project: Path | None, function: str | None, env: list[str] | None
             values.update(parse_env_file(env_file))
         values.update(extra)
         out["environment"] = values
-    if timeout is not None:
-        out["timeout_s"] = timeout
-    if memory is not None:
-        out["memory_mb"] = memory
-    if aws_credentials:
+    if limits.timeout is not None:
+        out["timeout_s"] = float(limits.timeout)
+    if limits.memory is not None:
+        out["memory_mb"] = limits.memory
+    if local.aws_credentials:
         out["credentials"] = caller_credentials()
     return out
 
@@ -84,17 +69,10 @@ def register(app: typer.Typer) -> None:
     @with_options
     def run(
         image: str = typer.Argument(..., help="OCI layout directory, or registry reference (tag or @digest)."),
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
-        port: int = PortOpt,
-        host: str = HostOpt,
-        workers: int = WorkersOpt,
-        http_api_v2: bool = V2Opt,
+        where: ProjectFlags = ProjectFlags(),
+        listen: ListenFlags = ListenFlags(),
         limits: RuntimeFlags = RuntimeFlags(),
-        env: list[str] | None = EnvOpt,
-        env_file: Path | None = EnvFileOpt,
-        secrets: bool = SecretsOpt,
-        aws_credentials: bool = AwsCredentialsOpt,
+        local: LocalEnvFlags = LocalEnvFlags(),
         get: str | None = typer.Option(None, "--get", metavar="PATH",
                                        help="Send one GET request through the gateway, print the answer, exit."),
         request: tuple[str, str] | None = typer.Option(
@@ -130,8 +108,7 @@ def register(app: typer.Typer) -> None:
             if not method.isalpha():
                 raise UsageError(f"{request[0]!r} is not an HTTP method", "use e.g. --request GET /health")
         payload = read_event(event) if event is not None else None
-        overrides = _overrides(project, function, env, env_file, secrets, aws_credentials,
-                               limits.timeout, limits.memory)
+        overrides = _overrides(where, local, limits)
 
         def progress(msg: str) -> None:
             sys.stderr.write(f"unpacking {msg}\n")
@@ -141,14 +118,14 @@ def register(app: typer.Typer) -> None:
         say([*spec.notes, sandbox.describe(spec.ephemeral_mb, spec.memory_mb), spec.identity])
         once = request is not None or payload is not None
         logs: list[str] = []
-        engine = Engine(max_workers=workers, log_sink=logs.append if once else stderr_sink())
+        engine = Engine(max_workers=listen.workers, log_sink=logs.append if once else stderr_sink())
         from lambdaship.api.local import image_gateway  # API Gateway's answers from the image's app (issue 18)
 
-        gateway = image_gateway(engine, spec, http_api_v2=http_api_v2, warn=stderr_sink())
+        gateway = image_gateway(engine, spec, http_api_v2=listen.http_api_v2, warn=stderr_sink())
         if not once:
             engine.start(spec, warm=1)
-            serve_forever(engine, gateway, host=host, port=port, watcher=None, banner=[
-                f"lambdaship: running {image} with up to {workers} warm worker(s)",
+            serve_forever(engine, gateway, host=listen.host, port=listen.port, watcher=None, banner=[
+                f"lambdaship: running {image} with up to {listen.workers} warm worker(s)",
                 "  RIE:    POST /2015-03-31/functions/function/invocations",
             ])
             return

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from lambdaship.commands._common import FunctionOpt, JsonOpt, ProjectOpt, console, emit_json, project_and_function
+from lambdaship.commands._common import JsonOpt, console, emit_json
+from lambdaship.commands.options import ProjectFlags, with_options
 
 
 def register(app: typer.Typer) -> None:
     @app.command("status")
+    @with_options
     def status(
-        project: Path | None = ProjectOpt,
-        function: str | None = FunctionOpt,
+        where: ProjectFlags = ProjectFlags(),
         all_: bool = typer.Option(
             False, "--all", help="One table for every function of the project, with CloudWatch metrics."
         ),
@@ -29,9 +28,10 @@ def register(app: typer.Typer) -> None:
         if all_ or since is not None:
             from lambdaship.commands import _fleet as fleet
 
-            fleet.check_all_flags("status", all_, fleet_only={"--since": since}, single_only={"--function": function})
-            raise typer.Exit(fleet.run_status_all(project, since=since or "1h", json_=json_))
-        _, fn = project_and_function(project, function)
+            fleet.check_all_flags("status", all_, fleet_only={"--since": since},
+                                  single_only={"--function": where.function})
+            raise typer.Exit(fleet.run_status_all(where.project, since=since or "1h", json_=json_))
+        _, fn = where.load()
         info = function_status(fn, versions=versions)
         from lambdaship.api import status as app  # the app's API URL, routes and triggers (issue 18)
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lambdaship.config import ENV_KEY_RE, RESERVED_ENV, FunctionConfig
+from lambdaship.config import RESERVED_ENV, FunctionConfig
 from lambdaship.errors import ConfigError, LambdashipError
+from lambdaship.patterns import ENV_KEY_RE
 
 MASK = "****"
 MAX_ENV_BYTES = 4096

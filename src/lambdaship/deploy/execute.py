@@ -107,7 +107,7 @@ def execute(plan: Plan, *, reporter: Reporter | None = None, ctx: dict[str, Any]
 
 
 def _undo(run: Run, out: Outcome, reporter: Reporter | None, total: int) -> list[str]:
-    from lambdaship.errors import translate
+    from lambdaship.translate import translate
 
     failures: list[str] = []
     for i, step, undo in reversed(run.undos):

@@ -19,8 +19,9 @@ from lambdaship.deploy.packages import ImagePackage, Package, choice_step
 from lambdaship.deploy.plan import Options, plan
 from lambdaship.deploy.state import observe
 from lambdaship.deploy.steps import Plan, Step, Target
-from lambdaship.errors import LambdashipError, describe
+from lambdaship.errors import LambdashipError
 from lambdaship.names import Names
+from lambdaship.translate import describe
 
 # (fn, PlanInput, image_uri=, zip_path=) -> ((Extension, ...), app plan) | None
 AppHook = Callable[..., Any]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 from lambdaship.cacheverify import blob_ok, discard
@@ -16,9 +15,9 @@ from lambdaship.image.base import blob_cache, cached_blob
 from lambdaship.image.model import Descriptor, Layer, sha256_digest
 from lambdaship.image.mutate import TASK_ROOT
 from lambdaship.paths import home
+from lambdaship.patterns import DIGEST_RE
 
 LAYER_CACHE_VERSION = "1"
-DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def deps_layer(tree: Path, deps_hash: str, media_type: str, mtime: int) -> tuple[Layer, bool]:

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lambdaship.errors import LambdashipError
+from lambdaship.names import LOCAL_ACCOUNT as ACCOUNT_ID
 
 API_PREFIX = "/2018-06-01/runtime"
-ACCOUNT_ID = "123456789012"
 LogSink = Callable[[str], None]
 
 

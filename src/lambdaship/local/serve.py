@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from lambdaship.apigateway.routes import Route, chalice_routes
 from lambdaship.config import is_chalice_app
 from lambdaship.errors import LambdashipError
-from lambdaship.local.gateway import Gateway, Route, chalice_routes, make_server
+from lambdaship.local.gateway import Gateway, make_server
 from lambdaship.local.runtime_api import LogSink
 
 

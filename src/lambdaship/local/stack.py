@@ -28,10 +28,11 @@ from pathlib import Path
 import httpx
 
 from lambdaship.errors import LambdashipError
+from lambdaship.names import LOCAL_ACCOUNT
 from lambdaship.paths import home  # one definition of the cache/state root
 
 REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
+ACCOUNT_ID = LOCAL_ACCOUNT  # moto's default account
 TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 

@@ -29,10 +29,11 @@ from lambdaship.deploy.packages import ImagePackage
 from lambdaship.deploy.plan import Options, plan
 from lambdaship.deploy.state import FunctionState, observe
 from lambdaship.deploy.steps import Plan, Step, Target
-from lambdaship.errors import LambdashipError, UsageError, translate
+from lambdaship.errors import LambdashipError, UsageError
 from lambdaship.migrate.discover import Inventory
 from lambdaship.migrate.steps import extensions
 from lambdaship.platform import DEFAULT_ARCHITECTURE, Architecture
+from lambdaship.translate import translate
 
 MIGRATED_FROM_TAG = "lambdaship:migrated-from"
 
@@ -228,8 +229,8 @@ def prepare(
 def _read_old(old_name: str, to: str | None) -> tuple[Inventory, str]:
     """The old function (a zip function) and the new function's name (free, valid, different)."""
     from lambdaship.aws import lambda_
-    from lambdaship.config import FUNCTION_NAME_RE
     from lambdaship.migrate.discover import read_function
+    from lambdaship.patterns import FUNCTION_NAME_RE
 
     new_name = to or f"{old_name}-image"
     if not FUNCTION_NAME_RE.match(new_name):

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lambdaship.errors import LambdashipError
+from lambdaship.patterns import arn_pattern
 
 S3_ARN_RE = re.compile(r"^arn:aws[a-z-]*:s3:::(?P<bucket>[^/]+)$")
 
@@ -143,11 +144,6 @@ class Inventory:
             "eventbridge_targets": [{"bus": t.bus, "rule": t.rule, "id": t.target.get("Id")} for t in self.targets],
             "permissions": [asdict(p) for p in self.permissions],
         }
-
-
-def arn_pattern(function_arn: str) -> re.Pattern[str]:
-    """Matches the function's ARN with an optional qualifier (alias, version or ``${stageVariables.x}``)."""
-    return re.compile(re.escape(function_arn) + r"(?::(?P<qualifier>[^/:]+))?(?=/invocations|$)")
 
 
 def _cond(statement: dict[str, Any], key: str) -> str | None:

@@ -12,7 +12,8 @@ from typing import Any
 from lambdaship.config import FunctionConfig
 from lambdaship.deploy.plan import Extension, PlanInput, smoke_params
 from lambdaship.deploy.steps import Step
-from lambdaship.migrate.discover import Inventory, arn_pattern
+from lambdaship.migrate.discover import Inventory
+from lambdaship.patterns import arn_pattern
 
 APIGATEWAY = "apigateway.amazonaws.com"
 

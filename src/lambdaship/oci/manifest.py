@@ -14,8 +14,8 @@ from typing import Any
 
 from lambdaship.errors import LambdashipError
 from lambdaship.oci.media import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
-from lambdaship.oci.reference import DIGEST_RE
 from lambdaship.oci.transport import MANIFEST_MAX
+from lambdaship.patterns import DIGEST_RE
 
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)

@@ -31,7 +31,9 @@ from lambdaship.errors import LambdashipError
 from lambdaship.oci.auth import Keychain
 from lambdaship.oci.client import RegistryClient
 from lambdaship.oci.media import sha256_digest
-from lambdaship.oci.reference import REPO_RE, TAG_RE, Reference, base_url
+from lambdaship.oci.reference import Reference, base_url
+from lambdaship.patterns import OCI_REPOSITORY_RE as REPO_RE
+from lambdaship.patterns import TAG_RE
 
 PARALLEL = 4
 

@@ -13,13 +13,11 @@ import urllib.parse
 from dataclasses import dataclass
 
 from lambdaship.errors import LambdashipError
+from lambdaship.patterns import DIGEST_RE, ECR_HOST_RE, TAG_RE
+from lambdaship.patterns import OCI_REPOSITORY_RE as REPO_RE
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "https://registry-1.docker.io"
-ECR_HOST_RE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-REPO_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 REGISTRY_URL_ENV = "LAMBDASHIP_REGISTRY_URL"
 
 

@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambdaship.config import ENV_KEY_RE, FUNCTION_NAME_RE, PYPROJECT, RESERVED_ENV
+from lambdaship.config import PYPROJECT, RESERVED_ENV
 from lambdaship.errors import ConfigError, LambdashipError, UsageError
+from lambdaship.patterns import ENV_KEY_RE, FUNCTION_NAME_RE
 from lambdaship.platform import DEFAULT_PYTHON, SUPPORTED_PYTHONS
 
 HANDLER_NAMES = ("handler", "lambda_handler")

@@ -10,17 +10,16 @@ reinstall them), the same files (``lambdaship.project`` default excludes + the c
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from lambdaship import __version__
 from lambdaship.config import FunctionConfig
 from lambdaship.errors import LambdashipError
+from lambdaship.patterns import REQUIREMENTS_INCLUDE_RE
 
 # Never part of the image lambdaship builds for you; excluded so editing them keeps the cache.
 DOCKER_FILES = ("Dockerfile", "*.dockerfile", "Dockerfile.*", ".dockerignore")
-_INCLUDE_RE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)[\s=]+(\S+)")
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def requirement_files(req: Path) -> list[Path]:
         except OSError:
             return
         for line in lines:
-            m = _INCLUDE_RE.match(line)
+            m = REQUIREMENTS_INCLUDE_RE.match(line)
             if m:
                 walk(path.parent / m.group(1))
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from lambdaship import __version__
 from lambdaship.config import FunctionConfig, Project
 from lambdaship.errors import UsageError
+from lambdaship.patterns import REGION_RE
 from lambdaship.scaffold.actions import CHECKOUT, CONFIGURE_AWS, SETUP_PYTHON
 from lambdaship.scaffold.files import git_root
 
@@ -33,7 +34,6 @@ DEFAULT_ROLE_VAR = "AWS_DEPLOY_ROLE_ARN"
 REGION_VAR = "AWS_REGION"
 ALL_FILE = "lambdaship-deploy.yml"
 _VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _BRANCH_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
 ZERO_SHA = "0" * 40
 
@@ -62,7 +62,7 @@ class Options:
             raise UsageError(f"--environment {self.environment!r} is not a GitHub environment name")
         if self.pip_spec is not None and not re.match(r"^[A-Za-z0-9_.\-\[\],=<>!~+:/@#]+$", self.pip_spec):
             raise UsageError(f"--pip-spec {self.pip_spec!r} is not a pip requirement", "e.g. lambdaship==0.1.0")
-        if self.region is not None and not _REGION_RE.match(self.region):
+        if self.region is not None and not REGION_RE.match(self.region):
             raise UsageError(f"--region {self.region!r} is not an AWS region", "e.g. eu-west-1")
 
     @property

@@ -26,13 +26,12 @@ from typing import Any
 
 from lambdaship.config import FunctionConfig, Project
 from lambdaship.errors import LambdashipError, UsageError
+from lambdaship.patterns import ACCOUNT_RE, REGION_RE
 
 OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
 VERSION = "2012-10-17"
 _REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _ECR_HOST_RE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
 
 ECR_PUSH_PULL = [
@@ -271,7 +270,7 @@ def generate(
     fns = list(project.functions.values())
     repo, region = _check_inputs(project, github_repo, branch, environment, region)
     account = account_id or _account_from_roles(fns) or _account_from_sts()
-    if not _ACCOUNT_RE.match(account):
+    if not ACCOUNT_RE.match(account):
         raise UsageError(f"--account-id {account!r} is not a 12-digit AWS account id")
     t = Target(account, region, partition_for(region))
     role_name = deploy_role_name or f"lambdaship-deploy-{_slug(project.root.name)}"[:64]
@@ -304,7 +303,7 @@ def _check_inputs(project: Project, github_repo: str | None, branch: str, enviro
     region = region or _default_region()
     if not region:
         raise UsageError("no AWS region", "pass --region or set AWS_REGION")
-    if not _REGION_RE.match(region):
+    if not REGION_RE.match(region):
         raise UsageError(f"--region {region!r} is not an AWS region", "e.g. eu-west-1")
     return repo, region
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from lambdaship.config import FunctionConfig, Project
 from lambdaship.deploy.fleet.changes import detect_changes, git_root, merge_base
-from lambdaship.errors import UsageError, translate
+from lambdaship.errors import UsageError
+from lambdaship.translate import translate
 
 DEFAULT_WORKERS = 2
 MAX_WORKERS = 16

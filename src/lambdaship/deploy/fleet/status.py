@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdaship.config import FunctionConfig, Project
-from lambdaship.errors import UsageError, translate
+from lambdaship.errors import UsageError
+from lambdaship.translate import translate
 
 _SINCE_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

@@ -72,7 +72,7 @@ def mapping(step: Step, p: dict[str, Any], run: Any) -> None:
 
 def bucket(step: Step, p: dict[str, Any], run: Any) -> None:
     from lambdaship.aws import events
-    from lambdaship.migrate.discover import arn_pattern
+    from lambdaship.patterns import arn_pattern
 
     name = p["Bucket"]
     pattern = arn_pattern(run.plan.artifacts["old_arn"])

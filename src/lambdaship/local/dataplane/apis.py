@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from typing import Any
 from urllib.parse import unquote
 
-from lambdaship.api import rules
+from lambdaship.apigateway import rules
+from lambdaship.apigateway.events import build_event_v1, build_event_v2
+from lambdaship.apigateway.responses import response_from_result
+from lambdaship.apigateway.routes import Route, match_route
 from lambdaship.local.dataplane.functions import CodeMissing, Functions, NotFound
 from lambdaship.local.dataplane.invoke import Invoker
 from lambdaship.local.dataplane.proxy import Request, Response
-from lambdaship.local.gateway import Route, build_event_v1, build_event_v2, match_route, response_from_result
 from lambdaship.local.runtime_api import InvokeResult
-
-URI_RE = re.compile(r"functions/(?P<arn>arn:[^/]+)/invocations")
+from lambdaship.patterns import INTEGRATION_URI_RE
 
 
 def _json(status: int, data: Any, extra: list[tuple[str, str]] | None = None) -> Response:
@@ -78,7 +78,7 @@ def allowed(statements: list[dict[str, Any]], function_arn: str, source_arn: str
 
 def target_of(uri: str) -> tuple[str, str | None] | None:
     """(function name, qualifier) an integration URI calls, or None when it is not a Lambda one."""
-    m = URI_RE.search(uri or "")
+    m = INTEGRATION_URI_RE.search(uri or "")
     arn = m.group("arn") if m else (uri if (uri or "").startswith("arn:aws:lambda:") else None)
     if arn is None:
         return None
@@ -180,10 +180,10 @@ class Apis:
 
     def _checks(self, api: str, stage: str, method: dict[str, Any], req: Request, path: str
                 ) -> tuple[Response | None, dict[str, Any], tuple[str, ...] | None]:
-        """API Gateway's checks before the integration (lambdaship.api.remote): (answer or None,
+        """API Gateway's checks before the integration (lambdaship.local.dataplane.restapi): (answer or None,
         context for the event, the API's binary media types)."""
-        from lambdaship.api.remote import rest_settings
-        from lambdaship.local.gateway import check_access
+        from lambdaship.apigateway.access import check_access
+        from lambdaship.local.dataplane.restapi import rest_settings
 
         def invoke_arn(arn: str, payload: bytes) -> InvokeResult:
             parts = arn.split(":")

@@ -1,19 +1,17 @@
 """API Gateway's checks for a REST API as deployed (read from the stack's API Gateway), for the
-local stack's REST URLs: the same :func:`lambdaship.local.gateway.check_access` rules that
+local stack's REST URLs: the same :func:`lambdaship.apigateway.access.check_access` rules that
 ``serve`` applies from the app's model — API keys of the stage's usage plans, TOKEN/REQUEST
 and Cognito authorizers, the API's binary media types."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
-from lambdaship.api.model import AuthorizerModel
-from lambdaship.local.gateway import ApiSettings
+from lambdaship.apigateway.access import ApiSettings
+from lambdaship.apigateway.model import AuthorizerModel
 from lambdaship.local.runtime_api import InvokeResult
-
-URI_RE = re.compile(r"functions/(?P<arn>arn:[^/]+)/invocations")
+from lambdaship.patterns import INTEGRATION_URI_RE
 
 
 def _authorizer(a: dict[str, Any]) -> AuthorizerModel:
@@ -21,7 +19,7 @@ def _authorizer(a: dict[str, Any]) -> AuthorizerModel:
     if a.get("type") == "COGNITO_USER_POOLS":
         return AuthorizerModel(name=a["name"], kind="cognito", header=header,
                                provider_arns=tuple(a.get("providerARNs") or ()))
-    m = URI_RE.search(a.get("authorizerUri") or "")
+    m = INTEGRATION_URI_RE.search(a.get("authorizerUri") or "")
     return AuthorizerModel(name=a["name"], kind="custom", header=header, handler=m.group("arn") if m else None,
                            ttl_seconds=a.get("authorizerResultTtlInSeconds"))
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 if TYPE_CHECKING:
-    from lambdaship.api.model import AppModel
+    from lambdaship.apigateway.model import AppModel
 
 _CORS = "<cors>"
 
