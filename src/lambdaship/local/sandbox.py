@@ -28,19 +28,26 @@ import contextlib
 import functools
 import os
 import shutil
-import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdaship import bubblewrap
+from lambdaship.bubblewrap import (  # noqa: F401 (re-exported: the sandbox's names as they were)
+    DISABLE_ENV,
+    PROC_MASKED_DIRS,
+    PROC_MASKED_FILES,
+    PROC_READ_ONLY,
+    SANDBOX_UID,
+    available,
+    bwrap,
+)
 from lambdaship.errors import LambdashipError
 from lambdaship.platform import Architecture
 
-SANDBOX_UID = 993
 AS_HEADROOM_MB = 256  # Python reserves address space (arenas, thread stacks) beyond its RSS
 QEMU = {Architecture.arm64: "qemu-aarch64", Architecture.x86_64: "qemu-x86_64"}
 QEMU_MOUNT = "/opt/lambdaship/qemu"  # = rootcache.QEMU_MOUNT
-DISABLE_ENV = "LAMBDASHIP_SANDBOX"  # "none": force the no-namespace fallback (what macOS gets)
 
 
 @dataclass(frozen=True)
@@ -54,28 +61,6 @@ class Box:
     chdir: str = "/var/task"
     emulator: Path | None = None  # qemu-user binary, bound at QEMU_MOUNT
     network: bool = True  # share the host's network namespace (runtimes reach the emulator on loopback)
-
-
-def bwrap() -> str | None:
-    return shutil.which("bwrap")
-
-
-@functools.cache
-def available() -> tuple[bool, str]:
-    """Can this machine run the sandbox? (True, "bwrap X") or (False, why)."""
-    if os.environ.get(DISABLE_ENV) == "none":
-        return False, f"{DISABLE_ENV}=none"
-    if not Path("/proc/self/ns/user").exists():
-        return False, "this system has no Linux user namespaces"
-    exe = bwrap()
-    if exe is None:
-        return False, "bubblewrap (bwrap) is not installed (apt-get install bubblewrap)"
-    proc = subprocess.run([exe, "--unshare-all", "--uid", str(SANDBOX_UID), "--ro-bind", "/", "/", "--", "/bin/true"],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        return False, f"bwrap cannot create a user namespace: {proc.stderr.strip()[-160:]}"
-    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
-    return True, version or "bwrap"
 
 
 def require() -> str:
@@ -186,50 +171,19 @@ def emulator_for(arch: Architecture) -> tuple[Path | None, str | None]:
     return Path(exe), f"target {arch.value} is not this machine's architecture: running under {exe}"
 
 
-# /proc entries that must not be writable or readable from inside (the same list as Docker's
-# default masked / read-only paths): as root the sandbox's uid 993 is the host's uid 0 without
-# capabilities, and root-owned files such as /proc/sys/kernel/core_pattern only check ownership.
-PROC_READ_ONLY = ("sys", "fs", "bus", "irq")
-PROC_MASKED_FILES = ("sysrq-trigger", "kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug",
-                     "kallsyms", "kmsg", "config.gz", "vmallocinfo", "slabinfo")
-PROC_MASKED_DIRS = ("acpi", "asound", "scsi", "driver")
-
-
-@functools.cache
-def _proc_masks() -> tuple[str, ...]:
-    out: list[str] = []
-    for name in PROC_READ_ONLY:
-        if Path("/proc", name).exists():
-            out += ["--ro-bind", f"/proc/{name}", f"/proc/{name}"]
-    for name in PROC_MASKED_FILES:
-        if Path("/proc", name).exists():
-            out += ["--ro-bind", "/dev/null", f"/proc/{name}"]
-    for name in PROC_MASKED_DIRS:
-        if Path("/proc", name).is_dir():
-            out += ["--tmpfs", f"/proc/{name}", "--remount-ro", f"/proc/{name}"]
-    return tuple(out)
-
-
 def command(box: Box, argv: list[str]) -> list[str]:
-    """The bwrap argv running ``argv`` inside ``box`` (environment: whatever Popen is given)."""
+    """The bwrap argv running ``argv`` inside ``box`` (environment: whatever Popen is given);
+    namespaces, uid, /dev, /proc and /tmp from :func:`lambdaship.bubblewrap.argv`."""
     exe = bwrap()
     if exe is None:
         require()
         raise AssertionError  # pragma: no cover
-    args = [exe, "--unshare-all", "--unshare-user", *(["--share-net"] if box.network else []), "--disable-userns",
-            "--die-with-parent", "--new-session",
-            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "localhost",
-            "--ro-bind", str(box.rootfs), "/",
-            "--dev", "/dev", "--proc", "/proc",
-            "--perms", "1777", "--size", str(box.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
-    args += _proc_masks()
-    for src, dest in box.binds:
-        args += ["--ro-bind", str(src), dest]
+    mounts = [arg for src, dest in box.binds for arg in ("--ro-bind", str(src), dest)]
     if box.emulator is not None:  # bound on the placeholder file every cached rootfs has
-        args += ["--ro-bind", str(box.emulator), QEMU_MOUNT]
+        mounts += ["--ro-bind", str(box.emulator), QEMU_MOUNT]
         argv = [QEMU_MOUNT, *argv]
-    args += ["--cap-drop", "ALL", "--chdir", box.chdir, "--", *argv]
-    return args
+    return bubblewrap.argv(exe, argv, root=["--ro-bind", str(box.rootfs), "/"], mounts=mounts,
+                           network=box.network, tmp_mb=box.tmp_mb, chdir=box.chdir)
 
 
 def describe(tmp_mb: int, memory_mb: int) -> str:
