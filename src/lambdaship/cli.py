@@ -83,14 +83,28 @@ def _traceback_if_debug() -> None:
         traceback.print_exc()
 
 
+def _fail(exc: LambdashipError, argv: list[str] | None) -> None:
+    _help.json_error(exc, argv)  # under --json also {"error", "hint", "exit_code"} on stdout
+    typer.echo(f"error: {exc.one_line()}", err=True)
+    sys.exit(exc.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
+    ce = _help.click_exceptions()
+    no_args_help = getattr(ce, "NoArgsIsHelpError", ())
     try:
-        app(args=argv, prog_name="lambdaship")
+        # Not standalone: click's usage errors reach us and get the one-line form (no rich box).
+        code = app(args=argv, prog_name="lambdaship", standalone_mode=False)
+    except no_args_help as exc:  # the help screen is already printed
+        sys.exit(exc.exit_code)
+    except ce.ClickException as exc:
+        _fail(_help.usage_error(exc, argv, typer.main.get_command(app)), argv)
+    except typer.Abort:  # a prompt answered with Ctrl-C / Ctrl-D
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
     except LambdashipError as exc:
         _traceback_if_debug()
-        _help.json_error(exc, argv)  # under --json also {"error", "hint", "exit_code"} on stdout
-        typer.echo(f"error: {exc.one_line()}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc, argv)
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         sys.exit(130)
@@ -99,9 +113,11 @@ def main(argv: list[str] | None = None) -> None:
         if translated is None:
             raise
         _traceback_if_debug()
-        _help.json_error(translated, argv)
-        typer.echo(f"error: {translated.one_line()}", err=True)
-        sys.exit(translated.exit_code)
+        _fail(translated, argv)
+    else:
+        # typer.Exit(n) / ctx.exit(n) come back as n when not standalone; commands return None.
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,9 @@
 """How the command line looks outside the commands: flag placeholders, help width when not on a
-terminal, and ``--json`` errors. Called from ``cli.py``."""
+terminal, click's usage errors as our one line, and ``--json`` errors. Called from ``cli.py``."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -28,6 +29,66 @@ def plain_flags_and_width() -> None:
         core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
     if rich_utils.MAX_WIDTH is None and not os.environ.get("COLUMNS") and not sys.stdout.isatty():
         rich_utils.MAX_WIDTH = PIPE_WIDTH
+
+
+def click_exceptions() -> Any:
+    """click's exception classes: typer 0.29 vendors click (``typer._click``), older typers use
+    click itself; ``typer.BadParameter`` lives in whichever it is."""
+    import typer
+
+    return sys.modules[typer.BadParameter.__module__]
+
+
+def _command_path(argv: list[str] | None, root: Any) -> str:
+    """``lambdaship <command> [<sub>]`` named by ``argv`` (for errors click raises without a context)."""
+    path, cmd = ["lambdaship"], root
+    for token in sys.argv[1:] if argv is None else argv:
+        sub = getattr(cmd, "commands", {}).get(token) if not token.startswith("-") else None
+        if sub is not None:
+            path.append(token)
+            cmd = sub
+    return " ".join(path)
+
+
+def usage_error(exc: Any, argv: list[str] | None = None, root: Any = None) -> Any:
+    """A click error (bad flag value, unknown option or command, extra argument) as a
+    ``LambdashipError`` with its hint, so it is printed like every other error: one line on
+    stderr (and JSON under ``--json``), exit 2 for usage errors, click's own code otherwise."""
+    from lambdaship.errors import LambdashipError, UsageError
+
+    ce = click_exceptions()
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else _command_path(argv, root)
+    see = f"see '{where} --help'"
+    if not isinstance(exc, ce.UsageError):  # e.g. FileError: not a usage error, keep click's exit code
+        error = LambdashipError(_flat(exc.format_message()))
+        error.exit_code = exc.exit_code
+        return error
+    if isinstance(exc, ce.NoSuchOption):
+        names = {p.lstrip("-"): p for p in exc.possibilities or []}
+        close = [names[n] for n in difflib.get_close_matches(exc.option_name.lstrip("-"), sorted(names), n=3,
+                                                             cutoff=0.6)]
+        return UsageError(f"no such option {exc.option_name}", _did_you_mean(close, see))
+    if isinstance(exc, ce.BadParameter) and not isinstance(exc, ce.MissingParameter):
+        name = exc.param_hint or (exc.param.opts[-1] if exc.param is not None and exc.param.opts else None)
+        if isinstance(name, list | tuple):
+            name = " / ".join(name)
+        shown = str(name).strip("'\"") if name else "a value"
+        text = _flat(exc.message)
+        return UsageError(f"invalid value for {shown}: {text[:1].lower()}{text[1:]}", see)
+    message, _, suggested = _flat(exc.format_message()).partition(". Did you mean ")
+    close = [suggested.strip("'?")] if suggested else []
+    if not close and message.startswith("No such command") and ctx is not None and message.count("'") >= 2:
+        close = difflib.get_close_matches(message.split("'")[1], ctx.command.list_commands(ctx), n=3, cutoff=0.6)
+    return UsageError(f"{message[:1].lower()}{message[1:]}", _did_you_mean(close, see))
+
+
+def _did_you_mean(close: list[str], see: str) -> str:
+    return f"did you mean {' or '.join(close)}? ({see})" if close else see
+
+
+def _flat(text: str) -> str:
+    return " ".join(str(text).split()).rstrip(".")
 
 
 def json_error(exc: Any, argv: list[str] | None) -> None:
