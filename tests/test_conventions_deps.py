@@ -38,6 +38,12 @@ def _installed(d: Path) -> list[str]:
     return sorted(deps.install(fn).requirements)
 
 
+def _size(d: Path, *args: str) -> tuple[int, list[str]]:
+    """``lambdaship size`` of the app: its exit code and its stderr lines."""
+    r = run_cli("size", "-C", str(d), *args)
+    return r.returncode, r.stderr.strip().splitlines()
+
+
 def test_uv_workspace_member_lock_is_exported_pinned_without_dev(tmp_path):
     root = tmp_path / "mono"
     (root / "functions" / "api").mkdir(parents=True)
@@ -121,11 +127,9 @@ def test_pipfile_lock_default_section_only(tmp_path):
 def test_pipfile_without_lock_is_one_error_line(tmp_path):
     d = _app(tmp_path / "app")
     (d / "Pipfile").write_text("[packages]\nsix = '*'\n")
-    r = run_cli("size", "-C", str(d), "--json")
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
+    assert _size(d, "--json") == (2, [
         "error: Pipfile has no Pipfile.lock beside it; lambdaship installs pinned versions only; run "
-        "'pipenv lock' and commit Pipfile.lock (or set 'requirements' to a requirements.txt)"]
+        "'pipenv lock' and commit Pipfile.lock (or set 'requirements' to a requirements.txt)"])
 
 
 def test_git_packages_in_a_lock_are_refused_by_name(tmp_path):
@@ -133,10 +137,9 @@ def test_git_packages_in_a_lock_are_refused_by_name(tmp_path):
     (d / "Pipfile.lock").write_text(json.dumps({"default": {
         "six": {"version": "==1.17.0"}, "mylib": {"git": "https://example.com/x.git", "ref": "abc"},
         "other": {"path": "../other"}}}))
-    r = run_cli("size", "-C", str(d))
-    assert r.returncode == 1
-    assert "mylib, other come(s) from git, a URL or a local path (Pipfile.lock)" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    code, lines = _size(d)
+    assert code == 1 and len(lines) == 1
+    assert "mylib, other come(s) from git, a URL or a local path (Pipfile.lock)" in lines[0]
 
 
 def test_pyproject_pep621_dependencies(tmp_path):
@@ -174,11 +177,9 @@ def test_configured_requirements_variant_and_unsupported_file(tmp_path):
     assert requirements_file(load_project(d).function(None)) == d / "requirements-prod.txt"
     d2 = _app(tmp_path / "app2", 'requirements = "environment.yml"\n')
     (d2 / "environment.yml").write_text("dependencies: [six]\n")
-    r = run_cli("size", "-C", str(d2))
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
+    assert _size(d2) == (2, [
         "error: requirements file environment.yml is not a format lambdaship reads; use requirements*.txt, "
-        "uv.lock, poetry.lock, Pipfile.lock or pyproject.toml"]
+        "uv.lock, poetry.lock, Pipfile.lock or pyproject.toml"])
 
 
 def test_requires_python_above_the_target_warns(tmp_path):
@@ -218,9 +219,7 @@ def test_pure_python_sdist_is_built_into_a_wheel_for_the_target(tmp_path, arch):
 def test_native_sdists_are_refused_all_named_in_one_line(tmp_path):
     d = _app(tmp_path / "app")
     (d / "requirements.txt").write_text("docopt==0.6.2\npycrypto==2.6.1\nmarkupsafe==1.1.1\nsix==1.17.0\n")
-    r = run_cli("size", "-C", str(d), "--json")
-    assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == [
+    assert _size(d, "--json") == (1, [
         "error: no wheel for Python 3.11 on x86_64-manylinux2014 and native code to compile: markupsafe==1.1.1, "
         "pycrypto==2.6.1; pin versions that ship manylinux wheels, or vendor wheels built for the target (a "
-        "directory of .whl files and '--find-links <dir>' in the requirements file)"]
+        "directory of .whl files and '--find-links <dir>' in the requirements file)"])
