@@ -10,7 +10,7 @@ from lambdaship.apigateway.events import build_event_v1, build_event_v2
 from lambdaship.apigateway.responses import response_from_result
 from lambdaship.apigateway.routes import chalice_routes, match_route
 from lambdaship.local.gateway import Gateway
-from lambdaship.local.runtime_api import InvokeResult
+from lambdaship.local.invocation import InvokeResult
 from tests.conftest import EXAMPLES
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from lambdaship.apigateway.responses import response_from_result
-from lambdaship.local.runtime_api import InvokeResult
+from lambdaship.local.invocation import InvokeResult
 from tests.conftest import EXAMPLES, run_cli
 from tests.images import registry_host, skopeo_push
 from tests.test_serve import Served

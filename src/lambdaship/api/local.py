@@ -9,7 +9,7 @@ from typing import Any
 
 from lambdaship.apigateway.model import AppModel
 from lambdaship.local.gateway import Gateway
-from lambdaship.local.runtime_api import InvokeResult
+from lambdaship.local.invocation import InvokeResult
 
 
 class HandlerPool:

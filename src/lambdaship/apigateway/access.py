@@ -15,7 +15,7 @@ from lambdaship.names import LOCAL_ACCOUNT as ACCOUNT_ID
 
 if TYPE_CHECKING:
     from lambdaship.apigateway.model import AppModel, AuthorizerModel
-    from lambdaship.local.runtime_api import InvokeResult
+    from lambdaship.local.invocation import InvokeResult
 
 HandlerInvoker = Callable[[str, bytes], "InvokeResult"]  # (handler string, payload) -> result
 

@@ -12,7 +12,7 @@ from lambdaship.apigateway import rules
 
 if TYPE_CHECKING:
     from lambdaship.apigateway.routes import Route
-    from lambdaship.local.runtime_api import InvokeResult
+    from lambdaship.local.invocation import InvokeResult
 
 CORS_ALLOW_HEADERS = rules.DEFAULT_CORS["Access-Control-Allow-Headers"]
 

@@ -42,7 +42,8 @@ from typing import Any
 
 from lambdaship.errors import LambdashipError
 from lambdaship.local import sandbox
-from lambdaship.local.runtime_api import InvokeResult, LogSink, RuntimeAPI
+from lambdaship.local.invocation import InvokeResult, LogSink
+from lambdaship.local.runtime_api import RuntimeAPI
 from lambdaship.paths import cache
 from lambdaship.platform import Architecture
 

@@ -28,7 +28,8 @@ from lambdaship.apigateway.access import ApiSettings, check_access
 from lambdaship.apigateway.events import build_event_v1, build_event_v2
 from lambdaship.apigateway.responses import HttpResponse, cors_preflight, json_response, response_from_result
 from lambdaship.apigateway.routes import Route, match_route, routes_from_model
-from lambdaship.local.runtime_api import InvokeResult, read_body
+from lambdaship.local.invocation import InvokeResult
+from lambdaship.local.runtime_http import read_body
 
 if TYPE_CHECKING:
     from lambdaship.apigateway.model import AppModel

@@ -22,183 +22,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from lambdaship.errors import LambdashipError
+from lambdaship.local.invocation import Invocation, InvokeResult, Launch, LogSink, error_payload
+from lambdaship.local.runtime_http import RuntimeServer
 from lambdaship.names import LOCAL_ACCOUNT as ACCOUNT_ID
-
-API_PREFIX = "/2018-06-01/runtime"
-LogSink = Callable[[str], None]
-
-
-class Launch(Protocol):
-    """One runtime process's command line, from a pool's ``launcher`` (e.g. the sandbox)."""
-
-    argv: list[str]
-
-    def peak_mb(self) -> int | None: ...
-
-    def release(self) -> None: ...
-
-
-@dataclass
-class InvokeResult:
-    """The outcome of one invocation, as Lambda's Invoke API would report it."""
-
-    request_id: str
-    payload: bytes
-    function_error: str | None = None  # "Unhandled" when the function failed
-    duration_ms: float = 0.0
-    timed_out: bool = False
-    init_duration_ms: float | None = None
-    logs: list[str] = field(default_factory=list)
-    max_memory_mb: int | None = None  # the runtime's peak memory, where the sandbox can measure it
-
-    @property
-    def ok(self) -> bool:
-        return self.function_error is None
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.payload) if self.payload else None
-        except ValueError:
-            return self.payload.decode("utf-8", "replace")
-
-    @property
-    def error(self) -> dict[str, Any] | None:
-        if self.ok:
-            return None
-        data = self.json()
-        return data if isinstance(data, dict) else {"errorMessage": str(data), "errorType": "Unknown"}
-
-
-@dataclass
-class _Invocation:
-    request_id: str
-    payload: bytes
-    timeout: float
-    client_context: str | None = None
-    deadline_ms: int = 0
-    started: float = 0.0
-    result: InvokeResult | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    logs: list[str] = field(default_factory=list)
-
-    def resolve(self, result: InvokeResult) -> bool:
-        with self.lock:
-            if self.result is not None:
-                return False
-            result.logs = self.logs
-            self.result = result
-        self.done.set()
-        return True
-
-
-def error_payload(message: str, error_type: str, trace: list[str] | None = None) -> bytes:
-    body: dict[str, Any] = {"errorMessage": message, "errorType": error_type}
-    if trace is not None:
-        body["stackTrace"] = trace
-    return json.dumps(body).encode()
-
-
-def read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    """The request body: Content-Length or chunked transfer encoding."""
-    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        chunks = []
-        while True:
-            line = handler.rfile.readline()
-            size = int(line.split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                break
-            chunks.append(handler.rfile.read(size))
-            handler.rfile.readline()
-        return b"".join(chunks)
-    n = int(handler.headers.get("Content-Length") or 0)
-    return handler.rfile.read(n) if n else b""
-
-
-class _RuntimeServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        super().__init__(("127.0.0.1", 0), _RuntimeHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a runtime killed mid-request resets its connection: expected, not worth a traceback
-
-
-class _RuntimeHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # small request/response pairs: Nagle + delayed ACK costs 40 ms
-    server: _RuntimeServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        self.send_response_only(code)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self._headers_buffer.append(b"\r\n" + body)  # one write: headers and body together
-        self.flush_headers()
-
-    def _body(self) -> bytes:
-        return read_body(self)
-
-    def do_GET(self) -> None:
-        if self.path != f"{API_PREFIX}/invocation/next":
-            self._reply(404, b'{"errorMessage":"not found"}')
-            return
-        inv = self.server.worker.next_invocation()
-        if inv is None:  # shutting down: leave the runtime waiting; it is about to be killed
-            self.close_connection = True
-            return
-        headers = {
-            "Content-Type": "application/json",
-            "Lambda-Runtime-Aws-Request-Id": inv.request_id,
-            "Lambda-Runtime-Deadline-Ms": str(inv.deadline_ms),
-            "Lambda-Runtime-Invoked-Function-Arn": self.server.worker.pool.function_arn,
-            "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
-        }
-        if inv.client_context:
-            headers["Lambda-Runtime-Client-Context"] = inv.client_context
-        self._reply(200, inv.payload, headers)
-
-    def do_POST(self) -> None:
-        body = self._body()
-        worker = self.server.worker
-        path = self.path
-        if path == f"{API_PREFIX}/init/error":
-            worker.init_error(body)
-            self._reply(202, b'{"status":"OK"}')
-            return
-        prefix = f"{API_PREFIX}/invocation/"
-        if path.startswith(prefix):
-            request_id, _, kind = path[len(prefix):].partition("/")
-            if kind == "response":
-                ok = worker.complete(request_id, body, None)
-            elif kind == "error":
-                ok = worker.complete(request_id, body, "Unhandled")
-            else:
-                ok = None
-            if ok is None:
-                self._reply(404, b'{"errorMessage":"not found"}')
-            elif ok:
-                self._reply(202, b'{"status":"OK"}')
-            else:
-                self._reply(400, b'{"errorMessage":"unknown or finished request id","errorType":"InvalidRequestID"}')
-            return
-        self._reply(404, b'{"errorMessage":"not found"}')
 
 
 class Worker:
@@ -210,16 +40,16 @@ class Worker:
         self.pool = pool
         self.id = next(self._ids)
         self.generation = pool.generation
-        self.inbox: queue.Queue[_Invocation | None] = queue.Queue()
-        self.current: _Invocation | None = None
-        self.assigned: _Invocation | None = None
+        self.inbox: queue.Queue[Invocation | None] = queue.Queue()
+        self.current: Invocation | None = None
+        self.assigned: Invocation | None = None
         self.dead = False
         self._killed = False
         self.ready = threading.Event()  # first GET /next seen: init finished
         self.spawned = time.monotonic()
         self.init_duration_ms: float | None = None
         self._init_error: bytes | None = None
-        self.server = _RuntimeServer(self)
+        self.server = RuntimeServer(self)
         self.port = self.server.server_address[1]
         self._server_thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                                daemon=True, name=f"runtime-api-{self.id}")
@@ -242,7 +72,7 @@ class Worker:
         self._reader.start()
 
     # ---- called by the Runtime API handler threads ---------------------------------------
-    def next_invocation(self) -> _Invocation | None:
+    def next_invocation(self) -> Invocation | None:
         if not self.ready.is_set():
             self.init_duration_ms = (time.monotonic() - self.spawned) * 1000
             self.ready.set()
@@ -490,7 +320,7 @@ class RuntimeAPI:
         elif not isinstance(payload, bytes | bytearray):
             payload = json.dumps(payload).encode()
         limit = self.timeout if timeout is None else timeout
-        inv = _Invocation(str(uuid.uuid4()), bytes(payload), limit, client_context)
+        inv = Invocation(str(uuid.uuid4()), bytes(payload), limit, client_context)
         w = self._acquire()
         cold = not w.ready.is_set()
         w.assigned = inv

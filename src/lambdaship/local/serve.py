@@ -16,7 +16,7 @@ from lambdaship.apigateway.routes import Route, chalice_routes
 from lambdaship.config import is_chalice_app
 from lambdaship.errors import LambdashipError
 from lambdaship.local.gateway import Gateway, make_server
-from lambdaship.local.runtime_api import LogSink
+from lambdaship.local.invocation import LogSink
 
 
 class _Closable(Protocol):

@@ -34,7 +34,7 @@ from lambdaship.apigateway.routes import Route, match_route
 from lambdaship.local.dataplane.functions import CodeMissing, Functions, NotFound
 from lambdaship.local.dataplane.invoke import Invoker
 from lambdaship.local.dataplane.proxy import Request, Response
-from lambdaship.local.runtime_api import InvokeResult
+from lambdaship.local.invocation import InvokeResult
 from lambdaship.patterns import INTEGRATION_URI_RE
 
 

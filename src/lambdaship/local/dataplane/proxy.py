@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from lambdaship.local.runtime_api import read_body
+from lambdaship.local.runtime_http import read_body
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
               "expect", "proxy-authenticate", "proxy-authorization"}

@@ -10,7 +10,7 @@ from typing import Any
 
 from lambdaship.apigateway.access import ApiSettings
 from lambdaship.apigateway.model import AuthorizerModel
-from lambdaship.local.runtime_api import InvokeResult
+from lambdaship.local.invocation import InvokeResult
 from lambdaship.patterns import INTEGRATION_URI_RE
 
 
