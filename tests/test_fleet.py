@@ -108,6 +108,11 @@ def changed(ds: dict[str, fleet.Decision]) -> set[str]:
     return {k for k, d in ds.items() if d.changed}
 
 
+def changed_reasons(root: Path, ref: str = "HEAD~1") -> dict[str, str]:
+    """The functions that changed since ``ref``, each with its reason."""
+    return {k: d.reason for k, d in decisions(root, ref).items() if d.changed}
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "repo")
@@ -117,19 +122,15 @@ def project(tmp_path: Path) -> Path:
 def test_code_change_marks_only_that_function(project: Path) -> None:
     write(project, "services/c/app.py", APP_C + "# v2\n")
     commit(project)
+    assert changed_reasons(project) == {"c": "source changed: services/c/app.py"}
     ds = decisions(project)
-    assert changed(ds) == {"c"}
-    assert ds["c"].reason == "source changed: services/c/app.py"
     assert ds["a"].reason == "unchanged" and ds["b"].reason == "unchanged"
 
 
 def test_shared_module_marks_the_functions_that_import_it(project: Path) -> None:
     write(project, "common/util.py", UTIL + "# v2\n")
     commit(project)
-    ds = decisions(project)
-    assert changed(ds) == {"a", "b"}
-    assert ds["a"].reason == "shared code changed: common/util.py"
-    assert ds["b"].reason == "shared code changed: common/util.py"
+    assert changed_reasons(project) == dict.fromkeys("ab", "shared code changed: common/util.py")
 
 
 def test_shared_module_imported_transitively(project: Path) -> None:
@@ -154,25 +155,19 @@ def test_module_in_the_source_dir_shadows_the_project_root(project: Path) -> Non
 def test_pinned_dependency_change_marks_only_that_function(project: Path) -> None:
     write(project, "services/a/requirements.txt", "six==1.16.0\n")
     commit(project)
-    ds = decisions(project)
-    assert changed(ds) == {"a"}
-    assert ds["a"].reason == "dependency set changed: services/a/requirements.txt"
+    assert changed_reasons(project) == {"a": "dependency set changed: services/a/requirements.txt"}
 
 
 def test_config_change_of_one_function_and_of_the_defaults(project: Path) -> None:
     text = (project / "lambdaship.toml").read_text()
     write(project, "lambdaship.toml", text.replace('function_name = "fn-c"', 'function_name = "fn-c"\nmemory = 1024'))
     commit(project)
-    ds = decisions(project)
-    assert changed(ds) == {"c"}
-    assert ds["c"].reason == "config changed: memory"
+    assert changed_reasons(project) == {"c": "config changed: memory"}
     # a top-level default applies to every function
     text = (project / "lambdaship.toml").read_text()
     write(project, "lambdaship.toml", text.replace('python = "3.12"', 'python = "3.12"\ntimeout = 60'))
     commit(project)
-    ds = decisions(project)
-    assert changed(ds) == {"a", "b", "c"}
-    assert all(d.reason == "config changed: timeout" for d in ds.values())
+    assert changed_reasons(project) == dict.fromkeys("abc", "config changed: timeout")
 
 
 def test_comment_only_config_edit_changes_nothing(project: Path) -> None:
@@ -195,9 +190,7 @@ def test_include_wins_over_exclude(tmp_path: Path) -> None:
     write(root, "services/a/README.md", "shipped with a\n")
     write(root, "services/b/README.md", "not shipped with b\n")
     commit(root)
-    ds = decisions(root)
-    assert changed(ds) == {"a"}
-    assert ds["a"].reason == "source changed: services/a/README.md"
+    assert changed_reasons(root) == {"a": "source changed: services/a/README.md"}
 
 
 def test_in_image_agrees_with_the_builders_file_list(tmp_path: Path) -> None:
@@ -219,18 +212,14 @@ def test_shared_paths_from_the_config(tmp_path: Path) -> None:
     root = make_project(tmp_path / "repo", extra={"c": 'shared = ["schemas"]'})
     write(root, "schemas/event.json", '{"v": 2}\n')
     commit(root)
-    ds = decisions(root)
-    assert changed(ds) == {"c"}
-    assert ds["c"].reason == "shared code changed: schemas/event.json"
+    assert changed_reasons(root) == {"c": "shared code changed: schemas/event.json"}
 
 
 def test_tracked_env_file_counts(tmp_path: Path) -> None:
     root = make_project(tmp_path / "repo", extra={"b": 'env_file = "../../config/b.env"'})
     write(root, "config/b.env", "LEVEL=debug\n")
     commit(root)
-    ds = decisions(root)
-    assert changed(ds) == {"b"}
-    assert ds["b"].reason == "environment file changed: config/b.env"
+    assert changed_reasons(root) == {"b": "environment file changed: config/b.env"}
 
 
 def test_uncommitted_and_untracked_changes_count(project: Path) -> None:
