@@ -64,6 +64,49 @@ def _request(gateway: Any, method: str, path: str, body: str | None) -> tuple[di
             "body": parsed}, 200 <= resp.status < 300
 
 
+def _one_request(get: str | None, request: tuple[str, str] | None) -> tuple[str, str] | None:
+    """(METHOD, /path) of --get / --request, checked; None without either."""
+    if get is not None and request is not None:
+        raise UsageError("--get and --request cannot be combined", "choose one")
+    if get is not None:
+        request = ("GET", get)
+    if request is None:
+        return None
+    method, path = request[0].upper(), request[1] if request[1].startswith("/") else "/" + request[1]
+    if not method.isalpha():
+        raise UsageError(f"{request[0]!r} is not an HTTP method", "use e.g. --request GET /health")
+    return method, path
+
+
+def _answer_once(engine: Any, gateway: Any, spec: Any, one: tuple[str, str] | None, body: str | None,
+                 payload: bytes | None, data: dict[str, Any]) -> dict[str, Any]:
+    """One request through the gateway (--get/--request) or one invocation (--event); the engine is closed."""
+    try:
+        if one is not None:
+            answer, ok = _request(gateway, *one, body)
+            data.update(answer)
+        else:
+            result = engine.invoke(spec, payload or b"{}")
+            ok = result.ok
+            data[("result" if ok else "error")] = result.json() if ok else result.error
+        data["ok"] = ok
+    finally:
+        engine.close()
+    return data
+
+
+def _print_answer(data: dict[str, Any], json_: bool, *, http: bool) -> None:
+    if json_:
+        emit_json(data)
+        return
+    if http:
+        sys.stdout.write(f"{data['status']} {json.dumps(data['body'])}\n")
+    else:
+        sys.stdout.write(json.dumps(data.get("result", data.get("error")), indent=2) + "\n")
+    if data["logs"]:
+        sys.stderr.write("\n".join(data["logs"]) + "\n")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     @with_options
@@ -96,17 +139,9 @@ def register(app: typer.Typer) -> None:
         from lambdaship.local.serve import serve_forever, stderr_sink
         from lambdaship.local.specs import image_spec
 
-        if get is not None and request is not None:
-            raise UsageError("--get and --request cannot be combined", "choose one")
-        if get is not None:
-            request = ("GET", get)
-        if request is not None and event is not None:
+        one = _one_request(get, request)
+        if one is not None and event is not None:
             raise UsageError("--request/--get and --event cannot be combined", "choose one")
-        method = path = ""
-        if request is not None:
-            method, path = request[0].upper(), request[1] if request[1].startswith("/") else "/" + request[1]
-            if not method.isalpha():
-                raise UsageError(f"{request[0]!r} is not an HTTP method", "use e.g. --request GET /health")
         payload = read_event(event) if event is not None else None
         overrides = _overrides(where, local, limits)
 
@@ -116,7 +151,7 @@ def register(app: typer.Typer) -> None:
 
         spec = image_spec(image, progress=progress, **overrides)
         say([*spec.notes, sandbox.describe(spec.ephemeral_mb, spec.memory_mb), spec.identity])
-        once = request is not None or payload is not None
+        once = one is not None or payload is not None
         logs: list[str] = []
         engine = Engine(max_workers=listen.workers, log_sink=logs.append if once else stderr_sink())
         from lambdaship.api.local import image_gateway  # API Gateway's answers from the image's app (issue 18)
@@ -129,27 +164,8 @@ def register(app: typer.Typer) -> None:
                 "  RIE:    POST /2015-03-31/functions/function/invocations",
             ])
             return
-        try:
-            data: dict[str, Any] = {"image": image, "digest": spec.image_digest}
-            if request is not None:
-                answer, ok = _request(gateway, method, path, body)
-                data.update(answer)
-            else:
-                result = engine.invoke(spec, payload or b"{}")
-                ok = result.ok
-                data[("result" if ok else "error")] = result.json() if ok else result.error
-            data["ok"] = ok
-        finally:
-            engine.close()
+        data = _answer_once(engine, gateway, spec, one, body, payload, {"image": image, "digest": spec.image_digest})
         data["logs"] = logs
-        if json_:
-            emit_json(data)
-        else:
-            if request is not None:
-                sys.stdout.write(f"{data['status']} {json.dumps(data['body'])}\n")
-            else:
-                sys.stdout.write(json.dumps(data.get("result", data.get("error")), indent=2) + "\n")
-            if logs:
-                sys.stderr.write("\n".join(logs) + "\n")
-        if not ok:
+        _print_answer(data, json_, http=one is not None)
+        if not data["ok"]:
             raise typer.Exit(1)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -14,6 +16,28 @@ def say(lines: list[str] | tuple[str, ...], prefix: str = "note: ") -> None:
     for line in lines:
         sys.stderr.write(f"{prefix}{line}\n")
     sys.stderr.flush()
+
+
+def _watcher(source: Path, engine: Any, current: list[Any], make_spec: Callable[[], Any],
+             reload_model: Callable[[], None]) -> Any:
+    """Restart the workers when the code changes (a new spec when the dependencies changed)."""
+    from lambdaship.local.serve import Watcher
+
+    def on_change(changed: list[str]) -> None:
+        first = Path(changed[0]).relative_to(source) if changed else "?"
+        more = f" (+{len(changed) - 1} more)" if len(changed) > 1 else ""
+        sys.stderr.write(f"lambdaship: {first}{more} changed; reloading workers\n")
+        sys.stderr.flush()
+        old, new = current[0], make_spec()  # a changed requirements file: new dependency tree
+        if new == old:
+            engine.recycle(old)
+        else:
+            current[0] = new
+            engine.discard(old)
+        engine.start(current[0], warm=1)
+        reload_model()
+
+    return Watcher([source], on_change)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +59,7 @@ def register(app: typer.Typer) -> None:
         """
         from lambdaship.local import sandbox
         from lambdaship.local.engine import Engine, FunctionSpec
-        from lambdaship.local.serve import Watcher, serve_forever, stderr_sink
+        from lambdaship.local.serve import serve_forever, stderr_sink
         from lambdaship.local.specs import caller_credentials, local_environment, project_spec
 
         _, fn = where.load(flags)
@@ -54,23 +78,7 @@ def register(app: typer.Typer) -> None:
         routes = gateway.routes
         engine.start(current[0], warm=1)
 
-        watcher = None
-        if reload:
-            def on_change(changed: list[str]) -> None:
-                first = Path(changed[0]).relative_to(fn.source) if changed else "?"
-                more = f" (+{len(changed) - 1} more)" if len(changed) > 1 else ""
-                sys.stderr.write(f"lambdaship: {first}{more} changed; reloading workers\n")
-                sys.stderr.flush()
-                old, new = current[0], make_spec()  # a changed requirements file: new dependency tree
-                if new == old:
-                    engine.recycle(old)
-                else:
-                    current[0] = new
-                    engine.discard(old)
-                engine.start(current[0], warm=1)
-                reload_model()
-
-            watcher = Watcher([fn.source], on_change)
+        watcher = _watcher(fn.source, engine, current, make_spec, reload_model) if reload else None
 
         spec = current[0]
         shape = ("Chalice routes: " + ", ".join(r.path for r in routes)) if routes is not None else "/{proxy+}"
