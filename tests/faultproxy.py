@@ -33,6 +33,15 @@ from dataclasses import dataclass
 
 ALL_FAULTS = ("500", "500-after", "reset", "reset-after", "cut", "cut-request", "429", "slow")
 DEFAULT_FAULTS = ("500", "500-after", "reset", "reset-after", "cut", "cut-request")
+# The faults the proxy plays itself, as (status, body) of its answer (None: it resets the connection):
+# before the request reaches the registry, or (-after) in place of the registry's answer.
+INJECTED: dict[str, tuple[int | None, bytes]] = {
+    "500": (500, b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}'),
+    "429": (429, b'{"errors":[{"code":"TOOMANYREQUESTS","message":"injected"}]}'),
+    "reset": (None, b""),
+    "500-after": (500, b'{"errors":[{"code":"UNKNOWN","message":"injected after"}]}'),
+    "reset-after": (None, b""),
+}
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer"}
 
 
@@ -195,19 +204,9 @@ class FaultProxy:
                 except (_Closed, OSError, ValueError):
                     return
                 fault = self._decide(method, target)
-                if fault == "500":
-                    self._record(method, target, fault, 500)
-                    self._answer(conn, 500, b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}',
-                                 head=method == "HEAD")
-                    continue
-                if fault == "429":
-                    self._record(method, target, fault, 429)
-                    self._answer(conn, 429, b'{"errors":[{"code":"TOOMANYREQUESTS","message":"injected"}]}',
-                                 [("Retry-After", f"{self.retry_after:g}")], head=method == "HEAD")
-                    continue
-                if fault == "reset":
-                    self._record(method, target, fault, None)
-                    _reset(conn)
+                if fault in ("500", "429", "reset"):
+                    if self._inject(conn, method, target, fault):
+                        continue
                     return
                 if upstream is None:
                     upstream = socket.create_connection(self.upstream, timeout=60)
@@ -232,14 +231,9 @@ class FaultProxy:
                     up_file.close()
                     upstream.close()
                     upstream, up_file = None, None
-                if fault == "500-after":
-                    self._record(method, target, fault, 500)
-                    self._answer(conn, 500, b'{"errors":[{"code":"UNKNOWN","message":"injected after"}]}',
-                                 head=method == "HEAD")
-                    continue
-                if fault == "reset-after":
-                    self._record(method, target, fault, None)
-                    _reset(conn)
+                if fault in ("500-after", "reset-after"):
+                    if self._inject(conn, method, target, fault):
+                        continue
                     return
                 if fault == "slow":
                     time.sleep(self.slow_seconds)
@@ -263,6 +257,18 @@ class FaultProxy:
         finally:
             if upstream is not None:
                 upstream.close()
+
+    def _inject(self, conn: socket.socket, method: str, target: str, fault: str) -> bool:
+        """Play ``fault`` (one of INJECTED): its error answer (True: the connection stays open) or
+        a reset (False)."""
+        status, body = INJECTED[fault]
+        self._record(method, target, fault, status)
+        if status is None:
+            _reset(conn)
+            return False
+        extra = [("Retry-After", f"{self.retry_after:g}")] if status == 429 else None
+        self._answer(conn, status, body, extra, head=method == "HEAD")
+        return True
 
     @staticmethod
     def _answer(conn: socket.socket, status: int, body: bytes, extra: list[tuple[str, str]] | None = None,
