@@ -3,7 +3,9 @@ distribution names it asks for."""
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,6 +87,51 @@ def requirements_text(path: Path, seen: set[Path] | None = None) -> str:
             if inc.is_file():
                 parts.append(requirements_text(inc, seen))
     return "\n".join(parts)
+
+
+_LINK_OPTS = ("-f", "--find-links")
+
+
+def _link_values(line: str) -> list[str]:
+    """The values of ``-f``/``--find-links`` on one line (``-f X``, ``-fX``, ``--find-links=X``)."""
+    try:
+        tokens = shlex.split(line, comments=True)
+    except ValueError:
+        return []
+    out = []
+    for i, tok in enumerate(tokens):
+        if tok in _LINK_OPTS and i + 1 < len(tokens):
+            out.append(tokens[i + 1])
+        elif tok.startswith("--find-links="):
+            out.append(tok.split("=", 1)[1])
+        elif tok.startswith("-f") and not tok.startswith("--") and len(tok) > 2:
+            out.append(tok[2:].lstrip("="))
+    return out
+
+
+def local_inputs(path: Path, seen: set[str] | None = None) -> list[Path]:
+    """The local files an installer reads for ``path``: it, every -r/-c file (recursively), each
+    ``.whl`` in a ``--find-links`` directory and each local ``.whl`` requirement; at the paths the
+    installer opens them (absolute, symlinks not resolved). What a build sandbox binds."""
+    seen = seen if seen is not None else set()
+    path = Path(os.path.abspath(path))
+    if str(path) in seen or not path.is_file():
+        return []
+    seen.add(str(path))
+    out = [path]
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = _INCLUDE_RE.match(line)
+        if m:
+            out += local_inputs(path.parent / m.group(1), seen)
+            continue
+        for value in _link_values(line):
+            if "://" not in value or value.startswith("file:"):
+                links = path.parent / value.removeprefix("file://")
+                out += sorted(Path(os.path.abspath(w)) for w in links.glob("*.whl")) if links.is_dir() else []
+        first = line.split("#", 1)[0].strip().split(" ", 1)[0]
+        if first.endswith(".whl") and "://" not in first and (path.parent / first).is_file():
+            out.append(Path(os.path.abspath(path.parent / first)))
+    return out
 
 
 def named_requirements(text: str) -> set[str]:
