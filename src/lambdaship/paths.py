@@ -6,13 +6,18 @@ import os
 from pathlib import Path
 
 
-def home() -> Path:
-    """lambdaship's cache/state directory (``LAMBDASHIP_HOME``, else $XDG_CACHE_HOME or ~/.cache)."""
-    env = os.environ.get("LAMBDASHIP_HOME")
+def _user_cache(name: str, override: str) -> Path:
+    """``$<override>``, else ``$XDG_CACHE_HOME/<name>`` or ``~/.cache/<name>``."""
+    env = os.environ.get(override)
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "lambdaship"
+    return (Path(xdg) if xdg else Path.home() / ".cache") / name
+
+
+def home() -> Path:
+    """lambdaship's cache/state directory (``LAMBDASHIP_HOME``, else $XDG_CACHE_HOME or ~/.cache)."""
+    return _user_cache("lambdaship", "LAMBDASHIP_HOME")
 
 
 def cache(kind: str) -> Path:
@@ -26,6 +31,6 @@ def local_state_dir() -> Path:
 
 
 def base_cache_dir() -> Path:
-    """The offline base image build cache; kept outside :func:`home` so test homes reuse it."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "lambdaship-base"
+    """The offline base image build cache (``LAMBDASHIP_BASE_CACHE``); kept outside :func:`home` so
+    test homes reuse it."""
+    return _user_cache("lambdaship-base", "LAMBDASHIP_BASE_CACHE")

@@ -103,7 +103,7 @@ def base(
     ref = base_mod.ensure_base(registry, rebuild=rebuild)
     if json_:
         emit_json({"ref": ref, "python": base_mod.PYTHON, "suite": base_mod.SUITE,
-                   "awslambdaric": base_mod.AWSLAMBDARIC, "cache": str(base_mod.cache_root()),
+                   "awslambdaric": base_mod.AWSLAMBDARIC, "cache": str(base_mod.base_cache_dir()),
                    "recipe": base_mod.recipe_hash()})
     else:
         typer.echo(ref)

@@ -37,6 +37,7 @@ from lambdaship.image.model import (
     canonical_json,
     sha256_digest,
 )
+from lambdaship.paths import base_cache_dir
 from lambdaship.platform import Architecture
 
 SUITE = "bookworm"
@@ -85,14 +86,6 @@ def recipe() -> dict[str, object]:
 
 def recipe_hash() -> str:
     return hashlib.sha256(canonical_json(recipe())).hexdigest()[:20]
-
-
-def cache_root() -> Path:
-    env = os.environ.get("LAMBDASHIP_BASE_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "lambdaship-base"
 
 
 def apt_mirror() -> str:
@@ -221,14 +214,14 @@ def _cached(entry: Path) -> BaseArtifacts | None:
 
 
 def build_layer(*, rebuild: bool = False, log: object = None) -> BaseArtifacts:
-    """The base's single layer, built once per recipe and kept in ``cache_root()``.
+    """The base's single layer, built once per recipe and kept in ``base_cache_dir()``.
 
     Concurrent callers (two test sessions, a benchmark) serialise on a lock file; the second
     one finds the finished layer.
     """
     import fcntl
 
-    entry = cache_root() / recipe_hash()
+    entry = base_cache_dir() / recipe_hash()
     if not rebuild and (art := _cached(entry)) is not None:
         return art
     entry.mkdir(parents=True, exist_ok=True)
