@@ -20,7 +20,6 @@ from typing import Any, Literal
 from lambdaship.config import FunctionConfig
 from lambdaship.deploy.env import Resolved, diff
 from lambdaship.deploy.markers import history_description, parse_history
-from lambdaship.deploy.markers import parse_marker as parse_marker  # re-export: local/dataplane reads it here
 from lambdaship.deploy.packages import ImagePackage, Package, ZipPackage
 from lambdaship.deploy.state import FunctionState
 from lambdaship.deploy.steps import History, Later, Plan, Step, Target

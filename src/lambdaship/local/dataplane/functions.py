@@ -211,7 +211,7 @@ class Functions:
 
 def image_ref(uri: str, description: str | None, version: str) -> str:
     """The exact image a version runs: lambdaship's recorded digest, else ``Code.ImageUri``."""
-    from lambdaship.deploy.plan import parse_marker
+    from lambdaship.deploy.markers import parse_marker
 
     repo, digest = parse_marker(description)
     host = uri.split("/", 1)[0] if "/" in uri else ""
