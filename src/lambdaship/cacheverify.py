@@ -4,8 +4,8 @@ Every build-side cache entry is content-addressed (its name or its index records
 what it holds) and checked against that digest before it is used:
 
 - ``<home>/blobs/sha256/<hex>`` (layer and base blobs): sha256 of the file equals its name.
-- ``<home>/layers/<key>.json`` (deps layer index: inputs → digest, diff_id, size): the blob's
-  size and sha256, and the sha256 of its gunzipped content equals the diff_id.
+- ``<home>/layers/<key>.json`` (deps layer index: the digest of the layer's entries → digest, diff_id,
+  size): the blob's size and sha256, and the sha256 of its gunzipped content equals the diff_id.
 - ``<home>/deps/<hash>/tree`` (installed deps): :func:`tree_digest` equals ``info.json``'s.
 - ``<home>/pyc/<xx>/<key>.<sha256>.pyc`` (app bytecode by source, path, version): sha256 of the
   file equals the digest in its name.
@@ -24,6 +24,7 @@ import os
 import shutil
 import stat
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 READ_SIZE = 1024 * 1024
@@ -72,24 +73,40 @@ def _gzip_open():  # isal's igzip when present (3-4x faster), else the standard 
 def tree_digest(root: Path) -> str:
     """One sha256 over a directory tree: every entry's relative path, kind, executable bit and
     content (a symlink's target), in sorted order. Times and owners are not part of it."""
+    return records_digest(record for _rel, record in tree_records(root))
+
+
+def records_digest(records: Iterable[bytes]) -> str:
+    """The sha256 (hex) of entry records, in the order given (:func:`tree_digest` of the records of
+    :func:`tree_records`; a part of a tree, e.g. one layer's files, is hashed the same way)."""
     h = hashlib.sha256()
+    for record in records:
+        h.update(record)
+    return h.hexdigest()
+
+
+def tree_records(root: Path) -> Iterator[tuple[str, bytes]]:
+    """``(relative path, record)`` for every entry below ``root``, in :func:`tree_digest`'s order;
+    the record holds the path, the kind, the executable bit and the content's sha256."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root)
         for name in sorted(dirnames + filenames):
-            full = os.path.join(dirpath, name)
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            st = os.lstat(full)
-            if stat.S_ISLNK(st.st_mode):
-                h.update(b"L\0" + rel.encode() + b"\0" + os.readlink(full).encode() + b"\0")
-            elif stat.S_ISDIR(st.st_mode):
-                h.update(b"D\0" + rel.encode() + b"\0")
-            elif stat.S_ISREG(st.st_mode):
-                x = b"x" if st.st_mode & 0o111 else b"-"
-                h.update(b"F\0" + rel.encode() + b"\0" + x + bytes.fromhex(file_sha256(Path(full))))
-            else:
-                h.update(b"?\0" + rel.encode() + b"\0")
-    return h.hexdigest()
+            yield rel, entry_record(Path(dirpath, name), rel)
+
+
+def entry_record(full: Path, rel: str) -> bytes:
+    """One entry's record (see :func:`tree_records`)."""
+    st = os.lstat(full)
+    if stat.S_ISLNK(st.st_mode):
+        return b"L\0" + rel.encode() + b"\0" + os.readlink(full).encode() + b"\0"
+    if stat.S_ISDIR(st.st_mode):
+        return b"D\0" + rel.encode() + b"\0"
+    if stat.S_ISREG(st.st_mode):
+        x = b"x" if st.st_mode & 0o111 else b"-"
+        return b"F\0" + rel.encode() + b"\0" + x + bytes.fromhex(file_sha256(full))
+    return b"?\0" + rel.encode() + b"\0"
 
 
 def discard(path: Path, what: str, *, quiet: bool = False) -> None:

@@ -128,6 +128,11 @@ class FunctionConfig(_Strict):
     root: Path | None = Field(None, description="The config file's directory (set by the loader).")
     config_file: Path | None = Field(None, exclude=True, description="The config file (set by the loader).")
     function_url: FunctionUrl | None = None
+    layer_split_mb: float = Field(
+        10.0, ge=0,
+        description="Image builds: a dependency whose files exceed this (MB unpacked) gets an image layer of its "
+        "own, unchanged when other packages are bumped; 0 puts every dependency in one layer.",
+    )
 
     @field_validator("function_name")
     @classmethod

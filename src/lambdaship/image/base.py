@@ -1,6 +1,6 @@
 """The base image: a reference resolved to the target architecture's manifest and config (its layers stay
-remote), the reusable dependency layer of a previously pushed image, and base blobs fetched into the
-verified content-addressed cache (``<home>/blobs``) when a local copy is needed."""
+remote), and base blobs fetched into the verified content-addressed cache (``<home>/blobs``) when a
+local copy is needed. (A previously pushed image's dependency layers are found in ``image.cache``.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 from lambdaship.cacheverify import blob_ok, discard
 from lambdaship.errors import LambdashipError
 from lambdaship.image.model import INDEX_TYPES, MANIFEST_TYPES, BlobSource, Descriptor, Image, Layer, blob_file
-from lambdaship.image.mutate import LABEL_DEPS_HASH, LABEL_DEPS_LAYER
 from lambdaship.paths import home
 from lambdaship.platform import Architecture
 
@@ -84,31 +83,6 @@ def resolve_base(ref: str, architecture: str) -> Image:
         for i, d in enumerate(layer_descs)
     )
     return Image(manifest=raw, config=config, layers=layers)
-
-
-def find_reusable_deps(ref: str, deps_hash: str, architecture: str) -> Layer | None:
-    """The dependency layer of a previously built image ``ref`` if it has the same deps hash.
-
-    Reads only the manifest and config. Any problem (no such image yet, other registry errors,
-    a label that does not match the manifest) means "no": the build installs as usual.
-    """
-    try:
-        prev = resolve_base(ref, architecture)
-    except LambdashipError:
-        return None
-    labels = (prev.config_json.get("config") or {}).get("Labels") or {}
-    if labels.get(LABEL_DEPS_HASH) != deps_hash or LABEL_DEPS_LAYER not in labels:
-        return None
-    try:
-        info = json.loads(labels[LABEL_DEPS_LAYER])
-        digest, diff_id = info["digest"], info["diff_id"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    for lay in prev.layers:
-        if lay.digest == digest and lay.diff_id == diff_id:
-            size = info.get("uncompressed_size")
-            return replace(lay, uncompressed_size=int(size) if isinstance(size, int) else None)
-    return None
 
 
 def fetch_base_blobs(image: Image) -> Image:

@@ -1,16 +1,17 @@
-"""Base image + dependency layer + app layer → a new image (a value), without a daemon.
+"""Base image + dependency layers + app layer → a new image (a value), without a daemon.
 
 ``resolve_base`` reads only the base's manifest (choosing the target architecture's entry
 of an index) and config; base layers stay remote (``Layer.source``). ``build_image`` checks the
-handler and the project's symlinks, installs the dependencies for the target, writes two
-deterministic layers under ``/var/task`` (deps first, app second), derives the config and a
-manifest in the base's format, checks Lambda's limits and returns the ``Image``. Only
-``--out``/``--tar`` need the base's blobs: they are fetched once into a content-addressed,
-verified cache under ``<home>/blobs``.
+handler and the project's symlinks, installs the dependencies for the target, writes deterministic
+layers under ``/var/task`` — the dependency layers (one per large distribution, sorted by name, then
+one shared by the rest: ``package.layers``), then the app — derives the config and a manifest in the
+base's format, checks Lambda's limits and returns the ``Image``. Only ``--out``/``--tar`` need the
+base's blobs: they are fetched once into a content-addressed, verified cache under ``<home>/blobs``.
 
-The stages live beside this module: ``base`` (resolve the base, reuse a previous deps layer, fetch
-blobs), ``cache`` (the deps layer cache), ``bytecode`` (the app's .pyc), ``mutate`` (config, manifest,
-conversion, limits), ``docker_archive`` (``--tar``), ``events`` (progress as values).
+The stages live beside this module: ``base`` (resolve the base, fetch blobs), ``cache`` (the deps
+layer cache, keyed by each layer's content, and reuse of a previous image's deps layers),
+``bytecode`` (the app's .pyc), ``mutate`` (config, manifest, conversion, limits), ``docker_archive``
+(``--tar``), ``events`` (progress as values).
 
 Same inputs → same bytes → same manifest digest: layer entries, times, owners and modes are
 normalised (``lambdaship.image.layer``), the config's ``created`` and history come from
@@ -29,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 from lambdaship.config import FunctionConfig
 from lambdaship.errors import LambdashipError
 from lambdaship.image import layer as layer_mod
-from lambdaship.image.base import blob_cache, fetch_base_blobs, find_reusable_deps, resolve_base
+from lambdaship.image.base import blob_cache, fetch_base_blobs, resolve_base
 from lambdaship.image.bytecode import app_bytecode
-from lambdaship.image.cache import deps_layer
+from lambdaship.image.cache import DepsLayer, deps_label, find_reusable_layers, group_layer
 from lambdaship.image.docker_archive import write_docker_archive
 from lambdaship.image.events import BuildEvent, BuildSink, sink_for
 from lambdaship.image.model import (
@@ -39,14 +40,27 @@ from lambdaship.image.model import (
     LAYER_TYPES,
     MAX_MANIFEST_BYTES,
     OCI_MANIFEST,
+    Descriptor,
     Image,
     Layer,
+    canonical_json,
     write_layout,
 )
-from lambdaship.image.mutate import TASK_ROOT, check_limits, convert, derive_config, make_manifest, tar_estimate
+from lambdaship.image.mutate import (
+    LABEL_DEPS_LAYERS,
+    TASK_ROOT,
+    check_limits,
+    convert,
+    derive_config,
+    make_manifest,
+    tar_estimate,
+)
+from lambdaship.package.layers import MAX_SPLIT_LAYERS, Group, split_tree, threshold_bytes
 
 if TYPE_CHECKING:
     from lambdaship.package.deps import DepsPlan, DepsResult
+
+MAX_LAYERS = 127  # layers of one image in Docker's (and overlayfs-based runtimes') storage
 
 
 @dataclass(frozen=True)
@@ -55,15 +69,17 @@ class BuildResult:
     layout: Path | None
     deps_hash: str
     tar: Path | None = None
-    deps_layer: Layer | None = None
+    deps_layer: Layer | None = None  # the last dependency layer (the shared one when there is one)
     app_layer: Layer | None = None
     base_ref: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     deps_cached: bool = False
-    deps_layer_cached: bool = False
+    deps_layer_cached: bool = False  # every dependency layer came from the cache (or a previous image)
     bytecode: bool = False
     layout_digest: str | None = None  # the OCI-format manifest written to ``layout``
-    deps_reused: bool = False  # the deps layer came from a previously pushed image
+    deps_reused: bool = False  # the deps layers came from a previously pushed image
+    deps_layers: tuple[DepsLayer, ...] = ()  # in image order: split layers by name, then the shared one
+    split: tuple[int, int] = (0, 0)  # (threshold bytes, most split layers) the dependency layers were made with
 
     def to_json(self) -> dict[str, Any]:
         img = self.image
@@ -75,29 +91,36 @@ class BuildResult:
             "config_digest": cfg.digest,
             "base": self.base_ref,
             "deps_hash": self.deps_hash,
-            "layers": [
-                {
-                    "digest": layer.digest,
-                    "diff_id": layer.diff_id,
-                    "size": layer.size,
-                    "uncompressed_size": layer.uncompressed_size,
-                    "media_type": layer.descriptor.media_type,
-                    "role": self._role(layer),
-                }
-                for layer in img.layers
-            ],
+            "layers": [self._layer_json(layer) for layer in img.layers],
             "layout": str(self.layout) if self.layout else None,
             "layout_digest": self.layout_digest,
             "tar": str(self.tar) if self.tar else None,
             "deps_cached": self.deps_cached,
             "deps_layer_cached": self.deps_layer_cached,
             "deps_reused": self.deps_reused,
+            "deps_split": {"threshold_bytes": self.split[0], "max_layers": self.split[1]},
             "bytecode": self.bytecode,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
+    def _layer_json(self, layer: Layer) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "digest": layer.digest,
+            "diff_id": layer.diff_id,
+            "size": layer.size,
+            "uncompressed_size": layer.uncompressed_size,
+            "media_type": layer.descriptor.media_type,
+            "role": self._role(layer),
+        }
+        deps = next((d for d in self.deps_layers if d.layer.digest == layer.digest), None)
+        if deps is not None:  # which distributions it holds, and whether it was written by this build
+            out.update(name=deps.name, packages=list(deps.packages), cached=deps.cached)
+        else:
+            out["name"] = out["role"]
+        return out
+
     def _role(self, layer: Layer) -> str:
-        if self.deps_layer is not None and layer.digest == self.deps_layer.digest:
+        if any(d.layer.digest == layer.digest for d in self.deps_layers):
             return "deps"
         if self.app_layer is not None and layer.digest == self.app_layer.digest:
             return "app"
@@ -115,28 +138,27 @@ class _App:
 
 @dataclass
 class _Inputs:
-    """The base image and the dependency set (installed, or a previous image's layer to reuse)."""
+    """The base image and the dependency set: installed and split into layer groups, or a previous
+    image's dependency layers to reuse."""
 
     base: Image
     plan: DepsPlan
     deps: DepsResult | None
-    reused: Layer | None
+    reused: tuple[DepsLayer, ...] | None
+    split: tuple[int, int]  # (threshold bytes, most split layers)
+    groups: list[Group] = field(default_factory=list)
 
     @property
     def layer_type(self) -> str:
         return LAYER_TYPES[self.base.media_type]
 
-    def deps_size(self) -> tuple[int, int]:
-        """(content bytes, entries) of the dependency tree (the reused layer's size when reused)."""
+    def deps_size(self) -> tuple[int, int, int]:
+        """(content bytes, entries, layers) of the dependency layers (the reused layers' sizes when reused)."""
         if self.reused is not None:
-            return self.reused.uncompressed_size or self.reused.size, 1
+            return sum(d.layer.uncompressed_size or d.layer.size for d in self.reused), 1, len(self.reused)
         if self.deps is None:
             raise LambdashipError("internal: no dependency set and no reusable layer")
-        if self.deps.entries >= 0:
-            return self.deps.content_bytes, self.deps.entries
-        from lambdaship.package.deps import tree_size
-
-        return tree_size(self.deps.path)
+        return sum(g.size for g in self.groups), sum(len(g.paths) for g in self.groups), len(self.groups)
 
 
 def _app(fn: FunctionConfig, skip: list[Path]) -> _App:
@@ -151,67 +173,86 @@ def _app(fn: FunctionConfig, skip: list[Path]) -> _App:
     return _App(files, entries, content)
 
 
+def split_cap(base: Image) -> int:
+    """How many dependency layers may be split off: at most ``MAX_SPLIT_LAYERS``, and as many as
+    keep the image within Lambda's manifest size (and 127 layers) with the shared and app layers."""
+    fake = Descriptor(LAYER_TYPES.get(base.media_type, ""), "sha256:" + "0" * 64, 10**12)
+    per_layer = len(canonical_json(fake.to_json())) + 1
+    two_more = len(make_manifest(base.media_type, b"x" * (len(base.config) + 8192),
+                                 [*base.layers, *[Layer(fake, "")] * 2]))
+    by_bytes = (MAX_MANIFEST_BYTES - two_more) // per_layer
+    return max(0, min(MAX_SPLIT_LAYERS, by_bytes, MAX_LAYERS - len(base.layers) - 2))
+
+
 def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str | None] | None) -> _Inputs:
-    """2. Base (network) and dependencies (registry label, cache or installer) at the same time."""
+    """2. Base (network) and dependencies (registry label, cache or installer) at the same time;
+    then the dependency tree split into layer groups."""
     from lambdaship.package import deps as deps_mod
 
     plan = deps_mod.plan(fn)
-    reused: Layer | None = None
+    threshold = threshold_bytes(fn.layer_split_mb)
+    previous = None
     deps = None
     with ThreadPoolExecutor(max_workers=2) as pool:
         base_f = pool.submit(resolve_base, fn.image_base, fn.architecture)
         if callable(reuse_deps_from):
             reuse_deps_from = reuse_deps_from()
         if reuse_deps_from and not plan.empty:
-            reused = find_reusable_deps(reuse_deps_from, plan.hash, fn.architecture)
-        if reused is None:
+            previous = find_reusable_layers(reuse_deps_from, plan.hash, fn.architecture)
+        if previous is None or previous[0][0] != threshold:
             deps = deps_mod.install(fn)
         base = base_f.result()
-    inputs = _Inputs(base, plan, deps, reused)
-    if reused is not None:
-        inputs.reused = replace(reused, descriptor=replace(reused.descriptor, media_type=inputs.layer_type))
+    split = (threshold, split_cap(base))
+    reused = None
+    if previous is not None and previous[0] == split:
+        mt = LAYER_TYPES[base.media_type]
+        reused = tuple(replace(d, layer=replace(d.layer, descriptor=replace(d.layer.descriptor, media_type=mt)))
+                       for d in previous[1])
+    elif deps is None:  # same threshold, another cap (another base): install after all
+        deps = deps_mod.install(fn)
+    inputs = _Inputs(base, plan, deps, reused, split)
+    if deps is not None:
+        inputs.groups = split_tree(deps.path, threshold, split[1])
     return inputs
 
 
-def _check_size(fn: FunctionConfig, inputs: _Inputs, app: _App, pyc: list[layer_mod.Entry]) -> bool:
-    """Lambda's limits against the estimated layers; True when there is a dependency layer."""
-    deps_content, deps_count = inputs.deps_size()
-    has_deps = deps_count > 0
+def _check_size(fn: FunctionConfig, inputs: _Inputs, app: _App, pyc: list[layer_mod.Entry]) -> None:
+    """Lambda's limits against the estimated layers."""
+    deps_content, deps_count, deps_layers = inputs.deps_size()
     app_extra = sum(len(e.data or b"") for e in pyc)
     extra = tar_estimate(app.content + app_extra, len(app.entries) + len(pyc) + 8)
     if inputs.reused is not None:
         extra += deps_content
-    elif has_deps:
-        extra += tar_estimate(deps_content, deps_count + 2)
-    check_limits(inputs.base, extra, 1 + int(has_deps), len(inputs.base.config) + 1024, fn.image_base)
-    return has_deps
+    elif deps_layers:
+        extra += tar_estimate(deps_content, deps_count + 2 * deps_layers)
+    check_limits(inputs.base, extra, 1 + deps_layers, len(inputs.base.config) + 1024, fn.image_base)
 
 
-def _write_layers(inputs: _Inputs, app: _App, pyc: list[layer_mod.Entry], has_deps: bool,
-                  mtime: int) -> tuple[Layer | None, bool, Layer]:
-    """3. Layers: deps (cached by the dependency set) and app, compressed side by side.
-    Returns (deps layer or None, whether it came from a cache or an image, app layer)."""
+def _write_layers(inputs: _Inputs, app: _App, pyc: list[layer_mod.Entry],
+                  mtime: int) -> tuple[tuple[DepsLayer, ...], Layer]:
+    """3. Layers: the dependency layers (each cached by its content) and the app layer, two at a time.
+    Returns (dependency layers in image order, app layer)."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        deps_f = None
-        if has_deps and inputs.deps is not None:
-            deps_f = pool.submit(deps_layer, inputs.deps.path, inputs.deps.hash, inputs.layer_type, mtime)
         app_f = pool.submit(layer_mod.write_layer, [*app.entries, *pyc], blob_cache() / "sha256",
                             media_type=inputs.layer_type, mtime=mtime)
+        deps_fs = []
+        if inputs.reused is None and inputs.deps is not None:
+            deps_fs = [pool.submit(group_layer, inputs.deps.path, g, inputs.deps.records, inputs.layer_type, mtime)
+                       for g in inputs.groups]
         app_layer = app_f.result()
         if inputs.reused is not None:
-            return inputs.reused, True, app_layer
-        if deps_f is not None:
-            lay, cached = deps_f.result()
-            return lay, cached, app_layer
-        return None, False, app_layer
+            return inputs.reused, app_layer
+        return tuple(f.result() for f in deps_fs), app_layer
 
 
-def _assemble(fn: FunctionConfig, inputs: _Inputs, deps: Layer | None, app: Layer, mtime: int,
+def _assemble(fn: FunctionConfig, inputs: _Inputs, deps: tuple[DepsLayer, ...], app: Layer, mtime: int,
               image_format: str) -> Image:
     """4. Config and manifest over the base's layers, in the requested manifest format."""
-    ours = [deps, app] if deps else [app]
-    roles = ["deps", "app"] if deps else ["app"]
-    config = derive_config(inputs.base.config, fn, ours, inputs.plan.hash, mtime, roles)
+    ours = [*(d.layer for d in deps), app]
+    roles = [*(["deps"] * len(deps)), "app"]
+    names = [*(d.name for d in deps), "app"]
+    labels = {LABEL_DEPS_LAYERS: deps_label(inputs.split, list(deps))} if deps else {}
+    config = derive_config(inputs.base.config, fn, ours, inputs.plan.hash, mtime, roles, labels, names)
     layers = [*inputs.base.layers, *ours]
     manifest = make_manifest(inputs.base.media_type, config, layers)
     if len(manifest) > MAX_MANIFEST_BYTES:  # pragma: no cover - caught by the estimate before
@@ -256,11 +297,11 @@ def build_image(
 
     ``reuse_deps_from``: a reference to a previously pushed image of this function (e.g. the
     repository's current tag). When its ``dev.lambdaship.deps-hash`` label equals this build's
-    dependency hash, its dependency layer is reused as a remote layer: nothing is installed or
-    compressed, and the push can skip (or mount) the blob. A fresh CI runner gets the
-    unchanged-dependencies fast path without any local cache. It may be a callable (e.g. a
-    future's ``result``), asked only after the local checks, so a slow lookup of the previous
-    image (the ECR API) overlaps them.
+    dependency hash (and its layers were split the same way), its dependency layers are reused as
+    remote layers: nothing is installed or compressed, and the push can skip (or mount) the blobs.
+    A fresh CI runner gets the unchanged-dependencies fast path without any local cache. It may be
+    a callable (e.g. a future's ``result``), asked only after the local checks, so a slow lookup of
+    the previous image (the ECR API) overlaps them.
 
     ``progress``: a ``BuildEvent`` sink, or True for the front end's default sink.
     """
@@ -278,13 +319,13 @@ def build_image(
     if inputs.deps is not None:
         timings.update({f"deps_{k}": v for k, v in inputs.deps.timings.items()})
     pyc_entries, bytecode = app_bytecode(app.files, fn.python)
-    has_deps = _check_size(fn, inputs, app, pyc_entries)
+    _check_size(fn, inputs, app, pyc_entries)
 
     t1 = time.monotonic()
     emit(BuildEvent("layers", "writing layers"))
-    deps_lay, deps_layer_cached, app_layer = _write_layers(inputs, app, pyc_entries, has_deps, mtime)
+    deps_layers, app_layer = _write_layers(inputs, app, pyc_entries, mtime)
     timings["layers"] = time.monotonic() - t1
-    image = _assemble(fn, inputs, deps_lay, app_layer, mtime, image_format)
+    image = _assemble(fn, inputs, deps_layers, app_layer, mtime, image_format)
 
     layout = layout_digest = tar_path = None
     if out is not None or tar is not None:
@@ -295,8 +336,10 @@ def build_image(
     timings["total"] = time.monotonic() - t0
     emit(BuildEvent("done", image.digest, sum(lay.size for lay in image.layers), timings["total"]))
     return BuildResult(
-        image=image, layout=layout, deps_hash=inputs.plan.hash, tar=tar_path, deps_layer=deps_lay,
-        app_layer=app_layer, base_ref=fn.image_base, timings=timings,
-        deps_cached=inputs.deps.cached if inputs.deps is not None else True, deps_reused=inputs.reused is not None,
-        deps_layer_cached=deps_layer_cached, bytecode=bytecode, layout_digest=layout_digest,
+        image=image, layout=layout, deps_hash=inputs.plan.hash, tar=tar_path,
+        deps_layer=deps_layers[-1].layer if deps_layers else None, app_layer=app_layer, base_ref=fn.image_base,
+        timings=timings, deps_cached=inputs.deps.cached if inputs.deps is not None else True,
+        deps_reused=inputs.reused is not None,
+        deps_layer_cached=bool(deps_layers) and all(d.cached for d in deps_layers),
+        bytecode=bytecode, layout_digest=layout_digest, deps_layers=deps_layers, split=inputs.split,
     )

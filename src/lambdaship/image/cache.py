@@ -1,46 +1,83 @@
-"""The dependency layer cache: one compressed layer per (dependency set, media type, mtime, gzip
-settings) in ``<home>/layers``, its blob verified (size, digest, diff_id) whenever it is reused."""
+"""The dependency layers: their cache, and their reuse from a previously pushed image.
+
+Cache: one compressed layer per (content of its entries, media type, mtime, gzip settings) in
+``<home>/layers/<key>.json``. The key is a digest of the layer's entries (path, kind, content
+sha256 — the records that verified the installed tree, so nothing is hashed twice), not of the
+dependency set: when one package is bumped, the layers of the packages that did not change are
+found again, only the layer holding the bumped one is written. A cached blob is verified (size,
+digest, diff_id) whenever it is reused.
+
+Registry: a pushed image's ``dev.lambdaship.deps-layers`` label lists its dependency layers (name,
+packages, digest, diff_id, sizes) and the split they were made with; a fresh runner whose
+dependency set (hash) and split are the same reuses them as remote layers.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from lambdaship.cacheverify import blob_ok, discard
+from lambdaship.cacheverify import blob_ok, discard, entry_record, records_digest
 from lambdaship.errors import LambdashipError
 from lambdaship.fsutil import tmp_sibling
 from lambdaship.image import layer as layer_mod
-from lambdaship.image.base import blob_cache, cached_blob
-from lambdaship.image.model import Descriptor, Layer, sha256_digest
-from lambdaship.image.mutate import TASK_ROOT
+from lambdaship.image.base import blob_cache, cached_blob, resolve_base
+from lambdaship.image.model import Descriptor, Layer, canonical_json, sha256_digest
+from lambdaship.image.mutate import LABEL_DEPS_HASH, LABEL_DEPS_LAYERS, TASK_ROOT
+from lambdaship.package.layers import Group
 from lambdaship.paths import home
-from lambdaship.patterns import DIGEST_RE
 
-LAYER_CACHE_VERSION = "1"
+LAYER_CACHE_VERSION = "2"  # 2: keyed by the layer's content (1: by the whole dependency set)
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-def deps_layer(tree: Path, deps_hash: str, media_type: str, mtime: int) -> tuple[Layer, bool]:
-    """The dependency layer, from the layer cache when this exact set was compressed before."""
-    key = sha256_digest(json.dumps(
-        {"v": LAYER_CACHE_VERSION, "deps": deps_hash, "mt": media_type, "mtime": mtime,
+@dataclass(frozen=True)
+class DepsLayer:
+    """One dependency layer of an image and what it holds."""
+
+    layer: Layer
+    name: str  # the distribution's name, or package.layers.SHARED
+    packages: tuple[str, ...]  # "name==version", sorted
+    cached: bool = False  # from the layer cache or a previous image: nothing was compressed
+
+    def label_json(self) -> dict[str, Any]:
+        lay = self.layer
+        return {"name": self.name, "packages": list(self.packages), "digest": lay.digest, "diff_id": lay.diff_id,
+                "size": lay.size, "uncompressed_size": lay.uncompressed_size}
+
+
+def deps_label(split: tuple[int, int], layers: list[DepsLayer]) -> str:
+    """The ``dev.lambdaship.deps-layers`` label: the split (threshold, cap) and every deps layer."""
+    return canonical_json({"split": list(split), "layers": [d.label_json() for d in layers]}).decode()
+
+
+def group_layer(tree: Path, group: Group, records: dict[str, bytes] | None, media_type: str,
+                mtime: int) -> DepsLayer:
+    """The layer of ``group``'s entries of ``tree``: from the cache when these exact entries were
+    compressed before, else written (and recorded in the cache)."""
+    recs = records or {}
+    content = records_digest(recs.get(p) or entry_record(tree / p, p) for p in group.paths)
+    key = sha256_digest(canonical_json(
+        {"v": LAYER_CACHE_VERSION, "content": content, "mt": media_type, "mtime": mtime,
          "level": layer_mod.LEVEL, "chunk": layer_mod.CHUNK},
-        sort_keys=True,
-    ).encode()).split(":", 1)[1]
+    )).split(":", 1)[1]
     index = home() / "layers" / f"{key}.json"
     if index.is_file():
         cached = _verified_layer(index, media_type)
         if cached is not None:
-            return cached, True
-    lay = layer_mod.write_layer(
-        layer_mod.tree_entries(tree, TASK_ROOT), blob_cache() / "sha256", media_type=media_type, mtime=mtime
-    )
+            return DepsLayer(cached, group.name, group.packages, cached=True)
+    entries = layer_mod.entries_from_files([(p, tree / p) for p in group.paths], TASK_ROOT, root=tree)
+    lay = layer_mod.write_layer(entries, blob_cache() / "sha256", media_type=media_type, mtime=mtime)
     index.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_sibling(index)
     tmp.write_text(json.dumps({"digest": lay.digest, "diff_id": lay.diff_id, "size": lay.size,
                                "uncompressed_size": lay.uncompressed_size}))
     os.replace(tmp, index)
-    return lay, False
+    return DepsLayer(lay, group.name, group.packages)
 
 
 def _verified_layer(index: Path, media_type: str) -> Layer | None:
@@ -62,3 +99,34 @@ def _verified_layer(index: Path, media_type: str) -> Layer | None:
         pass
     index.unlink(missing_ok=True)
     return None
+
+
+def find_reusable_layers(ref: str, deps_hash: str, architecture: str
+                         ) -> tuple[tuple[int, int], tuple[DepsLayer, ...]] | None:
+    """The split and the dependency layers of a previously built image ``ref`` with the same deps
+    hash (the caller compares the split with its own).
+
+    Reads only the manifest and config. Any problem (no such image yet, other registry errors, a
+    label that does not match the manifest, an image of an earlier version without the label) means
+    "no": the build installs as usual.
+    """
+    try:
+        prev = resolve_base(ref, architecture)
+    except LambdashipError:
+        return None
+    labels = (prev.config_json.get("config") or {}).get("Labels") or {}
+    if labels.get(LABEL_DEPS_HASH) != deps_hash or LABEL_DEPS_LAYERS not in labels:
+        return None
+    try:
+        info = json.loads(labels[LABEL_DEPS_LAYERS])
+        threshold, cap = (int(x) for x in info["split"])
+        by_digest = {(lay.digest, lay.diff_id): lay for lay in prev.layers}
+        out = []
+        for d in info["layers"]:
+            lay = by_digest[(d["digest"], d["diff_id"])]
+            size = d.get("uncompressed_size")
+            lay = replace(lay, uncompressed_size=size if isinstance(size, int) else None)
+            out.append(DepsLayer(lay, str(d["name"]), tuple(str(p) for p in d["packages"]), cached=True))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (threshold, cap), tuple(out)

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 TASK_ROOT = "var/task"
 LABEL_DEPS_HASH = "dev.lambdaship.deps-hash"
 LABEL_FUNCTION = "dev.lambdaship.function"
-LABEL_DEPS_LAYER = "dev.lambdaship.deps-layer"  # {"digest", "diff_id", "size", "uncompressed_size"}
+# {"digest", "diff_id", "size", "uncompressed_size"}: written only when the image has one deps layer
+LABEL_DEPS_LAYER = "dev.lambdaship.deps-layer"
+LABEL_DEPS_LAYERS = "dev.lambdaship.deps-layers"  # {"split": [...], "layers": [{name, packages, digest, ...}]}
 
 
 def _created(mtime: int) -> str:
@@ -41,7 +43,9 @@ def _created(mtime: int) -> str:
 
 
 def derive_config(base_config: bytes, fn: FunctionConfig, layers: list[Layer], deps_hash: str,
-                  mtime: int, roles: list[str]) -> bytes:
+                  mtime: int, roles: list[str], labels_extra: dict[str, str] | None = None,
+                  names: list[str] | None = None) -> bytes:
+    """``labels_extra``: more labels; ``names``: per layer, what its history entry says it holds."""
     cfg = json.loads(base_config)
     created = _created(mtime)
     c = dict(cfg.get("config") or {})
@@ -51,13 +55,15 @@ def derive_config(base_config: bytes, fn: FunctionConfig, layers: list[Layer], d
     labels[LABEL_DEPS_HASH] = deps_hash
     labels[LABEL_FUNCTION] = fn.function_name
     labels.pop(LABEL_DEPS_LAYER, None)
-    for lay, role in zip(layers, roles, strict=True):
-        if role == "deps":
-            labels[LABEL_DEPS_LAYER] = json.dumps(
-                {"digest": lay.digest, "diff_id": lay.diff_id, "size": lay.size,
-                 "uncompressed_size": lay.uncompressed_size},
-                sort_keys=True, separators=(",", ":"),
-            )
+    labels.pop(LABEL_DEPS_LAYERS, None)
+    deps = [lay for lay, role in zip(layers, roles, strict=True) if role == "deps"]
+    if len(deps) == 1:  # what earlier versions read: written only when it describes every deps layer
+        labels[LABEL_DEPS_LAYER] = json.dumps(
+            {"digest": deps[0].digest, "diff_id": deps[0].diff_id, "size": deps[0].size,
+             "uncompressed_size": deps[0].uncompressed_size},
+            sort_keys=True, separators=(",", ":"),
+        )
+    labels.update(labels_extra or {})
     c["Labels"] = labels
     env = list(c.get("Env") or [])
     if not any(e.startswith("LAMBDA_TASK_ROOT=") for e in env):
@@ -72,8 +78,10 @@ def derive_config(base_config: bytes, fn: FunctionConfig, layers: list[Layer], d
     rootfs["diff_ids"] = [*rootfs.get("diff_ids", []), *(lay.diff_id for lay in layers)]
     cfg["rootfs"] = rootfs
     history = list(cfg.get("history") or [])
-    for lay, role in zip(layers, roles, strict=True):
+    for i, (lay, role) in enumerate(zip(layers, roles, strict=True)):
         what = f"dependencies {deps_hash[:12]}" if role == "deps" else f"app {fn.function_name}"
+        if names is not None and role == "deps":
+            what += f" {names[i]}"
         history.append({"created": created, "created_by": f"lambdaship build: {what} -> /{TASK_ROOT}",
                         "comment": lay.diff_id})
     history.append({"created": created, "created_by": f"lambdaship build: CMD [{fn.resolved_handler!r}]",

@@ -68,6 +68,9 @@ class DepsResult:
     timings: dict[str, float] = field(default_factory=dict, compare=False)  # install, bytecode (seconds)
     content_bytes: int = -1  # bytes of file content in the tree (-1: unknown)
     entries: int = -1  # files, directories and symlinks in the tree (-1: unknown)
+    # relative path -> cacheverify record (path, kind, content sha256) of every entry, from the hashing
+    # that verified (or recorded) the tree: the content keys of the dependency layers, without hashing again
+    records: dict[str, bytes] | None = field(default=None, compare=False, repr=False)
 
 
 def _base_is_aws(fn: FunctionConfig) -> bool:
@@ -136,11 +139,12 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
     root = paths.cache("deps")
     entry = root / key
     info_file = entry / MARKER
-    info = _verified_entry(entry)
+    info, records = _verified_entry(entry)
     if info is not None:
         return DepsResult(entry / "tree", key, info["requirements"], cached=True,
                           pruned=tuple(info.get("pruned", [])), bytecode=bool(info.get("bytecode")),
-                          content_bytes=int(info.get("content_bytes", -1)), entries=int(info.get("entries", -1)))
+                          content_bytes=int(info.get("content_bytes", -1)), entries=int(info.get("entries", -1)),
+                          records=records)
     root.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
@@ -156,9 +160,10 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
             timings["bytecode"] = time.monotonic() - t0
         requirements = sorted(pruning.installed(tree))
         content_bytes, entries = tree_size(tree)
+        records = dict(cacheverify.tree_records(tree))
         (tmp / MARKER).write_text(json.dumps(
             {"requirements": requirements, "pruned": pruned, "pruned_tests": pruned_tests,
-             "tree_digest": cacheverify.tree_digest(tree),
+             "tree_digest": cacheverify.records_digest(records.values()),
              "bytecode": bool(pyc), "python": fn.python,
              "target": target, "content_bytes": content_bytes, "entries": entries},
             sort_keys=True,
@@ -171,7 +176,7 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return DepsResult(entry / "tree", key, requirements, cached=False, pruned=tuple(pruned), bytecode=bool(pyc),
-                      timings=timings, content_bytes=content_bytes, entries=entries)
+                      timings=timings, content_bytes=content_bytes, entries=entries, records=records)
 
 
 def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path) -> float:
@@ -214,23 +219,24 @@ def _trim(tree: Path, prune: tuple[str, ...], target: str) -> tuple[list[str], l
     return pruned, pruned_tests
 
 
-def _verified_entry(entry: Path) -> dict | None:
-    """The cache entry's info when its tree still has the digest recorded at install time;
-    a corrupt or unreadable entry is discarded (None: install again)."""
+def _verified_entry(entry: Path) -> tuple[dict | None, dict[str, bytes] | None]:
+    """The cache entry's info, and its entries' records, when its tree still has the digest recorded
+    at install time; a corrupt or unreadable entry is discarded ((None, None): install again)."""
     info_file = entry / MARKER
     if not info_file.is_file():
-        return None
-    info = None
+        return None, None
+    info = records = None
     try:
         info = json.loads(info_file.read_text())
-        ok = isinstance(info, dict) and cacheverify.tree_digest(entry / "tree") == info.get("tree_digest")
+        records = dict(cacheverify.tree_records(entry / "tree"))
+        ok = isinstance(info, dict) and cacheverify.records_digest(records.values()) == info.get("tree_digest")
     except (OSError, ValueError):
         ok = False
     if ok:
-        return info
+        return info, records
     legacy = isinstance(info, dict) and "tree_digest" not in info  # written before trees were verified
     cacheverify.discard(entry, "dependency tree", quiet=legacy)
-    return None
+    return None, None
 
 
 def tree_size(root: Path) -> tuple[int, int]:

@@ -15,16 +15,13 @@ Measurement (see docs/design-zip.md):
 
 from __future__ import annotations
 
-import csv
-import email.parser
-import os
-import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lambdaship.package import archive, zipplan
+from lambdaship.package.dists import Dist, pyc_source, read_dists
 from lambdaship.package.requirements import canonical_name, requirement_name
 
 if TYPE_CHECKING:
@@ -81,6 +78,9 @@ class SizeReport:
     runtime_provided: dict[str, Any]
     limits: list[Limit]
     recommendation: dict[str, str]
+    # an image's layers above the base: dependency layers (package.layers: name, packages, unpacked size,
+    # entries; the split of the config's layer_split_mb), then the app's
+    layers: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -89,46 +89,7 @@ class SizeReport:
         return data
 
 
-# ---- distribution metadata ---------------------------------------------------------------------
-@dataclass
-class _Dist:
-    name: str
-    version: str
-    requires: list[str]
-    paths: list[str]
-
-
-def _read_dists(root: Path) -> list[_Dist]:
-    out = []
-    for info in sorted(root.glob("*.dist-info")):
-        if not info.is_dir():
-            continue
-        name, version, requires = info.name.removesuffix(".dist-info"), "", []
-        if "-" in name:
-            name, version = name.rsplit("-", 1)
-        meta = info / "METADATA"
-        if meta.is_file():
-            headers = email.parser.HeaderParser().parsestr(meta.read_text(encoding="utf-8", errors="replace"))
-            name = str(headers.get("Name") or name).strip()
-            version = str(headers.get("Version") or version).strip()
-            for value in headers.get_all("Requires-Dist") or []:
-                if not re.search(r"\bextra\s*==", str(value)) and (r := requirement_name(str(value))) is not None:
-                    requires.append(r)
-        paths: list[str] = []
-        record = info / "RECORD"
-        if record.is_file():
-            with record.open(newline="", encoding="utf-8", errors="replace") as fh:
-                for row in csv.reader(fh):
-                    if not row or not row[0]:
-                        continue
-                    rel = os.path.normpath(row[0]).replace(os.sep, "/")
-                    if not rel.startswith("../"):
-                        paths.append(rel)
-        out.append(_Dist(name, version, requires, paths))
-    return out
-
-
-def _required_by(dists: list[_Dist], direct: set[str]) -> dict[str, list[str]]:
+def _required_by(dists: list[Dist], direct: set[str]) -> dict[str, list[str]]:
     graph = {canonical_name(d.name): d.requires for d in dists}
     result: dict[str, set[str]] = {}
     for top in sorted(direct):
@@ -142,15 +103,6 @@ def _required_by(dists: list[_Dist], direct: set[str]) -> dict[str, list[str]]:
         for name in seen - {top}:
             result.setdefault(name, set()).add(top)
     return {k: sorted(v) for k, v in result.items()}
-
-
-def _pyc_source(name: str) -> str:
-    """``pkg/__pycache__/mod.cpython-312.pyc`` → ``pkg/mod.py`` (bytecode compiled after install)."""
-    parts = name.split("/")
-    if len(parts) >= 2 and parts[-2] == "__pycache__" and parts[-1].endswith(".pyc"):
-        module = parts[-1].split(".", 1)[0]
-        return "/".join([*parts[:-2], module + ".py"])
-    return ""
 
 
 def _top_level_owners(owner: dict[str, Row]) -> dict[str, Row]:
@@ -188,12 +140,24 @@ def analyze(fn: FunctionConfig) -> SizeReport:
         architecture=fn.platform.architecture.value,
         zip_bucket=fn.zip_bucket,
     )
+    report.layers = image_layers(Path(installed.path), report, fn.layer_split_mb)
     rec = report.recommendation
     if fn.package_type != "auto":
         rec["note"] = f'package_type = "{fn.package_type}" in the config decides the deploy'
     elif fn.base_image and rec["package_type"] == "zip":
         rec["note"] = "package_type auto deploys an image anyway: base_image is set"
     return report
+
+
+def image_layers(tree: Path, report: SizeReport, split_mb: float) -> list[dict[str, Any]]:
+    """The layers an image build adds to the base: the dependency layers of ``tree`` (at most
+    ``MAX_SPLIT_LAYERS`` split off; a base with very many layers leaves room for fewer), then the app."""
+    from lambdaship.package.layers import MAX_SPLIT_LAYERS, split_tree, threshold_bytes
+
+    groups = split_tree(tree, threshold_bytes(split_mb), MAX_SPLIT_LAYERS)
+    app = next((r for r in report.rows if r.kind == "app"), None)
+    return [*(g.to_json() for g in groups),
+            {"name": "app", "packages": [], "size": report.app_size, "entries": app.files if app else 0}]
 
 
 def _entries(deps_dir: Path, deps_hash: str | None, app: list[tuple[str, Path]]) -> tuple[dict, dict]:
@@ -213,7 +177,7 @@ def _rows(deps_dir: Path, dep_entries: dict, app_entries: dict,
     """Every zip entry attributed to a distribution (RECORD, its .py for a .pyc, the top-level
     directory's main owner, else "(other files)"); rows sorted by size, and the app's row."""
     direct = {n for r in (requirements or []) if (n := requirement_name(r))}
-    dists = _read_dists(deps_dir)
+    dists = read_dists(deps_dir)
     req_by = _required_by(dists, direct)
     runtime = {canonical_name(n) for n in RUNTIME_PROVIDED}
     owner: dict[str, Row] = {}
@@ -233,7 +197,7 @@ def _rows(deps_dir: Path, dep_entries: dict, app_entries: dict,
     for name, e in dep_entries.items():
         if name in app_entries:
             continue  # the app's file replaces it in the package
-        row = owner.get(name) or owner.get(_pyc_source(name)) or by_top.get(name.split("/", 1)[0]) or other
+        row = owner.get(name) or owner.get(pyc_source(name)) or by_top.get(name.split("/", 1)[0]) or other
         _count(row, name, e)
     for name, e in app_entries.items():
         _count(app_row, name, e)

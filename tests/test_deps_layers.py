@@ -1,0 +1,253 @@
+"""Issue 21.1: large dependencies get layers of their own, so a one-package bump rebuilds and pushes
+only the layer that changed.
+
+Real installs (uv, PyPI), the local registry's tiny base image, real pushes to the stack's
+registry (ECR on moto). The threshold is lowered in the project's config so that humanize
+(~0.8 MB with its bytecode) counts as large and six (~0.07 MB) does not.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lambdaship.package.layers import SHARED, split_tree
+from tests.conftest import EXAMPLES, run_cli
+
+HANDLER_APP = EXAMPLES / "handler-app"
+SPLIT = 'layer_split_mb = 0.3'
+
+
+# ---- the split itself: a tree on disk, no network ------------------------------------------------
+def _dist(tree: Path, name: str, version: str, files: dict[str, int], record_extra: tuple[str, ...] = ()) -> None:
+    info = tree / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
+    for rel, size in files.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(b"x" * size)
+    rows = [*files, *record_extra, f"{info.name}/METADATA", f"{info.name}/RECORD"]
+    (info / "RECORD").write_text("".join(f"{r},,\n" for r in rows))
+
+
+def _tree(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    _dist(tree, "Big_Pkg", "1.0", {"big_pkg/__init__.py": 10, "big_pkg/data.bin": 3000})
+    _dist(tree, "alpha", "2.0", {"alpha/core.py": 2500})
+    _dist(tree, "six", "1.17.0", {"six.py": 100})
+    (tree / "big_pkg" / "__pycache__").mkdir()
+    (tree / "big_pkg" / "__pycache__" / "__init__.cpython-312.pyc").write_bytes(b"p" * 50)
+    (tree / "__pycache__").mkdir()
+    (tree / "__pycache__" / "six.cpython-312.pyc").write_bytes(b"p" * 40)
+    (tree / "big_pkg" / "unrecorded.txt").write_bytes(b"u" * 5)  # its top-level directory's owner's
+    (tree / "stray.txt").write_bytes(b"s")  # nobody's: shared
+    return tree
+
+
+def test_split_by_size_sorted_by_name_bytecode_with_its_package(tmp_path: Path) -> None:
+    tree = _tree(tmp_path)
+    groups = split_tree(tree, threshold=2000)
+    assert [g.name for g in groups] == ["alpha", "big-pkg", SHARED]  # split layers by name, then shared
+    alpha, big, shared = groups
+    assert alpha.packages == ("alpha==2.0",) and big.packages == ("big-pkg==1.0",)
+    assert shared.packages == ("six==1.17.0",)
+    assert {"big_pkg/__pycache__/__init__.cpython-312.pyc", "big_pkg/unrecorded.txt",
+            "Big_Pkg-1.0.dist-info/RECORD"} <= set(big.paths)
+    assert {"six.py", "__pycache__/six.cpython-312.pyc", "stray.txt"} <= set(shared.paths)
+    assert big.size == 10 + 3000 + 50 + 5 + len((tree / "Big_Pkg-1.0.dist-info/METADATA").read_bytes()) + len(
+        (tree / "Big_Pkg-1.0.dist-info/RECORD").read_bytes())
+    everything = [p for g in groups for p in g.paths]
+    assert len(everything) == len(set(everything))  # every entry in exactly one layer
+    assert split_tree(tree, threshold=2000) == groups  # a pure function of the tree
+
+
+def test_split_cap_folds_the_smallest_and_zero_means_one_layer(tmp_path: Path) -> None:
+    tree = _tree(tmp_path)
+    capped = split_tree(tree, threshold=2000, max_layers=1)
+    assert [g.name for g in capped] == ["big-pkg", SHARED]  # the largest kept, alpha folded in
+    assert capped[1].packages == ("alpha==2.0", "six==1.17.0")
+    single = split_tree(tree, threshold=0)
+    assert [g.name for g in single] == [SHARED]
+    assert set(single[0].paths) == {p for g in capped for p in g.paths}
+    assert split_tree(tmp_path / "empty-does-not-exist", threshold=2000) == []
+
+
+# ---- builds --------------------------------------------------------------------------------------
+def _app(tmp_path: Path, name: str, six: str = "1.16.0", extra: str = SPLIT, base: str | None = None) -> Path:
+    app = tmp_path / name
+    shutil.copytree(HANDLER_APP, app)
+    (app / "requirements.txt").write_text(f"humanize==4.12.3\nsix=={six}\n")
+    pyproject = app / "pyproject.toml"
+    req = 'requirements = "requirements.txt"'
+    text = pyproject.read_text().replace(req, f"{req}\n{extra}")
+    if base:
+        text = text.replace('function_name = "handler-demo"',
+                            f'function_name = "{name}-{uuid.uuid4().hex[:6]}"\nbase_image = "{base}"')
+    pyproject.write_text(text)
+    return app
+
+
+def _build(app: Path, home: Path, *args: str) -> dict:
+    r = run_cli("build", "-C", str(app), "--json", *args,
+                env={"LAMBDASHIP_HOME": str(home), "UV_CACHE_DIR": str(home / "uv")})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _deps(result: dict) -> list[dict]:
+    return [x for x in result["layers"] if x["role"] == "deps"]
+
+
+def _members(layout: Path, digest: str) -> dict[str, tarfile.TarInfo]:
+    raw = gzip.decompress((layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes())
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        return {m.name: m for m in tf.getmembers()}
+
+
+@pytest.mark.slow
+def test_large_distribution_has_a_layer_of_its_own(base_image_ref: str, tmp_path: Path) -> None:
+    app = _app(tmp_path, "app")
+    home = tmp_path / "home"
+    out = tmp_path / "layout"
+    result = _build(app, home, "--base-image", base_image_ref, "--out", str(out))
+    assert [x["role"] for x in result["layers"]] == ["base", "base", "deps", "deps", "app"]
+    big, shared = _deps(result)
+    assert (big["name"], big["packages"]) == ("humanize", ["humanize==4.12.3"])
+    assert (shared["name"], shared["packages"]) == (SHARED, ["six==1.16.0"])
+    assert not big["cached"] and not shared["cached"] and not result["deps_layer_cached"]
+    assert result["deps_split"] == {"threshold_bytes": 300_000, "max_layers": 16}
+    big_m, shared_m = _members(out, big["digest"]), _members(out, shared["digest"])
+    assert {"var/task/humanize/__init__.py", "var/task/humanize-4.12.3.dist-info/RECORD"} <= set(big_m)
+    assert {"var/task/six.py", "var/task/six-1.16.0.dist-info/RECORD"} <= set(shared_m)
+    if result["bytecode"]:  # the bytecode lives in its package's layer
+        assert "var/task/humanize/__pycache__/__init__.cpython-312.pyc" in big_m
+        assert "var/task/__pycache__/six.cpython-312.pyc" in shared_m
+    files = lambda m: {n for n, i in m.items() if not i.isdir()}  # noqa: E731
+    assert not files(big_m) & files(shared_m)
+    for members in (big_m, shared_m):  # Lambda needs every parent directory in the layer
+        for name in members:
+            parts = name.split("/")
+            assert all("/".join(parts[:i]) in members for i in range(1, len(parts))), name
+    # the same files as one layer (layer_split_mb = 0): nothing lost, nothing added
+    one = _app(tmp_path, "one", extra="layer_split_mb = 0")
+    single = _build(one, home, "--base-image", base_image_ref, "--out", str(tmp_path / "one-layout"))
+    (only,) = _deps(single)
+    assert only["name"] == SHARED and only["packages"] == ["humanize==4.12.3", "six==1.16.0"]
+    assert files(_members(tmp_path / "one-layout", only["digest"])) == files(big_m) | files(shared_m)
+    labels = json.loads((out / "blobs/sha256" / result["config_digest"].split(":")[1]).read_bytes())["config"]["Labels"]
+    described = json.loads(labels["dev.lambdaship.deps-layers"])
+    assert [d["digest"] for d in described["layers"]] == [big["digest"], shared["digest"]]
+    assert "dev.lambdaship.deps-layer" not in labels  # what earlier versions read: not for a split image
+
+
+@pytest.mark.slow
+def test_same_digests_from_other_directories_and_caches(base_image_ref: str, tmp_path: Path) -> None:
+    first = _build(_app(tmp_path / "one", "app"), tmp_path / "home-one", "--base-image", base_image_ref)
+    other = _app(tmp_path / "two" / "deeper", "elsewhere")
+    for p in [other, *other.rglob("*")]:
+        os.utime(p, (1_700_000_000, 1_700_000_000), follow_symlinks=False)
+    second = _build(other, tmp_path / "home-two", "--base-image", base_image_ref)
+    assert len(_deps(first)) == 2
+    assert [x["digest"] for x in second["layers"]] == [x["digest"] for x in first["layers"]]
+    assert second["manifest_digest"] == first["manifest_digest"]
+
+
+def _push(app: Path, home: Path) -> dict:
+    r = run_cli("push", "-C", str(app), "--json", env={"LAMBDASHIP_HOME": str(home), "UV_CACHE_DIR": str(home / "uv")})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _bump(app: Path) -> None:
+    (app / "requirements.txt").write_text("humanize==4.12.3\nsix==1.17.0\n")
+
+
+@pytest.mark.slow
+def test_one_package_bump_rebuilds_and_pushes_only_the_shared_layer(local_stack, base_image_ref: str,
+                                                                    tmp_path: Path) -> None:
+    app = _app(tmp_path, "bump", base=base_image_ref)
+    home = tmp_path / "runner"
+    before = _build(app, home)
+    first = _push(app, home)
+    assert first["digest"] == before["manifest_digest"]
+    _bump(app)
+    after = _build(app, home)  # the same runner: the unchanged layer comes from the layer cache
+    (big0, shared0), (big1, shared1) = _deps(before), _deps(after)
+    assert big1["digest"] == big0["digest"] and big1["cached"]
+    assert shared1["digest"] != shared0["digest"] and not shared1["cached"]
+    assert shared1["packages"] == ["six==1.17.0"]
+    changed = {b["role"] + ":" + b["name"] for b, a in zip(before["layers"], after["layers"], strict=True)
+               if b["digest"] != a["digest"]}
+    assert changed == {f"deps:{SHARED}", "app:app"}  # the app layer holds requirements.txt
+    pushed = _push(app, home)
+    assert pushed["digest"] == after["manifest_digest"]
+    app_layer = next(x for x in after["layers"] if x["role"] == "app")
+    uploaded = {b["digest"] for b in pushed["blobs"] if b["action"] == "uploaded"}
+    assert uploaded == {shared1["digest"], app_layer["digest"], after["config_digest"]}
+    config_size = next(b["size"] for b in pushed["blobs"] if b["digest"] == after["config_digest"])
+    assert pushed["uploaded_blobs"] == 3
+    assert pushed["uploaded_bytes"] == shared1["size"] + app_layer["size"] + config_size
+    assert {b["digest"]: b["action"] for b in pushed["blobs"]}[big1["digest"]] == "skipped"  # not sent again
+
+
+@pytest.mark.slow
+def test_one_package_bump_on_a_fresh_runner_sends_only_the_changed_layer(local_stack, base_image_ref: str,
+                                                                         tmp_path: Path) -> None:
+    app = _app(tmp_path, "fresh", base=base_image_ref)
+    _push(app, tmp_path / "runner-one")
+    _bump(app)
+    pushed = _push(app, tmp_path / "runner-two")  # empty caches: reproducible digests, the registry has the rest
+    built = _build(app, tmp_path / "runner-two")
+    assert pushed["digest"] == built["manifest_digest"]
+    big, shared = _deps(built)
+    actions = {b["digest"]: b["action"] for b in pushed["blobs"]}
+    assert actions[big["digest"]] == "skipped" and actions[shared["digest"]] == "uploaded"
+    assert pushed["uploaded_blobs"] == 3  # shared deps layer, app layer, config
+
+
+@pytest.mark.slow
+def test_fresh_runner_reuses_every_deps_layer_when_the_set_is_unchanged(local_stack, base_image_ref: str,
+                                                                      tmp_path: Path) -> None:
+    from tests.images import registry_host, skopeo_push
+
+    app = _app(tmp_path, "reuse")
+    out = tmp_path / "layout"
+    first = _build(app, tmp_path / "home", "--base-image", base_image_ref, "--out", str(out))
+    target = f"{registry_host(local_stack.registry.url)}/split-{uuid.uuid4().hex[:8]}:live"
+    skopeo_push(out, "latest", target, fmt="v2s2")
+    with (app / "handler.py").open("a") as fh:
+        fh.write("\n# code-only change\n")
+    fresh = tmp_path / "fresh"
+    second = _build(app, fresh, "--base-image", base_image_ref, "--reuse-deps-from", target)
+    assert second["deps_reused"] and not (fresh / "deps").exists()
+    assert [(x["name"], x["digest"], x["packages"]) for x in _deps(second)] == [
+        (x["name"], x["digest"], x["packages"]) for x in _deps(first)]
+    full = _build(app, tmp_path / "other", "--base-image", base_image_ref)
+    assert full["manifest_digest"] == second["manifest_digest"]
+    # another split (threshold) is another image: nothing reused
+    pyproject = app / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(SPLIT, "layer_split_mb = 0"))
+    third = _build(app, fresh, "--base-image", base_image_ref, "--reuse-deps-from", target)
+    assert not third["deps_reused"] and [x["name"] for x in _deps(third)] == [SHARED]
+
+
+@pytest.mark.slow
+def test_size_shows_the_dependency_layers(tmp_path: Path) -> None:
+    app = _app(tmp_path, "size")
+    r = run_cli("size", "-C", str(app), "--json", env={"LAMBDASHIP_HOME": str(tmp_path / "home")})
+    assert r.returncode == 0, r.stderr
+    layers = json.loads(r.stdout)["layers"]
+    assert [(x["name"], x["packages"]) for x in layers] == [
+        ("humanize", ["humanize==4.12.3"]), (SHARED, ["six==1.16.0"]), ("app", [])]
+    assert layers[0]["size"] > 300_000 > layers[1]["size"] > 0
+    text = run_cli("size", "-C", str(app), env={"LAMBDASHIP_HOME": str(tmp_path / "home")})
+    assert text.returncode == 0, text.stderr
+    assert "humanize==4.12.3" in text.stdout and SHARED in text.stdout
