@@ -91,6 +91,8 @@ def render_table(report: SizeReport) -> Group:
         mark = "[green]fits[/]" if x.fits else "[red]over[/]"
         lim.add_row(x.name, mib(x.value), mib(x.limit), f"{mark} ({x.measures}, {100 * x.value / x.limit:.1f}%)")
     parts: list[Any] = [t, lim]
+    if report.layers:
+        parts.append(_layers_table(report))
     rp = report.runtime_provided
     if rp["packages"]:
         parts.append(Text.from_markup(
@@ -110,3 +112,18 @@ def render_table(report: SizeReport) -> Group:
     if rec.get("note"):
         parts.append(Text(f"Note: {rec['note']}"))
     return Group(*parts)
+
+
+def _layers_table(report: SizeReport) -> Table:
+    """The layers an image build adds to the base (large dependencies apart: layer_split_mb)."""
+    from lambdaship.package.zipplan import mib
+
+    t = Table(title="Image layers above the base (unpacked)", title_justify="left", box=None, pad_edge=False)
+    t.add_column("Layer")
+    t.add_column("Unpacked", justify="right")
+    t.add_column("Packages")
+    for layer in report.layers:
+        pkgs = layer["packages"]
+        shown = ", ".join(pkgs[:6]) + (f", … ({len(pkgs)} in all)" if len(pkgs) > 6 else "")
+        t.add_row(layer["name"], mib(layer["size"]), shown)
+    return t
