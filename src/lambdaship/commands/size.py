@@ -33,8 +33,10 @@ def register(app: typer.Typer) -> None:
         from lambdaship.errors import LambdashipError
         from lambdaship.package import report as html_report
         from lambdaship.package import size as sizing
+        from lambdaship.project import check_handler
 
         _, fn = where.load(flags)
+        check_handler(fn)  # as build does: a handler that is not there is an error, before any install
         report = sizing.analyze(fn)
         if html is not None:
             try:
