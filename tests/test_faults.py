@@ -72,6 +72,11 @@ class Tally:
         if path:
             Path(path).write_text(json.dumps(REPORT, indent=2) + "\n")
 
+    def check(self, name: str) -> None:
+        """Record the figures under ``name``; no run may have broken an invariant."""
+        self.record(name)
+        assert not self.violations, self.violations
+
     def add_proxy(self, *proxies: FaultProxy) -> None:
         for p in proxies:
             self.faults.update(p.counts)
@@ -139,8 +144,7 @@ def test_push_through_registry_faults(local_stack, tmp_path: Path, fast_registry
             t.violations += registry_problems(direct, repo)
         t.add_proxy(proxy)
     RegistryClient.clear_cache()
-    t.record("registry: push (45 % of requests faulted, 3 attempts)")
-    assert not t.violations, t.violations
+    t.check("registry: push (45 % of requests faulted, 3 attempts)")
     assert sum(t.faults.values()) >= SEEDS and len(t.faults) >= 6, t.faults
     assert t.completed > 0
 
@@ -182,20 +186,20 @@ def test_push_to_ecr_with_faults_on_moto_and_registry(local_stack, tmp_path: Pat
                     t.messages[err.one_line()[:200]] += 1
             else:
                 t.completed += 1
-            t.violations += registry_problems(direct, name) if _has_repo(direct, name) else []
+            t.violations += _pushed_problems(direct, name)
         t.add_proxy(moto, registry)
     RegistryClient.clear_cache()
-    t.record("moto + registry: ensure ECR repository and push")
-    assert not t.violations, t.violations
+    t.check("moto + registry: ensure ECR repository and push")
     assert t.completed > 0 and sum(t.faults.values()) >= SEEDS
 
 
-def _has_repo(client: RegistryClient, repo: str) -> bool:
+def _pushed_problems(client: RegistryClient, repo: str) -> list[str]:
+    """``registry_problems`` of ``repo`` when the run got as far as creating it."""
     try:
         client.list_tags(repo)
     except LambdashipError:
-        return False
-    return True
+        return []
+    return registry_problems(client, repo)
 
 
 # -- deploy ------------------------------------------------------------------------------------------
@@ -278,8 +282,7 @@ def test_deploy_through_moto_faults(local_stack, lambda_base: str, tmp_path: Pat
                 t.violations.append(f"seed {seed}: completed although the smoke test fails")
             monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
         t.add_proxy(moto)
-    t.record(f"moto: deploy --image ({'smoke passes' if smoke_passes else 'smoke fails'})")
-    assert not t.violations, t.violations
+    t.check(f"moto: deploy --image ({'smoke passes' if smoke_passes else 'smoke fails'})")
     assert sum(t.faults.values()) >= SEEDS, t.faults
     if smoke_passes:
         assert t.completed > 0
@@ -356,9 +359,8 @@ def test_build_push_deploy_with_faults_everywhere(local_stack, lambda_base: str,
                 live = version_digest(name, live_version)
                 if live in unverified or live not in verified:
                     t.violations.append(f"seed {seed}: alias on unverified digest {live}")
-            t.violations += registry_problems(direct, name) if _has_repo(direct, name) else []
+            t.violations += _pushed_problems(direct, name)
         t.add_proxy(moto, registry)
     RegistryClient.clear_cache()
-    t.record("moto + registry: full deploy (build, push, deploy, smoke; 1 in 3 smoke tests fail)")
-    assert not t.violations, t.violations
+    t.check("moto + registry: full deploy (build, push, deploy, smoke; 1 in 3 smoke tests fail)")
     assert t.completed > 0 and sum(t.faults.values()) >= seeds
