@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lambdaship.apigateway.events import build_event_v1, build_event_v2
 from lambdaship.apigateway.responses import response_from_result
-from lambdaship.apigateway.routes import chalice_routes, match_route
+from lambdaship.apigateway.routes import Route, chalice_routes, match_route
 from lambdaship.local.gateway import Gateway
 from lambdaship.local.invocation import InvokeResult
 from tests.conftest import EXAMPLES
@@ -27,13 +27,15 @@ def test_chalice_routes_are_read_statically_from_the_app() -> None:
     assert match_route(routes, "/nothing/here") is None
 
 
+def _app_routes(app_dir: Path, views: str) -> list[Route] | None:
+    """The routes of a Chalice app.py with ``views`` (decorated functions) under ``app = Chalice(...)``."""
+    (app_dir / "app.py").write_text("from chalice import Chalice\napp = Chalice(app_name='x')\n" + views)
+    return chalice_routes(app_dir)
+
+
 def test_literal_routes_win_over_parameters(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(
-        "from chalice import Chalice\napp = Chalice(app_name='x')\n"
-        "@app.route('/u/{name}')\ndef a(name): pass\n"
-        "@app.route('/u/me', methods=['GET', 'PUT'])\ndef b(): pass\n"
-    )
-    routes = chalice_routes(tmp_path)
+    routes = _app_routes(tmp_path, "@app.route('/u/{name}')\ndef a(name): pass\n"
+                                   "@app.route('/u/me', methods=['GET', 'PUT'])\ndef b(): pass\n")
     assert match_route(routes, "/u/me")[0].path == "/u/me"
     assert match_route(routes, "/u/bob")[1] == {"name": "bob"}
     (tmp_path / "app.py").write_text("def handler(event, context): pass\n")
@@ -129,12 +131,8 @@ def test_blueprint_routes_with_url_prefix(tmp_path: Path) -> None:
 
 
 def test_cors_preflight_for_cors_routes(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(
-        "from chalice import Chalice\napp = Chalice(app_name='x')\n"
-        "@app.route('/open', methods=['PUT'], cors=True)\ndef a(): pass\n"
-        "@app.route('/closed')\ndef b(): pass\n"
-    )
-    routes = chalice_routes(tmp_path)
+    routes = _app_routes(tmp_path, "@app.route('/open', methods=['PUT'], cors=True)\ndef a(): pass\n"
+                                   "@app.route('/closed')\ndef b(): pass\n")
     calls: list[bytes] = []
 
     def invoke(payload: bytes) -> InvokeResult:
