@@ -8,10 +8,8 @@ See tests/bad_inputs/README.md for the case format.
 
 from __future__ import annotations
 
-import io
 import os
 import re
-import tarfile
 import tomllib
 import uuid
 from pathlib import Path
@@ -19,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.hostile.package_index import write_sdist
 
 CASES_DIR = Path(__file__).parent / "bad_inputs" / "cases"
 CASES = sorted(CASES_DIR.glob("*.toml"))
@@ -56,21 +56,10 @@ def _fill(value: Any, subs: dict[str, str]) -> Any:
 
 def _sdist(dest: Path, name: str) -> None:
     """An sdist with a C extension and no wheel (what a native package without wheels looks like)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    files = {
-        f"{name}-1.0/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
-        f"{name}-1.0/setup.py": (
-            "from setuptools import setup, Extension\n"
-            f"setup(name={name!r}, version='1.0', ext_modules=[Extension({name!r}, ['{name}.c'])])\n"
-        ),
-        f"{name}-1.0/{name}.c": "#include <Python.h>\n",
-    }
-    with tarfile.open(dest / f"{name}-1.0.tar.gz", "w:gz") as tar:
-        for arc, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(arc)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_sdist(dest, name, {
+        "setup.py": "from setuptools import setup, Extension\n"
+                    f"setup(name={name!r}, version='1.0', ext_modules=[Extension({name!r}, ['{name}.c'])])\n",
+        f"{name}.c": "#include <Python.h>\n"})
 
 
 def remote_state(registry_url: str) -> dict[str, Any]:

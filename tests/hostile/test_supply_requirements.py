@@ -20,49 +20,44 @@ from lambdaship.errors import LambdashipError
 from lambdaship.package import deps
 from lambdaship.package.requirements import requirements_file
 from tests.conftest import run_cli
+from tests.hostile.package_index import write_sdist
 
 CANARY = "canary-requirement-secret-9f2c"
 
+# what the refusal says -> {case: hostile line}; each line is refused on its own, in one line
 REFUSED = {
     # building these runs their setup.py / build backend here
-    "editable": ("-e ./pkg", "editable requirement"),
-    "editable-long": ("--editable=./pkg", "editable requirement"),
-    "editable-vcs": (f"-e git+https://example.com/{CANARY}.git#egg=x", "editable requirement"),
-    "local-dir": ("./pkg", "local path requirement"),
-    "local-parent": ("../outside", "local path requirement"),
-    "local-abs": ("/usr/lib/python3", "local path requirement"),
-    "name-at-file": (f"x @ file:///tmp/{CANARY}", "file:// requirement"),
-    "file-url": ("file:///etc/passwd", "file:// requirement"),
-    "vcs": (f"git+https://example.com/{CANARY}.git", "VCS requirement"),
-    "name-at-vcs": (f"x @ git+https://example.com/{CANARY}", "VCS requirement"),
-    "hg": ("hg+https://example.com/repo", "VCS requirement"),
-    "sdist-url": (f"https://example.com/{CANARY}-1.0.tar.gz", "source archive by URL"),
-    "http-wheel-url": ("http://evil.example/x-1.0-py3-none-any.whl", "plain http"),
-    "ftp-url": ("ftp://evil.example/x-1.0-py3-none-any.whl", "unsupported URL scheme"),
+    "editable requirement": {"editable": "-e ./pkg", "editable-long": "--editable=./pkg",
+                             "editable-vcs": f"-e git+https://example.com/{CANARY}.git#egg=x"},
+    "local path requirement": {"local-dir": "./pkg", "local-parent": "../outside", "local-abs": "/usr/lib/python3"},
+    "file:// requirement": {"name-at-file": f"x @ file:///tmp/{CANARY}", "file-url": "file:///etc/passwd"},
+    "VCS requirement": {"vcs": f"git+https://example.com/{CANARY}.git", "hg": "hg+https://example.com/repo",
+                        "name-at-vcs": f"x @ git+https://example.com/{CANARY}"},
+    "source archive by URL": {"sdist-url": f"https://example.com/{CANARY}-1.0.tar.gz"},
+    "unsupported URL scheme": {"ftp-url": "ftp://evil.example/x-1.0-py3-none-any.whl"},
     # transports and hosts
-    "index-http": (f"--index-url http://user:{CANARY}@evil.example/simple", "plain http to evil.example"),
-    "index-short": ("-ihttp://evil.example/simple", "plain http"),
-    "extra-index-http": ("--extra-index-url http://evil.example/simple", "plain http"),
-    "index-file": ("--index-url file:///srv/index", "must be an https:// URL"),
-    "trusted-host": ("--trusted-host evil.example", "TLS verification off"),
-    "find-links-root": ("-f file:///", "outside the project"),
-    "find-links-abs": ("--find-links /tmp", "outside the project"),
-    "find-links-parent": ("--find-links=../wheels", "outside the project"),
-    "find-links-http": ("--find-links http://evil.example/wheels", "plain http"),
+    "plain http": {"http-wheel-url": "http://evil.example/x-1.0-py3-none-any.whl",
+                   "index-short": "-ihttp://evil.example/simple",
+                   "extra-index-http": "--extra-index-url http://evil.example/simple",
+                   "find-links-http": "--find-links http://evil.example/wheels"},
+    "plain http to evil.example": {"index-http": f"--index-url http://user:{CANARY}@evil.example/simple"},
+    "must be an https:// URL": {"index-file": "--index-url file:///srv/index"},
+    "TLS verification off": {"trusted-host": "--trusted-host evil.example"},
+    "outside the project": {"find-links-root": "-f file:///", "find-links-abs": "--find-links /tmp",
+                            "find-links-parent": "--find-links=../wheels"},
     # build options
-    "no-binary": ("--no-binary :all:", "build from source"),
-    "install-option": ("six==1.16.0 --install-option=--prefix=/tmp", "per-requirement option '--install-option'"),
-    "global-option": ("--global-option=build_ext", "option '--global-option' is not allowed"),
-    "config-settings": ("--config-settings=editable_mode=compat", "option '--config-settings' is not allowed"),
-    "pep517": ("--use-pep517", "option '--use-pep517' is not allowed"),
-    "no-build-isolation": ("--no-build-isolation", "option '--no-build-isolation'"),
-    "src": ("--src /tmp/src", "option '--src' is not allowed"),
+    "build from source": {"no-binary": "--no-binary :all:"},
+    "per-requirement option '--install-option'": {"install-option": "six==1.16.0 --install-option=--prefix=/tmp"},
+    "per-requirement option": {"continuation": "six==1.16.0 \\\n  --install-option=--x"},
+    **{f"option '{opt}' is not allowed": {case: f"{opt}{value}"} for case, opt, value in [
+        ("global-option", "--global-option", "=build_ext"), ("pep517", "--use-pep517", ""),
+        ("config-settings", "--config-settings", "=editable_mode=compat"), ("src", "--src", " /tmp/src")]},
+    "option '--no-build-isolation'": {"no-build-isolation": "--no-build-isolation"},
     # includes that leave the project
-    "include-abs": ("-r /etc/passwd", "is outside the project"),
-    "constraint-parent": ("-c ../../constraints.txt", "is outside the project"),
-    "include-missing": ("-r nothere.txt", "not found"),
-    "continuation": ("six==1.16.0 \\\n  --install-option=--x", "per-requirement option"),
+    "is outside the project": {"include-abs": "-r /etc/passwd", "constraint-parent": "-c ../../constraints.txt"},
+    "not found": {"include-missing": "-r nothere.txt"},
 }
+CASES = {case: (line, expected) for expected, lines in REFUSED.items() for case, line in lines.items()}
 
 
 def _project(tmp_path: Path, requirements: str) -> Path:
@@ -76,9 +71,9 @@ def _project(tmp_path: Path, requirements: str) -> Path:
     return app
 
 
-@pytest.mark.parametrize("case", sorted(REFUSED), ids=sorted(REFUSED))
+@pytest.mark.parametrize("case", sorted(CASES), ids=sorted(CASES))
 def test_hostile_line_is_refused_in_one_line(case: str, tmp_path: Path) -> None:
-    line, expected = REFUSED[case]
+    line, expected = CASES[case]
     app = _project(tmp_path, f"six==1.16.0\n{line}\n")
     with pytest.raises(LambdashipError) as info:
         requirements_file(load_project(app).function())
@@ -162,20 +157,8 @@ def test_allowed_lines_install_with_real_uv(case: str, tmp_path: Path, monkeypat
 
 def _sdist(dest: Path, marker: Path, name: str = "hostilesdist") -> None:
     """An sdist whose setup.py leaves a marker when anything builds it."""
-    import tarfile
-
-    files = {
-        f"{name}-1.0/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
-        f"{name}-1.0/setup.py": f"open({str(marker)!r}, 'w').write('built')\n"
-                                f"from setuptools import setup\nsetup(name={name!r}, version='1.0')\n",
-    }
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(dest / f"{name}-1.0.tar.gz", "w:gz") as tar:
-        for arc, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(arc)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_sdist(dest, name, {"setup.py": f"open({str(marker)!r}, 'w').write('built')\n"
+                                         f"from setuptools import setup\nsetup(name={name!r}, version='1.0')\n"})
 
 
 @pytest.mark.parametrize("target", ["lambda", "host"])
@@ -206,3 +189,87 @@ def test_pyproject_dependencies_obey_the_same_rules(dependency: str, tmp_path: P
     with pytest.raises(LambdashipError) as info:
         requirements_file(load_project(app).function())
     assert "\n" not in str(info.value) and CANARY not in str(info.value)
+
+
+# ---- lock files: packages from a local directory, file or editable checkout ------------------------
+def _uv_lock(*packages: tuple[str, str], members: tuple[str, ...] = ()) -> str:
+    head = 'version = 1\nrequires-python = ">=3.11"\n'
+    if members:
+        head += f"\n[manifest]\nmembers = {list(members)!r}\n".replace("'", '"')
+    body = "".join(f'\n[[package]]\nname = "{n}"\nversion = "0.1"\nsource = {src}\n' for n, src in packages)
+    six = '\n[[package]]\nname = "six"\nversion = "1.17.0"\nsource = { registry = "https://pypi.org/simple" }\n'
+    return head + body + six
+
+
+POETRY_DEVELOP = """
+[[package]]
+name = "mylib"
+version = "0.1"
+description = ""
+optional = false
+python-versions = "*"
+groups = ["main"]
+files = []
+develop = true
+
+[package.source]
+type = "directory"
+url = "../mylib"
+"""
+ROOT = ("app", '{ virtual = "." }')
+UV_LOCAL = "workspace member"  # the fix the one line names for uv.lock's local sources
+LOCKED = {  # case -> (lock file, its text, the package the one line names, the fix it names)
+    "uv-editable": ("uv.lock", _uv_lock(ROOT, ("helper", '{ editable = "../libs/helper" }')), "helper", UV_LOCAL),
+    "uv-directory": ("uv.lock", _uv_lock(ROOT, ("plainlib", '{ directory = "../libs/plain" }')), "plainlib", UV_LOCAL),
+    "uv-path-wheel": ("uv.lock", _uv_lock(ROOT, ("whl", '{ path = "wheels/whl-0.1-py3-none-any.whl" }')), "whl",
+                      UV_LOCAL),
+    "uv-path-sdist": ("uv.lock", _uv_lock(ROOT, ("sd", '{ path = "dist/sd-0.1.tar.gz" }')), "sd", UV_LOCAL),
+    "uv-editable-not-a-member": ("uv.lock", _uv_lock(("app", '{ editable = "." }'), ("inner", '{ editable = "inner" }'),
+                                                     members=("app",)), "inner", UV_LOCAL),
+    "uv-git": ("uv.lock", _uv_lock(ROOT, ("gitlib", f'{{ git = "https://example.com/{CANARY}.git" }}')), "gitlib",
+               "publish them to an index"),
+    "pipfile-editable": ("Pipfile.lock", '{"default": {"mylib": {"editable": true, "path": "."}}}', "mylib",
+                         "publish them to an index"),
+    "pipfile-path": ("Pipfile.lock", '{"default": {"other": {"path": "../other"}}}', "other", "publish them"),
+    "poetry-develop-directory": ("poetry.lock", POETRY_DEVELOP, "mylib", "publish them to an index"),
+}
+
+
+def _locked_project(tmp_path: Path, lock: str, text: str) -> Path:
+    app = tmp_path / "proj"
+    app.mkdir()
+    (app / "main.py").write_text("def handler(event, context):\n    return 1\n")
+    (app / "lambdaship.toml").write_text('function_name = "lk"\nhandler = "main.handler"\npython = "3.11"\n')
+    (app / "pyproject.toml").write_text('[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.11"\n'
+                                        'dependencies = ["six==1.17.0", "mylib"]\n')
+    (app / lock).write_text(text)
+    return app
+
+
+@pytest.mark.parametrize("case", sorted(LOCKED), ids=sorted(LOCKED))
+def test_lock_file_package_from_a_local_path_is_refused_by_name(case: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAMBDASHIP_HOME", str(tmp_path / "home"))
+    lock, text, name, fix = LOCKED[case]
+    with pytest.raises(LambdashipError) as info:
+        requirements_file(load_project(_locked_project(tmp_path, lock, text)).function())
+    message = str(info.value)
+    assert message.startswith(f"{lock}: {name}") and "would run their code here" in message, message
+    assert fix in (info.value.hint or "")
+    assert "\n" not in message and CANARY not in message + (info.value.hint or "")
+
+
+def test_uv_lock_workspace_members_are_the_app_not_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project itself and its workspace members are editable in uv.lock: their code ships in the app layer."""
+    monkeypatch.setenv("LAMBDASHIP_HOME", str(tmp_path / "home"))
+    lock = _uv_lock(("app", '{ editable = "." }\ndependencies = [{ name = "lib1" }, { name = "six" }]'),
+                    ("lib1", '{ editable = "packages/lib1" }'), members=("app", "lib1"))
+    app = _locked_project(tmp_path, "uv.lock", lock)
+    (app / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.11"\ndependencies = ["six==1.17.0", "lib1"]\n'
+        '[tool.uv.sources]\nlib1 = { workspace = true }\n[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    (app / "packages" / "lib1").mkdir(parents=True)
+    (app / "packages" / "lib1" / "pyproject.toml").write_text('[project]\nname = "lib1"\nversion = "0.1"\n')
+    path = requirements_file(load_project(app).function())
+    assert path is not None
+    assert [ln for ln in path.read_text().splitlines() if not ln.startswith("#")] == ["six==1.17.0"]

@@ -143,23 +143,51 @@ def pinned(source: Source, fn: FunctionConfig) -> list[str]:
     return reader(source.path, fn)
 
 
-def _refuse(kind: str, path: Path, fn: FunctionConfig, names: list[str]) -> None:
+def _refuse(kind: str, path: Path, fn: FunctionConfig, names: list[str], hint: str | None = None,
+            origin: str = "git, a URL or a local path") -> None:
     if names:
         raise LambdashipError(
-            f"{_rel(path, fn)}: {', '.join(sorted(names))} come(s) from git, a URL or a local path "
+            f"{_rel(path, fn)}: {', '.join(sorted(names))} come(s) from {origin} "
             f"({kind}); building them would run their code here",
-            "publish them to an index (or vendor a wheel with --find-links in a requirements.txt)",
+            hint or "publish them to an index (or vendor a wheel with --find-links in a requirements.txt)",
         )
+
+
+UV_LOCAL_SOURCES = ("editable", "directory", "path")
+UV_LOCAL_HINT = ("make each a workspace member ([tool.uv.workspace] members: its code then ships in the app "
+                 "layer), or build a wheel of it and vendor it (a directory of .whl files and '--find-links <dir>' "
+                 "in a requirements.txt), or publish it to your index")
+
+
+def _uv_foreign(lock: dict[str, Any], lock_dir: Path) -> tuple[list[str], list[str]]:
+    """(packages from git or a URL, packages from a local directory, file or editable checkout)
+    in a uv.lock: every source but the index's and the workspace's own members (``[manifest]
+    members``, else the project at the lock's directory)."""
+    packages = lock.get("package") or []
+    members = set((lock.get("manifest") or {}).get("members") or [])
+    remote, local = [], []
+    for p in packages:
+        source = p.get("source") or {}
+        if set(source) & {"git", "url"}:
+            remote.append(p["name"])
+            continue
+        kind = next((k for k in UV_LOCAL_SOURCES if k in source), None)
+        if kind is None or p["name"] in members:
+            continue
+        if not members and kind != "path" and (lock_dir / str(source[kind])).resolve() == lock_dir.resolve():
+            continue  # the project itself (a single-project lock has no [manifest])
+        local.append(f"{p['name']} ({kind} {source[kind]})")
+    return remote, local
 
 
 # ---- uv.lock ---------------------------------------------------------------------------------
 def _uv_lock(path: Path, fn: FunctionConfig) -> list[str]:
     from lambdaship.package.installer import uv_binary
 
-    lock = tomllib.loads(path.read_text(encoding="utf-8"))
-    packages = lock.get("package") or []
-    foreign = [p["name"] for p in packages if set(p.get("source") or {}) & {"git", "url", "path"}]
-    _refuse("uv.lock", path, fn, foreign)
+    lock = _toml(path)
+    remote, local = _uv_foreign(lock, path.parent)
+    _refuse("uv.lock", path, fn, remote)
+    _refuse("uv.lock", path, fn, local, UV_LOCAL_HINT, "a local directory or file, not the index")
     uv = uv_binary()
     if uv is None:
         raise LambdashipError("reading uv.lock needs uv", "pip install uv")
