@@ -130,3 +130,8 @@ def test_a_zip_deploy_of_the_app_gets_its_api_and_zip_functions(local_stack, tmp
     main = aws("lambda").get_function(FunctionName=name)["Configuration"]
     assert cfg["PackageType"] == "Zip" and cfg["Handler"] == "app.token_auth"
     assert cfg["CodeSha256"] == main["CodeSha256"]  # the same archive as the function
+    # deploy's text summary names the local URL of the REST API stage it created (the local stack)
+    again = run_cli("deploy", "-C", str(proj), "--create-role", "--skip-smoke", timeout=900)
+    assert again.returncode == 0, again.stderr
+    url = f"{local_stack.endpoint}/restapis/{app['api_id']}/api/_user_request_/"
+    assert f"local REST API stage api: {url}" in again.stdout.splitlines(), again.stdout

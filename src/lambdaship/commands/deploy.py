@@ -74,6 +74,11 @@ def register(app: typer.Typer) -> None:
             _print(fn, result, dry_run)
             for line in summary(app_plan) if app_plan is not None and not dry_run else []:
                 console.print(line, markup=False)
+            if not dry_run:
+                from lambdaship.local.dataplane.urls import local_lines  # only on a local stack
+
+                for line in local_lines(fn.function_name):
+                    console.print(line, markup=False)
 
 
 def _ship(fn, json_: bool, **kw):  # type: ignore[no-untyped-def]
