@@ -67,30 +67,28 @@ def _json(resp) -> object:
     return json.loads(resp.body)
 
 
-def test_unknown_path_is_403_missing_authentication_token_without_calling(served) -> None:
+def _assert_missing_token(served, method: str, path: str, headers: list[tuple[str, str]] | None = None) -> None:
+    """API Gateway's 403 ``Missing Authentication Token``, and the function is not called."""
     gw, main, _ = served
     before = main.calls
-    resp = gw.handle("GET", "/nothing/here", [], b"")
+    resp = gw.handle(method, path, headers or [], b"")
     assert resp.status == 403 and _json(resp) == {"message": "Missing Authentication Token"}
     assert main.calls == before
+
+
+def test_unknown_path_is_403_missing_authentication_token_without_calling(served) -> None:
+    _assert_missing_token(served, "GET", "/nothing/here")
 
 
 def test_method_the_resource_lacks_is_403_not_405(served) -> None:
-    gw, main, _ = served
-    before = main.calls
-    resp = gw.handle("DELETE", "/items/7", [], b"")
-    assert resp.status == 403 and _json(resp) == {"message": "Missing Authentication Token"}
-    assert main.calls == before
+    _assert_missing_token(served, "DELETE", "/items/7")
+    gw, _, _ = served
     ok = gw.handle("PUT", "/items/7", [], b"")
     assert ok.status == 200 and _json(ok) == {"item_id": "7", "method": "PUT", "size": 0}
 
 
 def test_options_on_a_route_without_cors_is_403(served) -> None:
-    gw, main, _ = served
-    before = main.calls
-    resp = gw.handle("OPTIONS", "/no-cors", [("Origin", "https://a.example")], b"")
-    assert resp.status == 403 and _json(resp) == {"message": "Missing Authentication Token"}
-    assert main.calls == before
+    _assert_missing_token(served, "OPTIONS", "/no-cors", [("Origin", "https://a.example")])
 
 
 def test_cors_preflight_uses_the_routes_own_config(served) -> None:
