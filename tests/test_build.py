@@ -221,29 +221,31 @@ def _bad_app(tmp_path: Path) -> Path:
     return _copy_app(HANDLER_APP, tmp_path / "app", 1_600_000_000)
 
 
+def _refused(app: Path, base: str) -> str:
+    """The one error line of a build of ``app`` on ``base`` with ``--out``, which writes nothing there."""
+    out = app.parent / "out"
+    line = _error(app, "--base-image", base, "--out", str(out))
+    assert not out.exists()
+    return line
+
+
 def test_missing_handler_module(base_image_ref: str, tmp_path: Path) -> None:
     app = _bad_app(tmp_path)
     (app / "handler.py").rename(app / "main.py")
-    out = tmp_path / "out"
-    line = _error(app, "--base-image", base_image_ref, "--out", str(out))
-    assert "module file handler.py not found" in line
-    assert not out.exists()
+    assert "module file handler.py not found" in _refused(app, base_image_ref)
 
 
 def test_missing_handler_attribute(base_image_ref: str, tmp_path: Path) -> None:
     app = _bad_app(tmp_path)
     (app / "handler.py").write_text("def main(event, context):\n    return {}\n")
-    line = _error(app, "--base-image", base_image_ref)
-    assert "handler.py does not define 'handler'" in line
+    assert "handler.py does not define 'handler'" in _error(app, "--base-image", base_image_ref)
 
 
 def test_sdist_only_native_dependency(base_image_ref: str, tmp_path: Path) -> None:
     app = _bad_app(tmp_path)
     (app / "requirements.txt").write_text("humanize==4.12.3\npsycopg2==2.9.10\n")
-    out = tmp_path / "out"
-    line = _error(app, "--base-image", base_image_ref, "--out", str(out))
+    line = _refused(app, base_image_ref)
     assert "psycopg2" in line and "no wheel" in line and "vendor" in line
-    assert not out.exists()
 
 
 def test_symlink_escaping_the_project(base_image_ref: str, tmp_path: Path) -> None:
@@ -254,8 +256,7 @@ def test_symlink_escaping_the_project(base_image_ref: str, tmp_path: Path) -> No
     assert "symlink config.txt" in line and "points outside the project" in line
     (app / "config.txt").unlink()
     (app / "data").symlink_to("../")
-    line = _error(app, "--base-image", base_image_ref)
-    assert "symlink data" in line
+    assert "symlink data" in _error(app, "--base-image", base_image_ref)
 
 
 def test_symlink_inside_the_project_is_kept(base_image_ref: str, tmp_path: Path) -> None:
@@ -270,11 +271,7 @@ def test_symlink_inside_the_project_is_kept(base_image_ref: str, tmp_path: Path)
 
 def test_declared_size_over_10_gb(base_image_ref: str, tmp_path: Path) -> None:
     huge = push_declared_huge(base_image_ref, f"huge-{uuid.uuid4().hex[:8]}")
-    app = _bad_app(tmp_path)
-    out = tmp_path / "out"
-    line = _error(app, "--base-image", huge, "--out", str(out))
-    assert "over Lambda's 10 GiB limit" in line
-    assert not out.exists()
+    assert "over Lambda's 10 GiB limit" in _refused(_bad_app(tmp_path), huge)
 
 
 def test_manifest_over_lambda_limit(local_stack, tmp_path: Path) -> None:
