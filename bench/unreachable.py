@@ -14,61 +14,40 @@ default settings (3 s connect timeout, 2 quick retries of a refused connection, 
 from __future__ import annotations
 
 import contextlib
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))
 
 from _common import parse_args, publish  # noqa: E402  (bench/ is on sys.path when run as a script)
+from tests.faultproxy import blackholed, closed_port  # noqa: E402
+from tests.images import docker_image  # noqa: E402
 
 from lambdaship.image.layer import Entry, write_layer  # noqa: E402
-from lambdaship.image.model import DOCKER_CONFIG, DOCKER_MANIFEST, Image, canonical_json, write_layout  # noqa: E402
-from lambdaship.oci.media import sha256_digest  # noqa: E402
+from lambdaship.image.model import write_layout  # noqa: E402
 
 
 def _layout(root: Path) -> Path:
     layer = write_layer([Entry("var/task/app.py", "file", data=b"def handler(e, c):\n    return 1\n")],
                         root / "blobs")
-    config = canonical_json({"architecture": "amd64", "os": "linux",
-                             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]}})
-    manifest = canonical_json({
-        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-        "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_digest(config), "size": len(config)},
-        "layers": [layer.descriptor.to_json()],
-    })
-    return write_layout(Image(manifest=manifest, config=config, layers=(layer,)), root / "layout", ref="latest")
+    return write_layout(docker_image([layer], {}), root / "layout", ref="latest")
 
 
 def _closed() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
+    return f"127.0.0.1:{closed_port()}"
 
 
 @contextlib.contextmanager
-def _blackholed():
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    fill = []
-    for _ in range(3):
-        c = socket.socket()
-        c.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            c.connect(("127.0.0.1", port))
-        fill.append(c)
-    try:
+def _blackholed() -> Iterator[str]:
+    with blackholed() as port:
         yield f"127.0.0.1:{port}"
-    finally:
-        for c in [*fill, server]:
-            c.close()
 
 
 def _seconds(layout: Path, registry: str) -> tuple[float, str]:

@@ -15,6 +15,9 @@ fault instead:
 ``rule(method, path, n)`` (``n`` = request number) may force a fault (or ``"pass"``) for a
 request, for deterministic scenarios. Every request is recorded in ``log`` (time, method,
 path, fault, status); ``counts`` tallies the faults injected.
+
+For a peer that does not answer at all: ``closed_port()`` (connection refused) and
+``blackholed()`` (SYNs dropped).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import struct
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 ALL_FAULTS = ("500", "500-after", "reset", "reset-after", "cut", "cut-request", "429", "slow")
@@ -290,3 +293,32 @@ def _reset(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with contextlib.suppress(OSError):
         sock.close()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on: connection refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def blackholed() -> Iterator[int]:
+    """A port that never answers a SYN: a listener with a full accept queue (Linux drops the
+    SYNs), as a firewall that drops packets would."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fill = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            c.connect(("127.0.0.1", port))
+        fill.append(c)
+    try:
+        yield port
+    finally:
+        for c in [*fill, server]:
+            c.close()

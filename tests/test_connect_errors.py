@@ -3,7 +3,6 @@ shows (issue #20, item 3). Timings are in ``bench/unreachable.py``, not here."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import socket
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.faultproxy import blackholed, closed_port
 
 
 def _project(tmp_path: Path, base: str) -> Path:
@@ -23,31 +23,10 @@ def _project(tmp_path: Path, base: str) -> Path:
     return app
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def blackholed_port() -> Iterator[int]:
-    """A port that never answers a SYN: a listener with a full accept queue (Linux drops the
-    SYNs), as a firewall that drops packets would."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    fill = []
-    for _ in range(3):
-        c = socket.socket()
-        c.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            c.connect(("127.0.0.1", port))
-        fill.append(c)
-    yield port
-    for c in fill:
-        c.close()
-    server.close()
+    with blackholed() as port:
+        yield port
 
 
 def _retries(stderr: str) -> list[str]:
@@ -56,7 +35,7 @@ def _retries(stderr: str) -> list[str]:
 
 def test_push_to_a_closed_port_is_one_line_naming_the_registry(local_stack, base_image_ref, tmp_path):
     app = _project(tmp_path, base_image_ref)
-    registry = f"127.0.0.1:{_closed_port()}"
+    registry = f"127.0.0.1:{closed_port()}"
     r = run_cli("push", "-C", str(app), "--to", f"{registry}/x", timeout=120)
     assert r.returncode == 1, r.stderr
     lines = r.stderr.strip().splitlines()
@@ -68,7 +47,7 @@ def test_push_to_a_closed_port_is_one_line_naming_the_registry(local_stack, base
 
 def test_connection_retries_are_few_and_visible_under_verbose(local_stack, base_image_ref, tmp_path):
     app = _project(tmp_path, base_image_ref)
-    registry = f"127.0.0.1:{_closed_port()}"
+    registry = f"127.0.0.1:{closed_port()}"
     r = run_cli("-v", "push", "-C", str(app), "--to", f"{registry}/x", timeout=120)
     assert r.returncode == 1
     retries = _retries(r.stderr)
