@@ -31,6 +31,7 @@ deps layer next to a naive `pip install --target` layer.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -42,6 +43,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -305,6 +307,37 @@ def serve_overhead() -> float | None:
     return None
 
 
+def compile_lambdaship() -> None:
+    """Measure lambdaship as installed: pip compiles a package's modules at install time, but this
+    machine sets PYTHONDONTWRITEBYTECODE=1, which would make every CLI run compile lambdaship's
+    own sources first (~0.2 s; the peers are Go binaries or pip from site-packages)."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src" / "lambdaship")], check=False)
+
+
+@contextlib.contextmanager
+def stack_and_base(prefix: str) -> Iterator[tuple[Path, str]]:
+    """A work directory with a fresh local stack (its env set) and, on a registry of its own, the
+    offline base: yields (work directory, base reference); everything is removed afterwards."""
+    from lambdaship.local.base import ensure_base
+
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=os.environ.get("BENCH_TMP")) as tmp_s:
+        tmp = Path(tmp_s)
+        state = stack.up(tmp / "stack")
+        base_reg = None
+        try:
+            os.environ.update(state.env())
+            os.environ["LAMBDASHIP_HOME"] = str(tmp / "bench-home")  # cold-start rootfs cache
+            base_reg = Registry(tmp / "base-registry")
+            yield tmp, ensure_base(base_reg.url)
+        finally:
+            if base_reg is not None:
+                base_reg.stop()
+            stack.down(tmp / "stack")
+            subprocess.run(["rm", "-rf", str(tmp)], check=False)  # faster than TemporaryDirectory's rmtree
+            tmp.mkdir()
+
+
 # ---------------------------------------------------------------------------------------------
 def main() -> None:
     ap = parser(runs=3)
@@ -318,33 +351,12 @@ def main() -> None:
     if missing:
         raise SystemExit(f"missing tools: {', '.join(missing)} "
                          "(apt-get install buildah umoci skopeo pigz; pip install uv)")
-
-    # Measure lambdaship as installed: pip compiles a package's modules at install time, but this
-    # machine sets PYTHONDONTWRITEBYTECODE=1, which would make every CLI run compile lambdaship's
-    # own sources first (~0.2 s; the peers are Go binaries or pip from site-packages).
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src" / "lambdaship")], check=False)
+    compile_lambdaship()
     load = Load()
     t_start = time.perf_counter()
-    from lambdaship.local.base import ensure_base
-
-    with tempfile.TemporaryDirectory(prefix="bench-pipelines-", dir=os.environ.get("BENCH_TMP")) as tmp_s:
-        tmp = Path(tmp_s)
-        state = stack.up(tmp / "stack")
-        base_reg = None
-        try:
-            os.environ.update(state.env())
-            os.environ["LAMBDASHIP_HOME"] = str(tmp / "bench-home")  # cold-start rootfs cache
-            base_reg = Registry(tmp / "base-registry")
-            base = ensure_base(base_reg.url)
-            print(f"base: {base}", flush=True)
-            results = measure(args, kinds, runs, base, tmp)
-        finally:
-            if base_reg is not None:
-                base_reg.stop()
-            stack.down(tmp / "stack")
-            subprocess.run(["rm", "-rf", str(tmp)], check=False)  # faster than TemporaryDirectory's rmtree
-            tmp.mkdir()
+    with stack_and_base("bench-pipelines-") as (tmp, base):
+        print(f"base: {base}", flush=True)
+        results = measure(args, kinds, runs, base, tmp)
     results["load"] = load.stop()
     results["wall"] = time.perf_counter() - t_start
     publish(render(results, runs, kinds, args.quick), args.write, "pipelines",
