@@ -135,3 +135,13 @@ def test_a_zip_deploy_of_the_app_gets_its_api_and_zip_functions(local_stack, tmp
     assert again.returncode == 0, again.stderr
     url = f"{local_stack.endpoint}/restapis/{app['api_id']}/api/_user_request_/"
     assert f"local REST API stage api: {url}" in again.stdout.splitlines(), again.stdout
+    # a code change publishes new versions of the main and the extra functions; rollback moves both back
+    auth, lam = f"{name}-token_auth", aws("lambda")
+    first = lam.get_alias(FunctionName=auth, Name="live")["FunctionVersion"]
+    (proj / "app.py").write_text((proj / "app.py").read_text() + "\n# a code change\n")
+    assert run_cli("deploy", "-C", str(proj), "--skip-smoke", timeout=900).returncode == 0
+    assert lam.get_alias(FunctionName=auth, Name="live")["FunctionVersion"] != first
+    back = run_cli("rollback", "-C", str(proj), "--json")
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["extra_functions"][auth] == first
+    assert lam.get_alias(FunctionName=auth, Name="live")["FunctionVersion"] == first

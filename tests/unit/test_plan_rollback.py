@@ -56,3 +56,30 @@ def test_refusals() -> None:
         plan_rollback(f, state(), "latest!")
     with pytest.raises(LambdashipError, match="does not exist"):
         plan_rollback(f, replace(state(), alias=None))
+
+
+def extra(name: str, alias_version: str | None, versions: dict[str, str]) -> FunctionState:
+    """An extra function of the app (authorizer, event handler): its versions by the digest they run."""
+    alias = {"FunctionVersion": alias_version, "RevisionId": f"{name}-rev"} if alias_version else None
+    return FunctionState(name=name, function={"Configuration": {}}, alias=alias,
+                         versions=tuple(VersionRef(v, "app", d) for v, d in versions.items()))
+
+
+def test_rollback_moves_the_extra_functions_to_their_version_on_the_same_image() -> None:
+    """The authorizer's versions 7 and 8 run the images of the main function's versions 2 and 3."""
+    auth = extra("app-auth", "8", {"6": DIGESTS["1"], "7": DIGESTS["2"], "8": DIGESTS["3"]})
+    newer = extra("app-new", "1", {"1": DIGESTS["3"]})  # added by the current deploy: nothing to go back to
+    there = extra("app-job", "4", {"4": DIGESTS["2"]})  # already on that image
+    p = plan_rollback(fn(), replace(state(), extras=(auth, newer, there)))
+    assert [(s.action, s.params["FunctionName"], s.params["FunctionVersion"]) for s in p.steps] == [
+        ("lambda:UpdateAlias", "app-auth", "7"), ("lambda:UpdateAlias", "app", "2")]
+    assert p.steps[0].params["RevisionId"] == "app-auth-rev" and p.steps[0].params["Name"] == fn().alias
+
+
+def test_zip_extra_functions_match_by_code_sha256() -> None:
+    main = tuple(VersionRef(v, code_sha256=f"zip{v}") for v in ("1", "2", "3"))
+    auth = FunctionState(name="app-auth", function={"Configuration": {}}, alias={"FunctionVersion": "5"},
+                         versions=(VersionRef("4", code_sha256="zip2"), VersionRef("5", code_sha256="zip3")))
+    p = plan_rollback(fn(), replace(state(), versions=main, extras=(auth,)))
+    moved = [(s.params["FunctionName"], s.params["FunctionVersion"]) for s in p.steps]
+    assert moved == [("app-auth", "4"), ("app", "2")]

@@ -33,3 +33,7 @@ def register(app: typer.Typer) -> None:
             f"{result.to_version} ({result.digest or 'unknown image'})",
             markup=False,
         )
+        for step in result.plan.steps[:-1]:  # the app's extra functions, on the same code
+            p = step.params
+            console.print(f"  {p['FunctionName']}: {verb} alias {p['Name']} to version {p['FunctionVersion']} "
+                          f"({step.note})", markup=False)

@@ -21,7 +21,7 @@ from lambdaship.config import FunctionConfig
 from lambdaship.deploy.env import Resolved, diff
 from lambdaship.deploy.markers import history_description, parse_history
 from lambdaship.deploy.packages import ImagePackage, Package, ZipPackage
-from lambdaship.deploy.state import FunctionState
+from lambdaship.deploy.state import FunctionState, VersionRef
 from lambdaship.deploy.steps import History, Later, Plan, Step, Target
 from lambdaship.errors import LambdashipError, UsageError
 from lambdaship.names import Names
@@ -319,5 +319,20 @@ def plan_rollback(fn: FunctionConfig, state: FunctionState, to: str | None = Non
         "FunctionName": name, "Name": fn.alias, "FunctionVersion": target,
         "Description": history_description(remaining), "RevisionId": alias.get("RevisionId"),
     }, f"was version {current}", output="alias_version")
-    return Plan(function_name=name, alias=fn.alias, target=None, steps=(step,), exists=True, alias_version=current,
-                history=tuple(history), kind="rollback")
+    extras = tuple(_rollback_extra(fn, x, ref) for x in state.extras) if ref else ()
+    return Plan(function_name=name, alias=fn.alias, target=None, steps=(*(e for e in extras if e), step),
+                exists=True, alias_version=current, history=tuple(history), kind="rollback")
+
+
+def _rollback_extra(fn: FunctionConfig, extra: FunctionState, target: VersionRef) -> Step | None:
+    """The extra function's alias to its newest version on the same code as ``target`` (None: it is
+    there already, or no version of it runs that code, e.g. it was added after)."""
+    same = [v for v in extra.versions if v.runs_same_code(target)]
+    if not same or extra.alias is None:
+        return None
+    version = max(same, key=lambda v: int(v.version)).version
+    if extra.alias_version == version:
+        return None
+    return Step("lambda:UpdateAlias", {"FunctionName": extra.name, "Name": fn.alias, "FunctionVersion": version,
+                                       "RevisionId": extra.alias.get("RevisionId")},
+                f"extra function on the same code, was version {extra.alias_version}")

@@ -39,6 +39,7 @@ class RollbackResult:
             "to_version": self.to_version,
             "digest": self.digest,
             "dry_run": self.dry_run,
+            "extra_functions": {s.params["FunctionName"]: s.params["FunctionVersion"] for s in self.plan.steps[:-1]},
             "plan": self.plan.to_json(),
         }
 

@@ -26,6 +26,13 @@ class VersionRef:
     digest: str | None = None
     zip_digest: str | None = None
     last_modified: str | None = None
+    code_sha256: str | None = None  # the version's CodeSha256 (a zip's content; extra functions share it)
+
+    def runs_same_code(self, other: VersionRef) -> bool:
+        """Both run the same image digest, or the same zip content."""
+        if self.digest and other.digest:
+            return self.digest == other.digest
+        return bool(self.code_sha256) and self.code_sha256 == other.code_sha256
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class FunctionState:
     bucket_exists: bool | None = None  # the zip's S3 bucket (S3 uploads only)
     versions: tuple[VersionRef, ...] = ()  # published versions (read for rollback)
     missing_images: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (repository, digest)
+    # The app's extra functions on the same code (authorizers, event handlers; read for rollback)
+    extras: tuple[FunctionState, ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -65,18 +74,21 @@ def version_ref(function_name: str, version: str, config: dict[str, Any] | None 
     description = (config or {}).get("Description")
     repo, digest = parse_marker(description)
     if digest:
-        return VersionRef(version, repo, digest, zip_digest_of(description), (config or {}).get("LastModified"))
+        return VersionRef(version, repo, digest, zip_digest_of(description), (config or {}).get("LastModified"),
+                          (config or {}).get("CodeSha256"))
     fn = lambda_.get_function(function_name, version)
     if fn is None:
         return VersionRef(version)
     cfg = fn["Configuration"]
     repo, digest = parse_marker(cfg.get("Description"))
     if digest:
-        return VersionRef(version, repo, digest, zip_digest_of(cfg.get("Description")), cfg.get("LastModified"))
+        return VersionRef(version, repo, digest, zip_digest_of(cfg.get("Description")), cfg.get("LastModified"),
+                          cfg.get("CodeSha256"))
     uri = fn.get("Code", {}).get("ImageUri")
     if not uri:
-        return VersionRef(version, last_modified=cfg.get("LastModified"))
-    return VersionRef(version, repository_of_uri(uri), digest_of_uri(uri), None, cfg.get("LastModified"))
+        return VersionRef(version, last_modified=cfg.get("LastModified"), code_sha256=cfg.get("CodeSha256"))
+    return VersionRef(version, repository_of_uri(uri), digest_of_uri(uri), None, cfg.get("LastModified"),
+                      cfg.get("CodeSha256"))
 
 
 def version_image(function_name: str, version: str, config: dict[str, Any] | None = None
@@ -143,4 +155,21 @@ def observe_rollback(fn: FunctionConfig, to: str | None = None) -> FunctionState
     if chosen is not None and chosen.repository and chosen.digest and not ecr.image_exists(
             chosen.repository, chosen.digest):
         state = replace(state, missing_images=frozenset({(chosen.repository, chosen.digest)}))
-    return state
+    return replace(state, extras=_extras(fn))
+
+
+def _extras(fn: FunctionConfig) -> tuple[FunctionState, ...]:
+    """The app's extra functions (``<name>-<suffix>``, tagged with the main function's name): their
+    alias and published versions."""
+    from lambdaship.aws import lambda_
+    from lambdaship.names import MANAGED_TAG
+
+    name, out = fn.function_name, []
+    for other in sorted(n for n in lambda_.list_function_names() if n.startswith(f"{name}-")):
+        current = lambda_.get_function(other)
+        if current is None or (current.get("Tags") or {}).get(MANAGED_TAG) != name:
+            continue
+        versions = tuple(version_ref(other, v["Version"], v) for v in lambda_.list_versions(other))
+        out.append(FunctionState(name=other, function=current, alias=lambda_.get_alias(other, fn.alias),
+                                 versions=versions))
+    return tuple(out)
