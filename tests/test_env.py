@@ -120,3 +120,25 @@ def test_env_file_errors_do_not_echo_values(tmp_path):
         assert "zzz" not in str(exc) and ":2:" in str(exc)
     else:
         raise AssertionError("a bad line must be rejected")
+
+
+def test_chalice_stage_variables_come_under_the_config_environment(local_stack, tmp_path):
+    """``chalice_stage``: the stage's environment_variables from .chalice/config.json, as
+    ``chalice deploy --stage`` sets them, with lambdaship's [environment] over them — in
+    ``env show`` and in what a local invocation of the app sees."""
+    from tests.conftest import cli_json, example_copy
+
+    proj = example_copy("chalice-app", tmp_path / "app")
+    toml = (proj / "lambdaship.toml").read_text()
+    (proj / "lambdaship.toml").write_text(
+        toml.replace('alias = "live"', f'alias = "live"\nchalice_stage = "prod"\nfunction_name = "{uid()}"', 1)
+        .replace('function_name = "chalice-demo"\n', "").replace('GREETING = "hello"\n', ""))
+    shown = cli_json("env", "show", "-C", str(proj), "--json")
+    assert {v["name"]: v["source"] for v in shown["variables"]} == {"STAGE": "config", "GREETING": "chalice:prod"}
+    local = cli_json("invoke", "--local", "-C", str(proj), "--path", "/config", "--json")
+    assert json.loads(local["result"]["body"]) == {"stage": "dev", "greeting": "hello from prod"}
+
+    (proj / "lambdaship.toml").write_text((proj / "lambdaship.toml").read_text().replace('"prod"', '"qa"'))
+    bad = run_cli("env", "show", "-C", str(proj))
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        f"error: chalice_stage qa: no such stage in {proj / '.chalice' / 'config.json'}; choose one of: dev, prod"]

@@ -491,8 +491,8 @@ def test_explicit_stage_wins_over_the_old_function_and_every_api_gets_its_permis
 
 # -- pure parts (no AWS) ----------------------------------------------------------------------------
 def test_chalice_stage_environment_precedence_and_placeholders(tmp_path: Path) -> None:
+    from lambdaship import chalice_config as chalice
     from lambdaship.errors import UsageError
-    from lambdaship.migrate import chalice
 
     assert chalice.stage_env(tmp_path, None) is None  # not a Chalice project
     with pytest.raises(UsageError):

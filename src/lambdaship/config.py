@@ -116,6 +116,9 @@ class FunctionConfig(_Strict):
     use_gitignore: bool = Field(True, description="Leave out what the project's .gitignore files ignore.")
     use_dockerignore: bool = Field(True, description="Leave out what the source's .dockerignore ignores.")
     environment: dict[str, str] = Field(default_factory=dict)
+    chalice_stage: str | None = Field(
+        None, description="A Chalice app: take the environment_variables of this stage of .chalice/config.json "
+        "(top level < the stage < its api_handler), under [environment]; none by default.")
     secrets: list[SecretSource] = Field(default_factory=list)
     env_file: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)

@@ -102,6 +102,7 @@ def resolve(fn: FunctionConfig, env_file: Path | str | None = None) -> Resolved:
             values[k] = v
             sources[k] = source
 
+    put(chalice_env(fn), f"chalice:{fn.chalice_stage}")
     put(dict(fn.environment), "config")
     path = env_file_path(fn, env_file)
     if path is not None:
@@ -125,6 +126,14 @@ def resolve(fn: FunctionConfig, env_file: Path | str | None = None) -> Resolved:
     resolved = Resolved(values=values, sources=sources)
     check_size(resolved.values, fn.function_name)
     return resolved
+
+
+def chalice_env(fn: FunctionConfig) -> dict[str, str]:
+    """The ``chalice_stage``'s variables from ``.chalice/config.json`` ({} without one)."""
+    from lambdaship.chalice_config import stage_env
+
+    stage = stage_env(fn.source, fn.chalice_stage, "chalice_stage") if fn.chalice_stage else None
+    return stage.values if stage is not None else {}
 
 
 def env_size(values: dict[str, str]) -> int:

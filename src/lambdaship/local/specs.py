@@ -110,14 +110,15 @@ def _deps_tree(fn: FunctionConfig) -> Path:
 
 def local_environment(fn: FunctionConfig, env_file: Path | str | None = None, secrets: bool = False,
                       extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Config ``environment`` < ``env_file`` / ``--env-file`` < (``secrets``: SSM, Secrets Manager)
-    < ``extra`` (``--env``): the same merge and checks as ``lambdaship env``."""
+    """``chalice_stage``'s variables < config ``environment`` < ``env_file`` / ``--env-file`` <
+    (``secrets``: SSM, Secrets Manager) < ``extra`` (``--env``): the same merge and checks as
+    ``lambdaship env``."""
     from lambdaship.deploy import env as env_mod
 
     if secrets:
         values = dict(env_mod.resolve(fn, env_file).values)
     else:
-        values = dict(fn.environment)
+        values = {**env_mod.chalice_env(fn), **fn.environment}
         path = env_mod.env_file_path(fn, env_file)
         if path is not None:
             if not path.is_file():

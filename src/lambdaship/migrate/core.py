@@ -103,8 +103,8 @@ def _old_env(inv: Inventory, fn: FunctionConfig, stage: str | None, env_file: Pa
     """The new function's environment: the old function's (kept) < the Chalice stage named with
     ``--stage`` (never a default one) < the project's configured environment. Also, per key, the
     sources whose different value lost."""
+    from lambdaship import chalice_config as chalice
     from lambdaship.deploy import env as envmod
-    from lambdaship.migrate import chalice
 
     values: dict[str, str] = {}
     sources: dict[str, str] = {}

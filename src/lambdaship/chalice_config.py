@@ -59,23 +59,22 @@ def stage_names(source: Path) -> list[str]:
     return sorted(stages) if isinstance(stages, dict) else []
 
 
-def stage_env(source: Path, stage: str | None) -> StageEnv | None:
+def stage_env(source: Path, stage: str | None, option: str = "--stage") -> StageEnv | None:
     """The variables of the stage named ``stage``; None when no stage is named: a stage's
     variables are imported only on request (a prod function must not silently get dev values).
+    ``option`` names where the stage was asked for (``--stage``, ``chalice_stage``) in errors.
     """
     if stage is None:
         return None
     path = config_path(source)
     if not path.is_file():
-        if stage is not None:
-            raise UsageError(f"--stage {stage}: {path} does not exist", "--stage only applies to Chalice projects")
-        return None
+        raise UsageError(f"{option} {stage}: {path} does not exist", f"{option} only applies to Chalice projects")
     data = _read(path)
     stages = data.get("stages") or {}
     chosen = stage
     if chosen not in stages:
         raise UsageError(
-            f"--stage {stage}: no such stage in {path}",
+            f"{option} {stage}: no such stage in {path}",
             f"choose one of: {', '.join(sorted(stages)) or '(none defined)'}",
         )
     stage_table: dict[str, Any] = stages[chosen] or {}
