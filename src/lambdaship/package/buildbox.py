@@ -8,7 +8,8 @@ What the code inside sees (bubblewrap, via :func:`lambdaship.bubblewrap.argv`):
   links or directories), ``/etc/ld.so.cache``, the CA certificates (``SSL_CERT_FILE``,
   ``SSL_CERT_DIR``, ``/etc/ssl/certs``), generated ``/etc/hosts``/``passwd``/``group``, the
   interpreter's prefix (e.g. ``/root/.pyenv/versions/3.12.1``, never a directory holding the
-  home), the uv binary, and the input files the caller names, each at its own path;
+  home), the uv binary, and the input files the caller adds (:meth:`BuildBox.add_file`,
+  :meth:`BuildBox.add_text`);
 * writable: ``/build`` (a fresh scratch directory: ``home``, ``cache`` (uv's, its own),
   ``in``, ``out``) and a capped ``/tmp``; nothing else of the host, so no home directory
   (``~/.aws``, ``~/.docker``, ``~/.ssh``, ``~/.netrc``, ``~/.config/uv``), no project files
@@ -27,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,12 +96,12 @@ def _system_binds() -> list[str]:
 class BuildBox:
     """One scratch directory, one egress, any number of :meth:`run` calls (``with BuildBox(...)``)."""
 
-    def __init__(self, python: str, uv: str, *, inputs: Iterable[Path] = (), network: Network | None = None) -> None:
+    def __init__(self, python: str, uv: str, *, network: Network | None = None) -> None:
         self.python = os.path.realpath(python)
         self.uv = os.path.realpath(uv)
-        self.inputs = tuple(dict.fromkeys(Path(os.path.abspath(p)) for p in inputs))
         self.network = network or Network()
         self.scratch = Path(tempfile.mkdtemp(prefix="lambdaship-build-"))
+        self.inputs: dict[str, Path] = {}  # path inside -> host file, bound read-only
         self.egress: Egress | None = None
 
     def __enter__(self) -> BuildBox:
@@ -119,6 +119,17 @@ class BuildBox:
             self.egress.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
+    def add_file(self, path: Path) -> None:
+        """Bind the host file ``path`` read-only at its own (absolute) path."""
+        self.inputs[os.path.abspath(path)] = path
+
+    def add_text(self, inside: Path, text: str) -> None:
+        """A file of ``text`` at ``inside`` (read-only), e.g. a requirements file without credentials."""
+        copy = self.scratch / "inputs" / str(len(self.inputs))
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_text(text, encoding="utf-8")
+        self.inputs[os.path.abspath(inside)] = copy
+
     def path(self, inside: str) -> Path:
         """The host path of ``/build/<inside>``."""
         return self.scratch / "work" / inside
@@ -130,9 +141,8 @@ class BuildBox:
         args += _python_binds(self.python)
         args += ["--ro-bind", self.uv, self.uv]
         args += ["--ro-bind", str(Path(__file__).with_name("egress_forward.py")), FORWARD]
-        for p in self.inputs:
-            if p.is_file():
-                args += ["--ro-bind", str(p), str(p)]
+        for inside, host in self.inputs.items():
+            args += ["--ro-bind", str(host), inside]
         args += ["--ro-bind", str(self.scratch / "net"), NET, "--bind", str(self.scratch / "work"), WORK]
         return [*args, "--remount-ro", "/"]
 

@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lambdaship import bubblewrap
 from lambdaship.errors import LambdashipError
 from lambdaship.package import buildbox
 from lambdaship.package.indexes import Indexes, indexes
@@ -65,16 +66,25 @@ def _target(fn: FunctionConfig) -> list[str]:
     return ["--python-platform", fn.platform.uv_platform, "--python-version", fn.python]
 
 
-def _box(fn: FunctionConfig, idx: Indexes, inputs: list[Path] | None = None) -> buildbox.BuildBox:
-    return buildbox.BuildBox(buildbox.interpreter(fn.python), _uv(), inputs=inputs or [], network=idx.network())
+def _box(fn: FunctionConfig, idx: Indexes) -> buildbox.BuildBox:
+    return buildbox.BuildBox(buildbox.interpreter(fn.python), _uv(), network=idx.network())
+
+
+_CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def resolve(fn: FunctionConfig, req: Path, idx: Indexes) -> list[tuple[str, str]]:
-    """(name, version) of every package the requirements pin for the target (in the sandbox)."""
+    """(name, version) of every package the requirements pin for the target (in the sandbox, with
+    the requirement files, their URLs' credentials removed, and the wheels they name)."""
     from lambdaship.package.requirements import local_inputs
 
     req = Path(os.path.abspath(req))
-    with _box(fn, idx, local_inputs(req)) as box:
+    with _box(fn, idx) as box:
+        for path in local_inputs(req):
+            if path.suffix == ".whl":
+                box.add_file(path)
+            else:
+                box.add_text(path, _CREDENTIALS_IN_URL.sub("", path.read_text(encoding="utf-8")))
         proc = box.run([box.uv, "pip", "compile", str(req), *_target(fn), "--python", box.python, "--no-header",
                         "--no-annotate", "--quiet"], cwd=str(req.parent), timeout=600)
     if proc.returncode != 0:
@@ -241,7 +251,7 @@ def build_pure_wheels(fn: FunctionConfig, req: Path) -> Path | None:
     the sandbox cannot run here."""
     from lambdaship import paths
 
-    if not buildbox.bubblewrap.available()[0]:
+    if not bubblewrap.available()[0]:
         buildbox.require(f"building {_first_sdist_only(fn, req)} from its source distribution")
     idx = indexes(req)
     missing = without_wheels(fn, resolve(fn, req, idx), req)
