@@ -19,20 +19,10 @@ import socket
 import threading
 from pathlib import Path
 
+from lambdaship.package.egress_forward import pump as _pump
+
 MAX_HEAD = 8192
 CONNECT_TIMEOUT = 30.0
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
 
 
 def _splice(a: socket.socket, b: socket.socket) -> None:

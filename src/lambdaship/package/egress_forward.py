@@ -1,4 +1,4 @@
-"""Runs inside a build sandbox (standard library only, never imported by lambdaship): listens on
+"""Runs inside a build sandbox (standard library only; lambdaship imports only :func:`pump`): listens on
 loopback ports of the sandbox's own network namespace, forwards each connection to a Unix socket
 of :class:`lambdaship.package.egress.Egress` on the host, and runs the command given after the
 configuration with ``HTTPS_PROXY`` set to the proxy port; exits with the command's status.
@@ -15,7 +15,7 @@ import sys
 import threading
 
 
-def _pump(src: socket.socket, dst: socket.socket) -> None:
+def pump(src: socket.socket, dst: socket.socket) -> None:
     try:
         while data := src.recv(65536):
             dst.sendall(data)
@@ -36,8 +36,8 @@ def _serve(listener: socket.socket, path: str) -> None:
         except OSError:
             conn.close()
             continue
-        threading.Thread(target=_pump, args=(conn, up), daemon=True).start()
-        threading.Thread(target=_pump, args=(up, conn), daemon=True).start()
+        threading.Thread(target=pump, args=(conn, up), daemon=True).start()
+        threading.Thread(target=pump, args=(up, conn), daemon=True).start()
 
 
 def _listen(port: int, path: str) -> int:
