@@ -5,7 +5,9 @@ Cache: one compressed layer per (content of its entries, media type, mtime, gzip
 sha256 — the records that verified the installed tree, so nothing is hashed twice), not of the
 dependency set: when one package is bumped, the layers of the packages that did not change are
 found again, only the layer holding the bumped one is written. A cached blob is verified (size,
-digest, diff_id) whenever it is reused.
+digest, diff_id) whenever it is reused. An entry has one writer at a time (a lock per key in the
+process, an ``flock`` between processes): builds that need the same layer at once — the
+functions of one ``deploy --all`` — compress it once, the others wait and reuse it.
 
 Registry: a pushed image's ``dev.lambdaship.deps-layers`` label lists its dependency layers (name,
 packages, digest, diff_id, sizes) and the split they were made with; a fresh runner whose
@@ -14,9 +16,13 @@ dependency set (hash) and split are the same reuses them as remote layers.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -66,18 +72,46 @@ def group_layer(tree: Path, group: Group, records: dict[str, bytes] | None, medi
          "level": layer_mod.LEVEL, "chunk": layer_mod.CHUNK},
     )).split(":", 1)[1]
     index = home() / "layers" / f"{key}.json"
-    if index.is_file():
-        cached = _verified_layer(index, media_type)
-        if cached is not None:
-            return DepsLayer(cached, group.name, group.packages, cached=True)
-    entries = layer_mod.entries_from_files([(p, tree / p) for p in group.paths], TASK_ROOT, root=tree)
-    lay = layer_mod.write_layer(entries, blob_cache() / "sha256", media_type=media_type, mtime=mtime)
-    index.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_sibling(index)
-    tmp.write_text(json.dumps({"digest": lay.digest, "diff_id": lay.diff_id, "size": lay.size,
-                               "uncompressed_size": lay.uncompressed_size}))
-    os.replace(tmp, index)
+    found = _lookup(index, media_type)  # the usual case, without waiting for anyone
+    if found is not None:
+        return DepsLayer(found, group.name, group.packages, cached=True)
+    with _entry_lock(index):  # one writer per entry: a concurrent build of the same layer waits, then reuses
+        found = _lookup(index, media_type)
+        if found is not None:
+            return DepsLayer(found, group.name, group.packages, cached=True)
+        entries = layer_mod.entries_from_files([(p, tree / p) for p in group.paths], TASK_ROOT, root=tree)
+        lay = layer_mod.write_layer(entries, blob_cache() / "sha256", media_type=media_type, mtime=mtime)
+        tmp = tmp_sibling(index)
+        tmp.write_text(json.dumps({"digest": lay.digest, "diff_id": lay.diff_id, "size": lay.size,
+                                   "uncompressed_size": lay.uncompressed_size}))
+        os.replace(tmp, index)
     return DepsLayer(lay, group.name, group.packages)
+
+
+def _lookup(index: Path, media_type: str) -> Layer | None:
+    return _verified_layer(index, media_type) if index.is_file() else None
+
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _entry_lock(index: Path) -> Iterator[None]:
+    """Hold the layer cache entry ``index`` alone: threads of this process on a lock of its key,
+    other processes on an ``flock`` of ``<key>.lock`` beside it (left in place: removing a lock
+    file races with its next user). Several builds of one run (``deploy --all``) that need the
+    same layer compress it once; the others wait and find it in the cache."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(index.name, threading.Lock())
+    with lock:
+        index.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(index.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
 
 
 def _verified_layer(index: Path, media_type: str) -> Layer | None:
