@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -39,7 +40,8 @@ def _build(app: Path, *args: str, env: dict[str, str] | None = None) -> dict:
 def _error(app: Path, *args: str) -> str:
     r = run_cli("build", "-C", str(app), *args)
     assert r.returncode == 1, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
+    # the one error line; per-stage progress lines ("base   0.1 s  …", CI mode) may precede it
+    lines = [ln for ln in r.stderr.strip().splitlines() if not re.match(r"[a-z]+ +\d+\.\d s  ", ln)]
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     return lines[0]
 

@@ -84,6 +84,9 @@ def _traceback_if_debug() -> None:
 
 
 def _fail(exc: LambdashipError, argv: list[str] | None) -> None:
+    from lambdaship.commands._progress import stop_all
+
+    stop_all()  # a build's live display ends before the error line
     _help.json_error(exc, argv)  # under --json also {"error", "hint", "exit_code"} on stdout
     typer.echo(f"error: {exc.one_line()}", err=True)
     sys.exit(exc.exit_code)

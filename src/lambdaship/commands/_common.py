@@ -28,9 +28,11 @@ def emit_json(data: Any) -> None:
 
 
 def render_build_event(event: BuildEvent) -> None:
-    """The CLI's rendering of a build's progress (``lambdaship.image.events``): one dim line per stage."""
-    if event.stage != "done":
-        err_console.print(f"[dim]… {event.detail}[/dim]")
+    """The CLI's rendering of a build's progress (``lambdaship.image.events``): rich rows on a
+    terminal, one line per stage with its duration and bytes otherwise (``commands._progress``)."""
+    from lambdaship.commands._progress import renderer_for
+
+    renderer_for(err_console, tty=interactive())(event)
 
 
 build_events.set_default_sink(render_build_event)

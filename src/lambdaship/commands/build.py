@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lambdaship.commands._common import JsonOpt, console, emit_json, interactive
+from lambdaship.commands._common import JsonOpt, console, emit_json
 from lambdaship.commands.options import BuildFlags, ProjectFlags, with_options
 
 
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         if image_format not in ("base", "docker", "oci"):
             raise UsageError(f"--format {image_format!r} is not supported", "use base, docker or oci")
         result = build_image(fn, out=out, tar=tar, tag=tag, image_format=image_format, reuse_deps_from=reuse_deps_from,
-                             progress=interactive() and not json_)
+                             progress=not json_)  # rich rows on a terminal, one line per stage in CI
         if json_:
             emit_json(result.to_json())
             return

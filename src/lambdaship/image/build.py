@@ -34,7 +34,7 @@ from lambdaship.image.base import blob_cache, fetch_base_blobs, resolve_base
 from lambdaship.image.bytecode import app_bytecode
 from lambdaship.image.cache import DepsLayer, deps_label, find_reusable_layers, group_layer
 from lambdaship.image.docker_archive import write_docker_archive
-from lambdaship.image.events import BuildEvent, BuildSink, sink_for
+from lambdaship.image.events import BuildEvent, BuildSink, adapter, sink_for, stage
 from lambdaship.image.model import (
     DOCKER_MANIFEST,
     LAYER_TYPES,
@@ -184,7 +184,26 @@ def split_cap(base: Image) -> int:
     return max(0, min(MAX_SPLIT_LAYERS, by_bytes, MAX_LAYERS - len(base.layers) - 2))
 
 
-def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str | None] | None) -> _Inputs:
+def _base(fn: FunctionConfig, emit: BuildSink, t0: float) -> Image:
+    """The ``base`` stage (its start was announced by the caller, so it is the first row)."""
+    base = resolve_base(fn.image_base, fn.architecture)
+    emit(BuildEvent("base", fn.image_base, sum(lay.size for lay in base.layers), time.monotonic() - t0))
+    return base
+
+
+def _deps_events(emit: BuildSink, inputs: _Inputs, reused_from: str | None, seconds: float) -> None:
+    """The ``deps`` stage when nothing was installed: the local cache, or a previous image's layers."""
+    if inputs.reused is not None:
+        emit(BuildEvent("deps", f"reused from {reused_from}",
+                        sum(d.layer.uncompressed_size or d.layer.size for d in inputs.reused), seconds,
+                        count=len({p for d in inputs.reused for p in d.packages})))
+    elif inputs.deps is not None and inputs.deps.cached and inputs.deps.requirements:
+        emit(BuildEvent("deps", "from the local cache", max(0, inputs.deps.content_bytes), seconds,
+                        count=len(inputs.deps.requirements)))
+
+
+def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str | None] | None,
+                   emit: BuildSink) -> _Inputs:
     """2. Base (network) and dependencies (registry label, cache or installer) at the same time;
     then the dependency tree split into layer groups."""
     from lambdaship.package import deps as deps_mod
@@ -193,14 +212,17 @@ def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str |
     threshold = threshold_bytes(fn.layer_split_mb)
     previous = None
     deps = None
+    t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        base_f = pool.submit(resolve_base, fn.image_base, fn.architecture)
+        emit(BuildEvent("base", fn.image_base, phase="start"))
+        base_f = pool.submit(_base, fn, emit, t0)
         if callable(reuse_deps_from):
             reuse_deps_from = reuse_deps_from()
         if reuse_deps_from and not plan.empty:
             previous = find_reusable_layers(reuse_deps_from, plan.hash, fn.architecture)
         if previous is None or previous[0][0] != threshold:
-            deps = deps_mod.install(fn)
+            deps = deps_mod.install(fn, progress=adapter(emit))
+        took = time.monotonic() - t0
         base = base_f.result()
     split = (threshold, split_cap(base))
     reused = None
@@ -209,10 +231,11 @@ def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str |
         reused = tuple(replace(d, layer=replace(d.layer, descriptor=replace(d.layer.descriptor, media_type=mt)))
                        for d in previous[1])
     elif deps is None:  # same threshold, another cap (another base): install after all
-        deps = deps_mod.install(fn)
+        deps = deps_mod.install(fn, progress=adapter(emit))
     inputs = _Inputs(base, plan, deps, reused, split)
     if deps is not None:
         inputs.groups = split_tree(deps.path, threshold, split[1])
+    _deps_events(emit, inputs, reuse_deps_from if isinstance(reuse_deps_from, str) else None, took)
     return inputs
 
 
@@ -228,16 +251,28 @@ def _check_size(fn: FunctionConfig, inputs: _Inputs, app: _App, pyc: list[layer_
     check_limits(inputs.base, extra, 1 + deps_layers, len(inputs.base.config) + 1024, fn.image_base)
 
 
+def _compressed(emit: BuildSink, name: str, make: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """``make(*args, **kw)`` (a ``Layer`` or a ``DepsLayer``) as the ``compress`` stage of layer ``name``."""
+    with stage(emit, "compress", item=name) as done:
+        made = make(*args, **kw)
+        lay = getattr(made, "layer", made)
+        done.bytes, done.bytes_in = lay.size, lay.uncompressed_size or 0
+        if getattr(made, "cached", False):
+            done.detail = "from the layer cache"
+    return made
+
+
 def _write_layers(inputs: _Inputs, app: _App, pyc: list[layer_mod.Entry],
-                  mtime: int) -> tuple[tuple[DepsLayer, ...], Layer]:
+                  mtime: int, emit: BuildSink) -> tuple[tuple[DepsLayer, ...], Layer]:
     """3. Layers: the dependency layers (each cached by its content) and the app layer, two at a time.
     Returns (dependency layers in image order, app layer)."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        app_f = pool.submit(layer_mod.write_layer, [*app.entries, *pyc], blob_cache() / "sha256",
-                            media_type=inputs.layer_type, mtime=mtime)
+        app_f = pool.submit(_compressed, emit, "app", layer_mod.write_layer, [*app.entries, *pyc],
+                            blob_cache() / "sha256", media_type=inputs.layer_type, mtime=mtime)
         deps_fs = []
         if inputs.reused is None and inputs.deps is not None:
-            deps_fs = [pool.submit(group_layer, inputs.deps.path, g, inputs.deps.records, inputs.layer_type, mtime)
+            deps_fs = [pool.submit(_compressed, emit, "deps" if g.shared else f"deps {g.name}", group_layer,
+                                   inputs.deps.path, g, inputs.deps.records, inputs.layer_type, mtime)
                        for g in inputs.groups]
         app_layer = app_f.result()
         if inputs.reused is not None:
@@ -313,8 +348,7 @@ def build_image(
     mtime = layer_mod.source_date_epoch()
     app = _app(fn, [p.resolve() for p in (out, tar) if p is not None])
 
-    emit(BuildEvent("resolve", f"resolving base image {fn.image_base} and dependencies"))
-    inputs = _base_and_deps(fn, reuse_deps_from)
+    inputs = _base_and_deps(fn, reuse_deps_from, emit)
     timings["base_and_deps"] = time.monotonic() - t0
     if inputs.deps is not None:
         timings.update({f"deps_{k}": v for k, v in inputs.deps.timings.items()})
@@ -322,16 +356,16 @@ def build_image(
     _check_size(fn, inputs, app, pyc_entries)
 
     t1 = time.monotonic()
-    emit(BuildEvent("layers", "writing layers"))
-    deps_layers, app_layer = _write_layers(inputs, app, pyc_entries, mtime)
+    deps_layers, app_layer = _write_layers(inputs, app, pyc_entries, mtime, emit)
     timings["layers"] = time.monotonic() - t1
     image = _assemble(fn, inputs, deps_layers, app_layer, mtime, image_format)
 
     layout = layout_digest = tar_path = None
     if out is not None or tar is not None:
         t2 = time.monotonic()
-        emit(BuildEvent("fetch", "fetching base layers for the local copy"))
-        image, layout, layout_digest, tar_path = _local_copies(fn, image, out, tar, tag)
+        with stage(emit, "fetch", "base layers for the local copy") as fetched:
+            image, layout, layout_digest, tar_path = _local_copies(fn, image, out, tar, tag)
+            fetched.bytes = sum(lay.size for lay in inputs.base.layers)
         timings["output"] = time.monotonic() - t2
     timings["total"] = time.monotonic() - t0
     emit(BuildEvent("done", image.digest, sum(lay.size for lay in image.layers), timings["total"]))

@@ -33,10 +33,10 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -130,12 +130,13 @@ def plan(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") ->
     return DepsPlan(key, req, req_text, frozenset(named), prune, pyc, extra)
 
 
-def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") -> DepsResult:
-    """Install the function's dependencies (or take them from the cache)."""
+def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda",
+            progress: Callable[..., None] | None = None) -> DepsResult:
+    """Install the function's dependencies (or take them from the cache). ``progress`` is called
+    with the fields of an ``image.events.BuildEvent`` as the stages resolve, download, install
+    and bytecode start and end (``image.events.adapter`` makes one from a build's sink)."""
     p = plan(fn, target=target)
-    req, req_text, named, prune, pyc, key = (
-        p.requirements_file, p.requirements_text, set(p.named), p.prune, p.interpreter, p.hash
-    )
+    pyc, key = p.interpreter, p.hash
     root = paths.cache("deps")
     entry = root / key
     info_file = entry / MARKER
@@ -151,13 +152,7 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
     try:
         tree = tmp / "tree"
         tree.mkdir()
-        if (req is not None or p.extra) and named | reqs.has_options(req_text):
-            timings["install"] = _run_installer(fn, p, target, tmp, tree)
-        pruned, pruned_tests = _trim(tree, prune, target)
-        if pyc:
-            t0 = time.monotonic()
-            bytecode.compile_tree(tree, pyc)
-            timings["bytecode"] = time.monotonic() - t0
+        pruned, pruned_tests = _fill(fn, p, target, tmp, tree, timings, progress)
         requirements = sorted(pruning.installed(tree))
         content_bytes, entries = tree_size(tree)
         records = dict(cacheverify.tree_records(tree))
@@ -179,7 +174,32 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda")
                       timings=timings, content_bytes=content_bytes, entries=entries, records=records)
 
 
-def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path) -> float:
+def _fill(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path, timings: dict[str, float],
+          progress: Callable[..., None] | None) -> tuple[list[str], list[str]]:
+    """Install into ``tree``, trim it, compile its bytecode; the stages to ``progress``.
+    Returns what :func:`_trim` removed."""
+    phases = installer.Phases(progress)
+    installs = (p.requirements_file is not None or p.extra) and p.named | reqs.has_options(p.requirements_text)
+    if installs:
+        timings["install"] = _run_installer(fn, p, target, tmp, tree, phases)
+    trimmed = _trim(tree, p.prune, target)
+    before = tree_size(tree)[0] if progress is not None else 0
+    if installs and progress is not None:
+        phases.installed(before)
+    if p.interpreter:
+        if progress is not None:
+            progress(stage="bytecode", phase="start")
+        t0 = time.monotonic()
+        bytecode.compile_tree(tree, p.interpreter)
+        timings["bytecode"] = time.monotonic() - t0
+        if progress is not None:
+            progress(stage="bytecode", bytes=max(0, tree_size(tree)[0] - before), seconds=timings["bytecode"],
+                     detail=f"Python {fn.python if target == 'lambda' else bytecode.HOST_PYTHON}")
+    return trimmed
+
+
+def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path,
+                   phases: installer.Phases) -> float:
     """Install ``p``'s requirements into ``tree`` (pure-Python sdists built into wheels when the
     only-binary install fails on them); the seconds it took. One-line error on failure."""
     req = p.requirements_file
@@ -192,14 +212,14 @@ def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree
     cmd, env = installer.install_cmd(fn, target, req_file, tree)
     cwd = req.parent if req else fn.source
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    phases.begin()
+    proc = installer.run(cmd, cwd=cwd, env=env, on_line=phases.feed)
     if proc.returncode != 0 and target == "lambda" and installer.sdist_error(proc.stderr, fn):
         from lambdaship.package import sdists  # hook: pure-Python sdists built into wheels
 
         wheels = sdists.build_pure_wheels(fn, req_file)
         if wheels is not None:
-            proc = subprocess.run([*cmd, "--find-links", str(wheels)], cwd=cwd,
-                                  env=env, capture_output=True, text=True, timeout=1800)
+            proc = installer.run([*cmd, "--find-links", str(wheels)], cwd=cwd, env=env, on_line=phases.feed)
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         raise installer.install_error(proc.stderr, fn, req.name if req else "requirements.txt")

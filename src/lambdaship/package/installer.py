@@ -1,4 +1,5 @@
-"""The installer: uv (pip as fallback), its version, its command line for the target, its errors."""
+"""The installer: uv (pip as fallback), its version, its command line for the target, its errors,
+and running it with its output as progress (:class:`Phases`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lambdaship.errors import LambdashipError
 
@@ -139,3 +143,112 @@ def install_cmd(fn: FunctionConfig, target: str, req: Path, dest: Path) -> tuple
     else:
         cmd += ["--only-binary=:all:"]
     return cmd, env
+
+
+# ---- running it, its output as progress ----------------------------------------------------------
+_UV_PHASE = re.compile(r"^(Resolved|Prepared|Installed|Audited) (\d+) packages? in ")
+_UV_DOWNLOAD = re.compile(r"^Downloading (\S+) \(([\d.]+ ?[KMG]?i?B)\)")
+_PIP_COLLECT = re.compile(r"^Collecting \S")
+_PIP_DOWNLOAD = re.compile(r"^\s*Downloading \S+ \(([\d.]+) (bytes|kB|MB|GB)\)")
+_PIP_SIZES = {"bytes": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
+
+
+class Phases:
+    """The installer's output, line by line, as the stages ``resolve`` → ``download`` →
+    ``install`` (``report(stage=…, phase="start"|"end", count=…, seconds=…, …)``, the fields of
+    ``image.events.BuildEvent``). uv says when each phase ends ("Resolved 3 packages in …",
+    "Prepared …", "Installed …") and names the large downloads; pip resolves and downloads
+    together ("Collecting …", "Downloading … (12.3 MB)"). :meth:`installed` ends ``install`` once
+    the caller has trimmed the tree and knows its size. Thread-safe (stdout and stderr readers)."""
+
+    def __init__(self, report: Callable[..., None] | None) -> None:
+        self._report = report or (lambda **_kw: None)
+        self._lock = threading.Lock()
+        self.current: str | None = None
+        self._t0 = 0.0
+        self._count = self._collected = self._pip_bytes = 0
+        self._downloads: list[str] = []
+
+    def begin(self) -> None:
+        with self._lock:
+            self._begin("resolve")
+
+    def _begin(self, name: str) -> None:
+        self.current, self._t0 = name, time.monotonic()
+        self._report(stage=name, phase="start")
+
+    def _end(self, name: str, count: int, detail: str = "", size: int = 0) -> None:
+        if self.current != name:  # a phase whose start the output did not show: it starts now
+            self._begin(name)
+        self._report(stage=name, phase="end", count=count, detail=detail, bytes=size,
+                     seconds=time.monotonic() - self._t0)
+        self.current = None
+
+    def feed(self, line: str) -> None:
+        with self._lock:
+            self._feed(line.rstrip())
+
+    def _feed(self, line: str) -> None:
+        m = _UV_PHASE.match(line)
+        if m:
+            word, n = m.group(1), int(m.group(2))
+            if word == "Resolved":
+                self._end("resolve", n)
+                self._begin("download")
+            elif word == "Prepared":
+                self._end("download", n, ", ".join(self._downloads))
+                self._begin("install")
+            else:
+                if self.current == "download":  # nothing to prepare: every wheel was in the cache
+                    self._end("download", 0, "all from the installer's cache")
+                    self._begin("install")
+                self._count = n
+            return
+        if m := _UV_DOWNLOAD.match(line):
+            self._downloads.append(f"{m.group(1)} {m.group(2)}")
+        elif _PIP_COLLECT.match(line):
+            self._collected += 1
+        elif m := _PIP_DOWNLOAD.match(line):
+            self._pip_bytes += int(float(m.group(1)) * _PIP_SIZES[m.group(2)])
+        elif line.startswith("Installing collected packages:") and self.current == "resolve":
+            self._end("resolve", self._collected, "downloads included (pip)", self._pip_bytes)
+            self._begin("install")
+        elif line.startswith("Successfully installed "):
+            self._count = len(line.split()) - 2
+
+    def installed(self, size: int) -> None:
+        """End ``install``: ``size`` bytes in the (trimmed) tree."""
+        with self._lock:
+            if self.current not in (None, "install"):  # output not recognised: close what is open
+                self._end(self.current, 0, "installer output not recognised")
+            self._end("install", self._count, size=size)
+
+
+def run(cmd: list[str], *, cwd: Path, env: dict[str, str], on_line: Callable[[str], None] | None = None,
+        timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """Run the installer; each line of its stdout and stderr goes to ``on_line`` as it arrives
+    (progress), stderr is also kept (its errors). Killed after ``timeout`` seconds."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace")
+    kept: dict[str, list[str]] = {"stdout": [], "stderr": []}
+
+    def read(name: str, stream: Any) -> None:
+        for line in stream:
+            kept[name].append(line)
+            if on_line is not None:
+                on_line(line)
+
+    readers = [threading.Thread(target=read, args=(n, s), daemon=True)
+               for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for t in readers:
+        t.start()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise LambdashipError(f"the installer did not finish within {timeout:.0f} s",
+                              "check the network and the package index; try again") from None
+    for t in readers:
+        t.join()
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(kept["stdout"]), "".join(kept["stderr"]))

@@ -1,0 +1,191 @@
+"""Renders a build's ``BuildEvent``s (``lambdaship.image.events``): on a terminal a rich display,
+one row per stage (a spinner and the time so far while it runs, a check mark and what it
+produced when it ends); elsewhere (CI logs, pipes) one plain line per stage when it ends, with
+its duration and bytes, and a summary line when the build is done::
+
+    base         0.2 s  public.ecr.aws/lambda/python:3.12 (188.1 MB)
+    resolve      0.5 s  3 packages
+    download     0.6 s  3 packages (numpy 15.8MiB)
+    install      0.3 s  3 packages, 56.0 MB
+    bytecode     1.2 s  5.4 MB of .pyc (Python 3.12)
+    compress     0.0 s  app: 5.6 kB → 535 B
+    compress     0.1 s  deps: 654.3 kB → 144.5 kB
+    compress     1.0 s  deps numpy: 61.5 MB → 19.9 MB
+    built        3.7 s  sha256:2ab3383d97b0…: 3 packages, 62.2 MB → 20.1 MB compressed; image 208.2 MB
+
+:func:`stage_line` is the same line for stages outside a build (a deploy's steps, waiting for
+Lambda) so a CI log reads as one list.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from lambdaship.commands._push_progress import size_text
+from lambdaship.image.events import BuildEvent
+
+LABELS = {"base": "base", "deps": "deps", "resolve": "resolve", "download": "download", "install": "install",
+          "bytecode": "bytecode", "compress": "compress", "fetch": "fetch"}
+RUNNING = {"base": "resolving the base image", "deps": "dependencies", "resolve": "resolving dependencies",
+           "download": "downloading", "install": "installing", "bytecode": "compiling bytecode",
+           "compress": "compressing", "fetch": "fetching base layers"}
+
+
+def stage_line(label: str, seconds: float, what: str) -> str:
+    """One stage's line in a CI log: label, duration, what it did."""
+    return f"{label:<9} {seconds:6.1f} s  {what}".rstrip()
+
+
+def describe(event: BuildEvent) -> str:
+    """What an ended stage produced, in words."""
+    parts: list[str] = []
+    if event.stage == "compress":
+        name = event.item or "layer"
+        return f"{name}: {size_text(event.bytes_in)} → {size_text(event.bytes)}" + (
+            f" ({event.detail})" if event.detail else "")
+    if event.stage in ("base", "fetch"):  # the reference first, then what its layers weigh
+        return f"{event.detail} ({size_text(event.bytes)})" if event.detail else size_text(event.bytes)
+    if event.stage in ("resolve", "download", "install", "deps") and (event.count or event.stage != "download"):
+        parts.append(f"{event.count} package{'s' if event.count != 1 else ''}")
+    if event.bytes:
+        parts.append(size_text(event.bytes) + (" of .pyc" if event.stage == "bytecode" else ""))
+    text = ", ".join(parts)
+    if event.detail:
+        text = f"{text} ({event.detail})" if text else event.detail
+    return text
+
+
+class _Summary:
+    """What the summary line says, gathered from the ended stages."""
+
+    def __init__(self) -> None:
+        self.packages = self.installed = self.raw = self.compressed = 0
+
+    def add(self, event: BuildEvent) -> None:
+        if event.stage in ("install", "deps"):
+            self.packages = max(self.packages, event.count)
+            self.installed = max(self.installed, event.bytes)
+        elif event.stage == "compress":
+            self.raw += event.bytes_in
+            self.compressed += event.bytes
+
+    def line(self, done: BuildEvent) -> str:
+        parts = []
+        if self.packages:
+            parts.append(f"{self.packages} package{'s' if self.packages != 1 else ''}")
+        if self.compressed:
+            parts.append(f"{size_text(self.raw)} → {size_text(self.compressed)} compressed")
+        image = f"image {size_text(done.bytes)}"
+        what = f"{', '.join(parts)}; {image}" if parts else image
+        return stage_line("built", done.seconds, f"{done.detail[:19]}…: {what}" if done.detail else what)
+
+
+class BuildRenderer:
+    """A ``BuildEvent`` sink for ``console`` (stderr): rich rows on a terminal (``tty``), plain
+    lines otherwise. Thread-safe; the display starts at the first event and stops at ``done``
+    (or :meth:`stop`, e.g. when the build fails)."""
+
+    def __init__(self, console: Console, *, tty: bool) -> None:
+        self.console, self.tty = console, tty
+        self._lock = threading.Lock()
+        self._progress: Any = None
+        self._tasks: dict[tuple[str, str], Any] = {}
+        self._summary = _Summary()
+
+    def __call__(self, event: BuildEvent) -> None:
+        with self._lock:
+            if event.stage == "done":
+                self._done(event)
+            elif self.tty:
+                self._rich(event)
+            elif event.phase == "end":
+                self.console.print(stage_line(LABELS.get(event.stage, event.stage), event.seconds, describe(event)),
+                                   markup=False, highlight=False)
+            if event.phase == "end":
+                self._summary.add(event)
+
+    def _done(self, event: BuildEvent) -> None:
+        self._stop()
+        if not self.tty:
+            self.console.print(self._summary.line(event), markup=False, highlight=False)
+        self._summary = _Summary()
+
+    def _rich(self, event: BuildEvent) -> None:
+        if self._progress is None:
+            self._start()
+        p = self._progress
+        key = (event.stage, event.item)
+        label = LABELS.get(event.stage, event.stage)
+        task = self._tasks.get(key)
+        if event.phase == "start":
+            what = f"{RUNNING.get(event.stage, event.stage)} {event.item}".strip() + "…"
+            if task is None:
+                self._tasks[key] = p.add_task(label, total=None, what=what, took="")
+            return
+        if task is None:
+            task = self._tasks[key] = p.add_task(label, total=None, what="", took="")
+        p.update(task, total=1, completed=1, what=describe(event), took=f"{event.seconds:.1f} s")
+        if event.item:  # the next compress of another layer gets a row of its own
+            self._tasks.pop(key, None)
+
+    def _start(self) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+        from rich.table import Column
+
+        fixed = {"no_wrap": True, "overflow": "crop"}
+        self._progress = Progress(
+            SpinnerColumn(finished_text="[green]✓[/green]", table_column=Column(width=1, **fixed)),
+            TextColumn("[bold]{task.description}[/bold]", table_column=Column(width=9, **fixed)),
+            _took_column()(table_column=Column(width=7, **fixed)),
+            TextColumn("{task.fields[what]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+            console=self.console, transient=False, expand=True,
+        )
+        self._progress.start()
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._tasks.clear()
+
+    def stop(self) -> None:
+        """Stop the display (a build that failed never sends ``done``)."""
+        with self._lock:
+            self._stop()
+
+
+@functools.cache
+def _took_column() -> Any:
+    """The duration column's class (rich.progress is imported only when a display starts)."""
+    from rich.progress import ProgressColumn
+
+    class Took(ProgressColumn):
+        """The stage's own duration once it ended, the time so far while it runs."""
+
+        def render(self, task: Any) -> Text:
+            took = task.fields.get("took") or f"{task.elapsed or 0:.1f} s"
+            return Text(f"{took:>7}", style="dim" if task.finished else "")
+
+    return Took
+
+
+_renderers: dict[int, BuildRenderer] = {}
+
+
+def renderer_for(console: Console, *, tty: bool) -> BuildRenderer:
+    """The one renderer of ``console`` in this process (the CLI's default build sink)."""
+    key = id(console)
+    if key not in _renderers:
+        _renderers[key] = BuildRenderer(console, tty=tty)
+    return _renderers[key]
+
+
+def stop_all() -> None:
+    """Stop every live display (before an error line is printed)."""
+    for r in list(_renderers.values()):
+        r.stop()
