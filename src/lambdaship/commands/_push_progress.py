@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from lambdaship.oci.push import PushEvent
+if TYPE_CHECKING:  # not at start-up: oci.push imports httpx (~90 ms)
+    from lambdaship.oci.push import PushEvent
 
 LABEL = {"upload": "uploaded", "stream": "copied", "mount": "mounted", "skip": "present"}
 
