@@ -144,3 +144,27 @@ def test_installer_output_becomes_stages(lines, expected):
     assert events[-1]["bytes"] == 4096
     if expected[0][0] == "resolve" and "pip" in expected[0][2]:
         assert events[[e["phase"] for e in events].index("end")]["bytes"] == 139_000
+
+
+def test_deploy_steps_as_stage_lines():
+    """What ``deploy`` can print in CI (commands/_progress.StepLines): one line per step with its
+    duration, waiting for Lambda named as such, and a summary line."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from lambdaship.commands._progress import StepLines
+    from lambdaship.deploy.steps import Step
+
+    out = StringIO()
+    steps = StepLines(Console(file=out, width=200))
+    steps(Step("registry:PushImage", {"Repository": "f"}))
+    steps(Step("lambda:UpdateFunctionCode", {"FunctionName": "f"}))
+    steps(Step("lambda:Wait", {"FunctionName": "f", "Waiter": "function_updated_v2"}))
+    steps(Step("lambda:UpdateAlias", {"FunctionName": "f"}))
+    steps.close("deployed", "f version 2")
+    lines = [LINE.match(ln) for ln in out.getvalue().splitlines()]
+    assert all(lines), out.getvalue()
+    assert [(m["label"], m["what"]) for m in lines] == [  # type: ignore[index]
+        ("registry", "PushImage"), ("lambda", "UpdateFunctionCode"),
+        ("wait", "for Lambda (function_updated_v2 of f)"), ("lambda", "UpdateAlias"), ("deployed", "f version 2")]

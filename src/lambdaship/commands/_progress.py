@@ -13,14 +13,15 @@ its duration and bytes, and a summary line when the build is done::
     compress     1.0 s  deps numpy: 61.5 MB → 19.9 MB
     built        3.7 s  sha256:2ab3383d97b0…: 3 packages, 62.2 MB → 20.1 MB compressed; image 208.2 MB
 
-:func:`stage_line` is the same line for stages outside a build (a deploy's steps, waiting for
-Lambda) so a CI log reads as one list.
+:func:`stage_line` is the same line for stages outside a build, and :class:`StepLines` prints a
+deploy's steps with it (waiting for Lambda included), so a CI log reads as one list.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from typing import Any
 
 from rich.console import Console
@@ -189,3 +190,43 @@ def stop_all() -> None:
     """Stop every live display (before an error line is printed)."""
     for r in list(_renderers.values()):
         r.stop()
+
+
+class StepLines:
+    """A deploy's steps as stage lines outside a terminal: ``reporter(step, ctx)`` for
+    ``deploy.pipeline.ship`` (called as each step starts); a step's line is printed when the next
+    one starts, or at :meth:`close`, with its duration. ``lambda:Wait`` reads as waiting for Lambda.
+    :meth:`close` also prints the summary line (``what``: e.g. the version and :func:`push_summary`)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._current: tuple[str, str, float] | None = None
+        self._t0 = time.monotonic()
+
+    def __call__(self, step: Any, _ctx: Any = None) -> None:
+        self._flush()
+        service, _, operation = str(step.action).partition(":")
+        params = getattr(step, "params", {}) or {}
+        if step.action == "lambda:Wait":
+            label, what = "wait", f"for Lambda ({params.get('Waiter', 'update')} of {params.get('FunctionName', '?')})"
+        else:
+            label, what = service, operation or service
+        self._current = (label, what, time.monotonic())
+
+    def _flush(self) -> None:
+        if self._current is not None:
+            label, what, t0 = self._current
+            self.console.print(stage_line(label, time.monotonic() - t0, what), markup=False, highlight=False)
+            self._current = None
+
+    def close(self, label: str | None = None, what: str = "") -> None:
+        """The last step's line; with ``label`` the summary line (total seconds since the start)."""
+        self._flush()
+        if label:
+            self.console.print(stage_line(label, time.monotonic() - self._t0, what), markup=False, highlight=False)
+
+
+def push_summary(pushed: Any) -> str:
+    """What a ``PushRenderer`` counted: bytes sent, already present, mounted."""
+    return (f"{size_text(pushed.sent_bytes)} sent, {size_text(pushed.skipped_bytes)} already present, "
+            f"{size_text(pushed.mounted_bytes)} mounted")
