@@ -33,6 +33,31 @@ def totals_line(result: FleetResult) -> str:
             f"{result.count('failed')} failed, {result.count('skipped')} skipped in {result.seconds:.1f}s")
 
 
+def _times(n: int) -> str:
+    return {0: "never", 1: "once"}.get(n, f"{n} times")
+
+
+def sharing_lines(result: FleetResult) -> list[str]:
+    """What the run's functions shared: each dependency set (installs, layers written) and what
+    the pushes sent per role (base, deps, app, config)."""
+    from lambdaship.commands._push_progress import size_text
+
+    lines = []
+    for s in result.deps_sets():
+        n = len(s["functions"])
+        lines.append(f"dependency set {s['hash'][:12]}: {n} function{'s' * (n != 1)}, "
+                     f"installed {_times(s['installs'])}, "
+                     f"{s['layers_written']} layer{'s' * (s['layers_written'] != 1)} written, "
+                     f"{s['layers_cached']} from the layer cache")
+    sent = result.transfer()
+    if any(sum(row.values()) for row in sent.values()):
+        parts = [f"{role} {row['sent']} ({size_text(row['sent_bytes'])})" for role, row in sent.items()]
+        mounted = sum(row["mounted"] for row in sent.values())
+        skipped = sum(row["skipped"] for row in sent.values())
+        lines.append(f"blobs sent: {', '.join(parts)}; {mounted} mounted, {skipped} already there")
+    return lines
+
+
 def check_all_flags(command: str, all_: bool, *, fleet_only: dict[str, Any], single_only: dict[str, Any]) -> None:
     """Usage errors for ``--all``: ``fleet_only`` flags (e.g. ``--changed-since``) need it,
     ``single_only`` flags (e.g. ``--function``) exclude it. Values that are None/False are unset."""
@@ -80,6 +105,9 @@ def run_deploy_all(
             rows = [[r[0], r[1], r[4]] for r in rows]
         for line in _table(rows):
             console.print(line, markup=False, highlight=False)
+        if not dry_run:
+            for line in sharing_lines(result):
+                console.print(line, markup=False, highlight=False)
         console.print(totals_line(result), markup=False, highlight=False)
     return 0 if result.ok else 1
 

@@ -10,6 +10,12 @@ For every blob (config and layers), in parallel (bounded):
    written to disk, memory bounded by the chunk size, bounded and verified by its descriptor;
 4. a local blob (``Layer.path``, the config bytes) → ``upload``ed (monolithic or chunked).
 
+Pushes made inside one :func:`sharing` scope (the functions of a ``deploy --all``) send a blob
+to a registry once: a blob that one of them put into (or found in) a repository is ``mount``ed
+from there by the others, and a push waits while another sends the same blob to the same
+registry, then mounts it (:class:`Placed`). A registry that answers such a mount with 202 (it
+cannot mount) is not asked again in that scope. Outside a scope every push is on its own.
+
 Only when every blob is confirmed is the manifest PUT, first under the first tag, then the
 other tags, so a failed push never leaves a tag that points at missing blobs. The digest the
 registry answers with is checked against ours. Progress goes to ``on_event`` as ``PushEvent``
@@ -20,9 +26,11 @@ with the ECR API is the caller's too (``aws.ecr.put_image``): this package knows
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextvars
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -186,6 +194,49 @@ def _same_registry(a: str, b: str) -> bool:
     return base_url(a) == base_url(b)
 
 
+class Placed:
+    """One :func:`sharing` scope's view of the registries: which repository has a blob (the first
+    its pushes put it into or found it in) and one lock per (registry, blob), held while the
+    blob is being sent or mounted."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._where: dict[tuple[str, str], str] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._no_mount: set[str] = set()
+
+    def lock(self, registry: str, digest: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault((registry, digest), threading.Lock())
+
+    def note(self, registry: str, digest: str, repository: str) -> None:
+        with self._guard:
+            self._where.setdefault((registry, digest), repository)
+
+    def where(self, registry: str, digest: str) -> str | None:
+        """A repository of ``registry`` known to hold ``digest`` (None: unknown, or the registry
+        cannot mount)."""
+        with self._guard:
+            return None if registry in self._no_mount else self._where.get((registry, digest))
+
+    def cannot_mount(self, registry: str) -> None:
+        with self._guard:
+            self._no_mount.add(registry)
+
+
+_SCOPE: contextvars.ContextVar[Placed | None] = contextvars.ContextVar("lambdaship_push_scope", default=None)
+
+
+@contextmanager
+def sharing(placed: Placed) -> Iterator[Placed]:
+    """Pushes started inside (in this thread) share ``placed``: each blob goes to a registry once."""
+    token = _SCOPE.set(placed)
+    try:
+        yield placed
+    finally:
+        _SCOPE.reset(token)
+
+
 class _Pusher:
     """One push: the target client, the result being filled in, the event sink."""
 
@@ -195,6 +246,7 @@ class _Pusher:
         self.client = RegistryClient.for_registry(ref.registry, keychain)
         self._emit = on_event or (lambda e: None)
         self._lock = threading.Lock()
+        self.placed = _SCOPE.get()  # the caller's sharing scope (read in the caller's thread)
 
     def emit(self, event: PushEvent) -> None:
         with self._lock:  # sinks need not be thread-safe
@@ -225,9 +277,29 @@ class _Pusher:
         self.emit(PushEvent("blob", blob.digest, done, blob.size, how, blob.kind))
 
     def _push_blob(self, blob: _Blob, progress: Callable[[How], Callable[[int], None]]) -> How:
-        client, repo = self.client, self.ref.repository
+        client, repo, placed = self.client, self.ref.repository, self.placed
+        registry = base_url(self.ref.registry)
         if client.blob_exists(repo, blob.digest):
+            if placed is not None:
+                placed.note(registry, blob.digest, repo)
             return "skip"
+        if placed is None:
+            return self._send(blob, progress)
+        with placed.lock(registry, blob.digest):  # another push sending it to this registry finishes first
+            known = placed.where(registry, blob.digest)
+            if known == repo:
+                return "skip"  # sent here while we waited
+            if known is not None:
+                if client.mount_blob(repo, blob.digest, known):
+                    placed.note(registry, blob.digest, repo)
+                    return "mount"
+                placed.cannot_mount(registry)
+            how = self._send(blob, progress)
+            placed.note(registry, blob.digest, repo)
+            return how
+
+    def _send(self, blob: _Blob, progress: Callable[[How], Callable[[int], None]]) -> How:
+        client, repo = self.client, self.ref.repository
         if blob.data is not None:
             client.upload_blob(repo, blob.digest, blob.size, blob.data, progress=progress("upload"))
             return "upload"

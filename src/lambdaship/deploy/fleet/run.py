@@ -1,10 +1,13 @@
 """``deploy --all``: :func:`lambdaship.deploy.pipeline.ship` for the changed functions on a bounded
 thread pool (one process: the dependency cache, the layer/blob cache and the boto3 set-up are
-shared). A failure is recorded for that function only; nothing is rolled back elsewhere.
+shared). Functions with the same dependency set install it once (:mod:`.sharing`); each entry
+says what its build made and what its push sent, by role. A failure is recorded for that function
+only; nothing is rolled back elsewhere.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -14,11 +17,24 @@ from typing import Any
 
 from lambdaship.config import FunctionConfig, Project
 from lambdaship.deploy.fleet.changes import detect_changes, git_root, merge_base
+from lambdaship.deploy.fleet.sharing import BuildTally, PushTally, SharedDeps, Turn, deps_set, image_roles, totals
 from lambdaship.errors import UsageError
 from lambdaship.translate import translate
 
-DEFAULT_WORKERS = 2
 MAX_WORKERS = 16
+
+
+def default_workers(cores: int | None = None) -> int:
+    """Two functions per core, at least 2 and at most 8. A deploy is mostly waiting (registry round
+    trips, Lambda's update and publish, the smoke test): one per core leaves the cores idle; past
+    8 the shared clients' connection pools (boto3's 10 per client, httpx's 16 per registry) are
+    the limit, and the measured gain stops (docs/design-fleet.md)."""
+    n = cores if cores is not None else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                         else os.cpu_count() or 1)
+    return max(2, min(8, 2 * n))
+
+
+DEFAULT_WORKERS = default_workers()
 Event = Callable[[str, str], None]  # (function key, message)
 
 
@@ -36,6 +52,9 @@ class FleetEntry:
     image_uri: str | None = None
     created: bool = False
     steps: list[str] = field(default_factory=list)
+    deps_hash: str | None = None  # the dependency set (inputs + platform); None: none
+    build: BuildTally = field(default_factory=BuildTally)
+    push: dict[str, dict[str, int]] | None = None  # per role (base, deps, app, config): sent, mounted, skipped
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +62,7 @@ class FleetEntry:
             "version": self.version, "previous_version": self.previous_version, "digest": self.digest,
             "error": self.error, "seconds": None if self.seconds is None else round(self.seconds, 2),
             "image_uri": self.image_uri, "created": self.created, "steps": self.steps,
+            "deps_hash": self.deps_hash, "build": self.build.to_json(), "push": self.push,
         }
 
 
@@ -62,11 +82,29 @@ class FleetResult:
     def count(self, status: str) -> int:
         return sum(e.status == status for e in self.entries)
 
+    def deps_sets(self) -> list[dict[str, Any]]:
+        """Each dependency set of the run: its functions, how often it was installed, and how many
+        of its layers were written (compressed) and found in the layer cache."""
+        sets: dict[str, list[FleetEntry]] = {}
+        for e in self.entries:
+            if e.deps_hash is not None:
+                sets.setdefault(e.deps_hash, []).append(e)
+        return [{"hash": h, "functions": [e.key for e in es],
+                 "installs": sum(e.build.deps == "installed" for e in es),
+                 "layers_written": sum(e.build.layers_written for e in es),
+                 "layers_cached": sum(e.build.layers_cached for e in es)} for h, es in sets.items()]
+
+    def transfer(self) -> dict[str, dict[str, int]]:
+        """The run's pushes added up per role: blobs sent (uploaded or streamed) and their bytes,
+        mounted and skipped."""
+        return totals([e.push for e in self.entries if e.push is not None])
+
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok, "dry_run": self.dry_run, "changed_since": self.changed_since, "base": self.base,
             "workers": self.workers, "seconds": round(self.seconds, 2),
             "counts": {s: self.count(s) for s in ("deployed", "up_to_date", "failed", "skipped", "would_deploy")},
+            "deps_sets": self.deps_sets(), "transfer": self.transfer(),
             "functions": [e.to_json() for e in self.entries],
         }
 
@@ -119,33 +157,66 @@ def deploy_all(
 
 def _runner(entries: dict[str, FleetEntry], ship: Callable[..., Any], say: Event, lock: threading.Lock,
             options: dict[str, Any]) -> Callable[[FunctionConfig], None]:
-    """The deploy of one function: records its outcome in its entry, never raises for a failure."""
+    """The deploy of one function: records its outcome in its entry, never raises for a failure.
+    Its dependency set's turn (:class:`SharedDeps`) wraps it; its pushes share one
+    :func:`lambdaship.oci.push.sharing` scope with the run's others (a blob goes to a registry
+    once, the other repositories mount it); its build and push events are tallied."""
+    from lambdaship.oci.push import Placed, sharing
+
+    shared, placed = SharedDeps(), Placed()
+
     def run(fn: FunctionConfig) -> None:
         entry = entries[fn.key]
-        started = time.monotonic()
+        deps = deps_set(fn)
+        entry.deps_hash = deps.hash if deps else None
 
-        def report(step: Any, ctx: dict[str, Any]) -> None:
+        def waiting(leader: str) -> None:
             with lock:
-                say(fn.key, step.action)
+                say(fn.key, f"waiting for {entries[leader].function_name}: it installs the shared dependency set")
 
-        with lock:
-            say(fn.key, f"deploying ({entry.reason})")
-        try:
-            result = ship(fn, reporter=report, **options)
-        except BaseException as exc:  # one function's failure must not stop the others
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-            entry.status, entry.error = "failed", translate(exc).one_line()
-            entry.seconds = time.monotonic() - started
-            with lock:
-                say(fn.key, f"failed: {entry.error}")
-            return
-        entry.seconds = time.monotonic() - started
-        _record(entry, result)
-        with lock:
-            say(fn.key, f"{entry.status.replace('_', ' ')}: version {entry.version} ({entry.digest})")
+        with shared.turn(fn.key, entry.deps_hash, waiting) as turn, sharing(placed):
+            before = deps is not None and deps.in_cache()
+            _one(fn, entry, turn, ship, say, lock, options)
+            if deps is not None and not before and deps.in_cache():
+                entry.build.installed()
 
     return run
+
+
+def _one(fn: FunctionConfig, entry: FleetEntry, turn: Turn, ship: Callable[..., Any], say: Event,
+         lock: threading.Lock, options: dict[str, Any]) -> None:
+    started = time.monotonic()
+    pushed = PushTally()
+
+    def report(step: Any, ctx: dict[str, Any]) -> None:
+        turn.past_install()  # the package is built: the plan runs
+        with lock:
+            say(fn.key, step.action)
+
+    def built(event: Any) -> None:
+        turn.build_event(event)
+        entry.build.add(event)
+
+    with lock:
+        say(fn.key, f"deploying ({entry.reason})")
+    try:
+        result = ship(fn, reporter=report, progress=built, on_push_event=pushed.add, **options)
+    except BaseException as exc:  # one function's failure must not stop the others
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        entry.status, entry.error = "failed", translate(exc).one_line()
+        entry.seconds = time.monotonic() - started
+        with lock:
+            say(fn.key, f"failed: {entry.error}")
+        return
+    turn.past_install()
+    entry.seconds = time.monotonic() - started
+    _record(entry, result)
+    image = getattr(getattr(getattr(result, "plan", None), "target", None), "image", None)
+    if image is not None and pushed.blobs:
+        entry.push = pushed.by_role(image_roles(image))
+    with lock:
+        say(fn.key, f"{entry.status.replace('_', ' ')}: version {entry.version} ({entry.digest})")
 
 
 def _record(entry: FleetEntry, result: Any) -> None:
