@@ -8,6 +8,7 @@ This module only turns errors into one line on stderr and an exit code.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import sys
 
@@ -72,6 +73,22 @@ def _register_commands() -> None:
 _register_commands()
 _examples.attach(app)  # one example per help screen
 _help.plain_flags_and_width()  # no <bool> placeholder on flags; help not cut outside a terminal
+
+
+class _LibraryNotes(logging.Handler):
+    """The library's ``note:``/``warning:`` lines (logger "lambdaship"): their text on stderr, as
+    printed before they were logged. Under -v the verbose handler prints them (with timings)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        verbose = any(getattr(h, "_lambdaship", False) for h in logging.getLogger("lambdaship").handlers)
+        if not verbose and (record.name == "lambdaship" or record.levelno >= logging.WARNING):
+            sys.stderr.write(record.getMessage() + "\n")
+            sys.stderr.flush()
+
+
+if not any(isinstance(h, _LibraryNotes) for h in logging.getLogger("lambdaship").handlers):
+    logging.getLogger("lambdaship").addHandler(_LibraryNotes())
+    logging.getLogger("lambdaship").setLevel(logging.INFO)
 
 
 def _traceback_if_debug() -> None:

@@ -3,10 +3,10 @@ distribution names it asks for."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,9 @@ from lambdaship.errors import ConfigError
 
 if TYPE_CHECKING:
     from lambdaship.config import FunctionConfig
+
+log = logging.getLogger("lambdaship")  # notes and warnings: the CLI prints them (library code prints nothing)
+
 
 def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -163,7 +166,7 @@ _NOTED: set[tuple[str, str]] = set()
 def implicit_requirements(fn: FunctionConfig, named: set[str]) -> tuple[str, ...]:
     """Requirements the app needs but does not name: a Chalice app's ``chalice``, as ``chalice
     deploy`` bundles it. The version installed on this machine (read from its metadata, never
-    imported), else the latest release. Says so once per process on stderr."""
+    imported), else the latest release. Says so once per process (a ``note:`` logged on "lambdaship")."""
     from lambdaship.config import is_chalice_app
 
     if "chalice" in named or not is_chalice_app(fn.source):
@@ -180,6 +183,5 @@ def implicit_requirements(fn: FunctionConfig, named: set[str]) -> tuple[str, ...
     if (str(fn.source), spec) not in _NOTED:
         _NOTED.add((str(fn.source), spec))
         where = fn.requirements or "requirements.txt"
-        sys.stderr.write(f"note: {where} does not name chalice; adding {spec} ({why}), as 'chalice deploy' does\n")
-        sys.stderr.flush()
+        log.info("note: %s does not name chalice; adding %s (%s), as 'chalice deploy' does", where, spec, why)
     return (spec,)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import subprocess
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from lambdaship.errors import ConfigError, LambdashipError
 if TYPE_CHECKING:
     from lambdaship.config import FunctionConfig
 
+log = logging.getLogger("lambdaship")  # warnings: the CLI prints them (library code prints nothing)
 LOCK_FILES = ("uv.lock", "poetry.lock", "Pipfile.lock")
 KINDS = {"uv.lock": "uv.lock", "poetry.lock": "poetry.lock", "Pipfile.lock": "Pipfile.lock",
          "pyproject.toml": "pyproject.toml", "Pipfile": "Pipfile"}
@@ -398,8 +399,8 @@ _warned: set[str] = set()
 
 
 def warn_requires_python(fn: FunctionConfig, source: Source | None = None) -> str | None:
-    """One ``warning:`` line on stderr (once per process) when the target Python is outside
-    ``requires-python``."""
+    """One ``warning:`` line (once per process, logged on "lambdaship") when the target Python is
+    outside ``requires-python``."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     found = requires_python(fn, source)
@@ -417,5 +418,5 @@ def warn_requires_python(fn: FunctionConfig, source: Source | None = None) -> st
             f"{spec!r}; set python in the config (or --python) to a version it allows")
     if line not in _warned:
         _warned.add(line)
-        sys.stderr.write(line + "\n")
+        log.warning("%s", line)
     return line
