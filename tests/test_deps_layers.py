@@ -205,12 +205,38 @@ def test_one_package_bump_on_a_fresh_runner_sends_only_the_changed_layer(local_s
     _push(app, tmp_path / "runner-one")
     _bump(app)
     pushed = _push(app, tmp_path / "runner-two")  # empty caches: reproducible digests, the registry has the rest
-    built = _build(app, tmp_path / "runner-two")
+    # the fresh runner took humanize's layer from the previous image: it installed six only
+    (tree,) = (tmp_path / "runner-two" / "deps").glob("*/tree")
+    assert (tree / "six.py").is_file() and not (tree / "humanize").exists()
+    built = _build(app, tmp_path / "runner-two")  # a full install (no previous image given): the same image
     assert pushed["digest"] == built["manifest_digest"]
     big, shared = _deps(built)
     actions = {b["digest"]: b["action"] for b in pushed["blobs"]}
     assert actions[big["digest"]] == "skipped" and actions[shared["digest"]] == "uploaded"
     assert pushed["uploaded_blobs"] == 3  # shared deps layer, app layer, config
+
+
+@pytest.mark.slow
+def test_bump_installs_only_what_the_previous_image_lacks_and_gives_the_same_image(
+        local_stack, base_image_ref: str, tmp_path: Path) -> None:
+    app = _app(tmp_path, "partial", base=base_image_ref)
+    before = _push(app, tmp_path / "runner-one")
+    _bump(app)
+    fresh = tmp_path / "runner-two"
+    partial = _build(app, fresh, "--reuse-deps-from", before["image"])
+    assert partial["deps_layers_reused"] == 1 and not partial["deps_reused"]
+    (big, shared) = _deps(partial)
+    assert big["name"] == "humanize" and big["cached"] and shared["packages"] == ["six==1.17.0"]
+    assert not shared["cached"]
+    full = _build(app, tmp_path / "runner-three")  # everything installed: the very same image
+    assert full["deps_layers_reused"] == 0
+    assert full["manifest_digest"] == partial["manifest_digest"]
+    assert [x["digest"] for x in full["layers"]] == [x["digest"] for x in partial["layers"]]
+    # humanize bumped too (its layer cannot be kept): a full install, and again the same image
+    (app / "requirements.txt").write_text("humanize==4.12.2\nsix==1.17.0\n")
+    both = _build(app, tmp_path / "runner-four", "--reuse-deps-from", before["image"])
+    assert both["deps_layers_reused"] == 0
+    assert both["manifest_digest"] == _build(app, tmp_path / "runner-five")["manifest_digest"]
 
 
 @pytest.mark.slow

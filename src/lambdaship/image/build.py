@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from lambdaship.errors import LambdashipError
 from lambdaship.image import layer as layer_mod
 from lambdaship.image.base import blob_cache, fetch_base_blobs, resolve_base
 from lambdaship.image.bytecode import app_bytecode
-from lambdaship.image.cache import DepsLayer, deps_label, find_reusable_layers, group_layer
+from lambdaship.image.cache import DepsLayer, deps_label, group_layer
 from lambdaship.image.docker_archive import write_docker_archive
 from lambdaship.image.events import BuildEvent, BuildSink, adapter, sink_for, stage
 from lambdaship.image.model import (
@@ -55,76 +55,14 @@ from lambdaship.image.mutate import (
     make_manifest,
     tar_estimate,
 )
-from lambdaship.package.layers import MAX_SPLIT_LAYERS, Group, split_tree, threshold_bytes
+from lambdaship.image.result import BuildResult
+from lambdaship.image.reuse import Reuse, plan_reuse
+from lambdaship.package.layers import MAX_SPLIT_LAYERS, SHARED, Group, split_tree, threshold_bytes
 
 if TYPE_CHECKING:
     from lambdaship.package.deps import DepsPlan, DepsResult
 
 MAX_LAYERS = 127  # layers of one image in Docker's (and overlayfs-based runtimes') storage
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    image: Image
-    layout: Path | None
-    deps_hash: str
-    tar: Path | None = None
-    deps_layer: Layer | None = None  # the last dependency layer (the shared one when there is one)
-    app_layer: Layer | None = None
-    base_ref: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
-    deps_cached: bool = False
-    deps_layer_cached: bool = False  # every dependency layer came from the cache (or a previous image)
-    bytecode: bool = False
-    layout_digest: str | None = None  # the OCI-format manifest written to ``layout``
-    deps_reused: bool = False  # the deps layers came from a previously pushed image
-    deps_layers: tuple[DepsLayer, ...] = ()  # in image order: split layers by name, then the shared one
-    split: tuple[int, int] = (0, 0)  # (threshold bytes, most split layers) the dependency layers were made with
-
-    def to_json(self) -> dict[str, Any]:
-        img = self.image
-        cfg = img.config_descriptor
-        return {
-            "manifest_digest": img.digest,
-            "media_type": img.media_type,
-            "manifest_size": len(img.manifest),
-            "config_digest": cfg.digest,
-            "base": self.base_ref,
-            "deps_hash": self.deps_hash,
-            "layers": [self._layer_json(layer) for layer in img.layers],
-            "layout": str(self.layout) if self.layout else None,
-            "layout_digest": self.layout_digest,
-            "tar": str(self.tar) if self.tar else None,
-            "deps_cached": self.deps_cached,
-            "deps_layer_cached": self.deps_layer_cached,
-            "deps_reused": self.deps_reused,
-            "deps_split": {"threshold_bytes": self.split[0], "max_layers": self.split[1]},
-            "bytecode": self.bytecode,
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-        }
-
-    def _layer_json(self, layer: Layer) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "digest": layer.digest,
-            "diff_id": layer.diff_id,
-            "size": layer.size,
-            "uncompressed_size": layer.uncompressed_size,
-            "media_type": layer.descriptor.media_type,
-            "role": self._role(layer),
-        }
-        deps = next((d for d in self.deps_layers if d.layer.digest == layer.digest), None)
-        if deps is not None:  # which distributions it holds, and whether it was written by this build
-            out.update(name=deps.name, packages=list(deps.packages), cached=deps.cached)
-        else:
-            out["name"] = out["role"]
-        return out
-
-    def _role(self, layer: Layer) -> str:
-        if any(d.layer.digest == layer.digest for d in self.deps_layers):
-            return "deps"
-        if self.app_layer is not None and layer.digest == self.app_layer.digest:
-            return "app"
-        return "base"
 
 
 @dataclass(frozen=True)
@@ -144,21 +82,24 @@ class _Inputs:
     base: Image
     plan: DepsPlan
     deps: DepsResult | None
-    reused: tuple[DepsLayer, ...] | None
+    reused: tuple[DepsLayer, ...] | None  # every dependency layer, from a previous image
     split: tuple[int, int]  # (threshold bytes, most split layers)
-    groups: list[Group] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)  # the installed tree's layers, to write
+    kept: tuple[DepsLayer, ...] = ()  # a bump: large distributions' layers of a previous image
 
     @property
     def layer_type(self) -> str:
         return LAYER_TYPES[self.base.media_type]
 
-    def deps_size(self) -> tuple[int, int, int]:
-        """(content bytes, entries, layers) of the dependency layers (the reused layers' sizes when reused)."""
-        if self.reused is not None:
-            return sum(d.layer.uncompressed_size or d.layer.size for d in self.reused), 1, len(self.reused)
-        if self.deps is None:
-            raise LambdashipError("internal: no dependency set and no reusable layer")
-        return sum(g.size for g in self.groups), sum(len(g.paths) for g in self.groups), len(self.groups)
+    def deps_estimate(self) -> tuple[int, int]:
+        """(uncompressed bytes, layers) of the dependency layers: the reused layers' sizes, the
+        groups' tar estimate."""
+        taken = [*(self.reused or ()), *self.kept]
+        size = sum(d.layer.uncompressed_size or d.layer.size for d in taken)
+        if self.groups:
+            entries = sum(len(g.paths) for g in self.groups) + 2 * len(self.groups)
+            size += tar_estimate(sum(g.size for g in self.groups), entries)
+        return size, len(taken) + len(self.groups)
 
 
 def _app(fn: FunctionConfig, skip: list[Path]) -> _App:
@@ -204,13 +145,13 @@ def _deps_events(emit: BuildSink, inputs: _Inputs, reused_from: str | None, seco
 
 def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str | None] | None,
                    emit: BuildSink) -> _Inputs:
-    """2. Base (network) and dependencies (registry label, cache or installer) at the same time;
-    then the dependency tree split into layer groups."""
+    """2. Base (network) and dependencies (a previous image's layers, cache or installer) at the
+    same time; then the dependency tree split into layer groups."""
     from lambdaship.package import deps as deps_mod
 
     plan = deps_mod.plan(fn)
     threshold = threshold_bytes(fn.layer_split_mb)
-    previous = None
+    reuse = Reuse()
     deps = None
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -219,35 +160,46 @@ def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str |
         if callable(reuse_deps_from):
             reuse_deps_from = reuse_deps_from()
         if reuse_deps_from and not plan.empty:
-            previous = find_reusable_layers(reuse_deps_from, plan.hash, fn.architecture)
-        if previous is None or previous[0][0] != threshold:
-            deps = deps_mod.install(fn, progress=adapter(emit))
+            reuse = plan_reuse(fn, plan, reuse_deps_from, threshold)
+        if not reuse.full:
+            deps = deps_mod.install(fn, progress=adapter(emit), only=reuse.only)
         took = time.monotonic() - t0
         base = base_f.result()
-    split = (threshold, split_cap(base))
-    reused = None
-    if previous is not None and previous[0] == split:
-        mt = LAYER_TYPES[base.media_type]
-        reused = tuple(replace(d, layer=replace(d.layer, descriptor=replace(d.layer.descriptor, media_type=mt)))
-                       for d in previous[1])
-    elif deps is None:  # same threshold, another cap (another base): install after all
-        deps = deps_mod.install(fn, progress=adapter(emit))
-    inputs = _Inputs(base, plan, deps, reused, split)
-    if deps is not None:
-        inputs.groups = split_tree(deps.path, threshold, split[1])
+    inputs = _settle(fn, _Inputs(base, plan, deps, None, (threshold, split_cap(base))), reuse, emit)
     _deps_events(emit, inputs, reuse_deps_from if isinstance(reuse_deps_from, str) else None, took)
+    return inputs
+
+
+def _settle(fn: FunctionConfig, inputs: _Inputs, reuse: Reuse, emit: BuildSink) -> _Inputs:
+    """The previous image's layers checked against this build's split (its cap depends on the
+    base): taken, or a full install after all; the installed tree split into layer groups."""
+    from lambdaship.package import deps as deps_mod
+
+    same = reuse.split == inputs.split
+    if same and reuse.full:
+        inputs.reused = reuse.retyped(inputs.layer_type)
+        return inputs
+    if same and reuse.layers:
+        inputs.kept = reuse.retyped(inputs.layer_type)
+    elif inputs.deps is None or reuse.layers:  # made with another cap (another base): install all
+        inputs.deps = deps_mod.install(fn, progress=adapter(emit))
+    tree = inputs.deps.path if inputs.deps is not None else None
+    if tree is None:
+        raise LambdashipError("internal: no dependency set and no reusable layer")
+    inputs.groups = split_tree(tree, inputs.split[0], inputs.split[1])
+    if inputs.kept and sum(not g.shared for g in inputs.groups) + len(inputs.kept) > inputs.split[1]:
+        # more large distributions than split layers: which ones get a layer is the whole set's call
+        inputs.kept = ()
+        inputs.deps = deps_mod.install(fn, progress=adapter(emit))
+        inputs.groups = split_tree(inputs.deps.path, inputs.split[0], inputs.split[1])
     return inputs
 
 
 def _check_size(fn: FunctionConfig, inputs: _Inputs, app: _App, pyc: list[layer_mod.Entry]) -> None:
     """Lambda's limits against the estimated layers."""
-    deps_content, deps_count, deps_layers = inputs.deps_size()
+    deps_bytes, deps_layers = inputs.deps_estimate()
     app_extra = sum(len(e.data or b"") for e in pyc)
-    extra = tar_estimate(app.content + app_extra, len(app.entries) + len(pyc) + 8)
-    if inputs.reused is not None:
-        extra += deps_content
-    elif deps_layers:
-        extra += tar_estimate(deps_content, deps_count + 2 * deps_layers)
+    extra = tar_estimate(app.content + app_extra, len(app.entries) + len(pyc) + 8) + deps_bytes
     check_limits(inputs.base, extra, 1 + deps_layers, len(inputs.base.config) + 1024, fn.image_base)
 
 
@@ -277,7 +229,10 @@ def _write_layers(inputs: _Inputs, app: _App, pyc: list[layer_mod.Entry],
         app_layer = app_f.result()
         if inputs.reused is not None:
             return inputs.reused, app_layer
-        return tuple(f.result() for f in deps_fs), app_layer
+        made = [*inputs.kept, *(f.result() for f in deps_fs)]
+    # image order: the split layers by name (kept ones among them), then the shared one
+    return (*sorted((d for d in made if d.name != SHARED), key=lambda d: d.name),
+            *(d for d in made if d.name == SHARED)), app_layer
 
 
 def _assemble(fn: FunctionConfig, inputs: _Inputs, deps: tuple[DepsLayer, ...], app: Layer, mtime: int,
@@ -286,7 +241,7 @@ def _assemble(fn: FunctionConfig, inputs: _Inputs, deps: tuple[DepsLayer, ...], 
     ours = [*(d.layer for d in deps), app]
     roles = [*(["deps"] * len(deps)), "app"]
     names = [*(d.name for d in deps), "app"]
-    labels = {LABEL_DEPS_LAYERS: deps_label(inputs.split, list(deps))} if deps else {}
+    labels = {LABEL_DEPS_LAYERS: deps_label(inputs.split, list(deps), inputs.plan.env)} if deps else {}
     config = derive_config(inputs.base.config, fn, ours, inputs.plan.hash, mtime, roles, labels, names)
     layers = [*inputs.base.layers, *ours]
     manifest = make_manifest(inputs.base.media_type, config, layers)
@@ -376,4 +331,5 @@ def build_image(
         deps_reused=inputs.reused is not None,
         deps_layer_cached=bool(deps_layers) and all(d.cached for d in deps_layers),
         bytecode=bytecode, layout_digest=layout_digest, deps_layers=deps_layers, split=inputs.split,
+        deps_layers_reused=len(inputs.kept),
     )

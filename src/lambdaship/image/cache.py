@@ -1,4 +1,4 @@
-"""The dependency layers: their cache, and their reuse from a previously pushed image.
+"""The dependency layers: their cache, and the label that describes them in an image.
 
 Cache: one compressed layer per (content of its entries, media type, mtime, gzip settings) in
 ``<home>/layers/<key>.json``. The key is a digest of the layer's entries (path, kind, content
@@ -9,9 +9,8 @@ digest, diff_id) whenever it is reused. An entry has one writer at a time (a loc
 process, an ``flock`` between processes): builds that need the same layer at once — the
 functions of one ``deploy --all`` — compress it once, the others wait and reuse it.
 
-Registry: a pushed image's ``dev.lambdaship.deps-layers`` label lists its dependency layers (name,
-packages, digest, diff_id, sizes) and the split they were made with; a fresh runner whose
-dependency set (hash) and split are the same reuses them as remote layers.
+Registry: a pushed image's ``dev.lambdaship.deps-layers`` label (:func:`deps_label`) lists its
+dependency layers; ``image.reuse`` decides which of them a build reuses as remote layers.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,9 @@ from lambdaship.cacheverify import blob_ok, discard, entry_record, records_diges
 from lambdaship.errors import LambdashipError
 from lambdaship.fsutil import tmp_sibling
 from lambdaship.image import layer as layer_mod
-from lambdaship.image.base import blob_cache, cached_blob, resolve_base
+from lambdaship.image.base import blob_cache, cached_blob
 from lambdaship.image.model import Descriptor, Layer, canonical_json, sha256_digest
-from lambdaship.image.mutate import LABEL_DEPS_HASH, LABEL_DEPS_LAYERS, TASK_ROOT
+from lambdaship.image.mutate import TASK_ROOT
 from lambdaship.package.layers import Group
 from lambdaship.paths import home
 
@@ -56,9 +55,10 @@ class DepsLayer:
                 "size": lay.size, "uncompressed_size": lay.uncompressed_size}
 
 
-def deps_label(split: tuple[int, int], layers: list[DepsLayer]) -> str:
-    """The ``dev.lambdaship.deps-layers`` label: the split (threshold, cap) and every deps layer."""
-    return canonical_json({"split": list(split), "layers": [d.label_json() for d in layers]}).decode()
+def deps_label(split: tuple[int, int], layers: list[DepsLayer], env: str) -> str:
+    """The ``dev.lambdaship.deps-layers`` label: the split (threshold, cap), every deps layer and the
+    environment its files depend on (``package.deps.DepsPlan.env``; read back by ``image.reuse``)."""
+    return canonical_json({"env": env, "split": list(split), "layers": [d.label_json() for d in layers]}).decode()
 
 
 def group_layer(tree: Path, group: Group, records: dict[str, bytes] | None, media_type: str,
@@ -133,34 +133,3 @@ def _verified_layer(index: Path, media_type: str) -> Layer | None:
         pass
     index.unlink(missing_ok=True)
     return None
-
-
-def find_reusable_layers(ref: str, deps_hash: str, architecture: str
-                         ) -> tuple[tuple[int, int], tuple[DepsLayer, ...]] | None:
-    """The split and the dependency layers of a previously built image ``ref`` with the same deps
-    hash (the caller compares the split with its own).
-
-    Reads only the manifest and config. Any problem (no such image yet, other registry errors, a
-    label that does not match the manifest, an image of an earlier version without the label) means
-    "no": the build installs as usual.
-    """
-    try:
-        prev = resolve_base(ref, architecture)
-    except LambdashipError:
-        return None
-    labels = (prev.config_json.get("config") or {}).get("Labels") or {}
-    if labels.get(LABEL_DEPS_HASH) != deps_hash or LABEL_DEPS_LAYERS not in labels:
-        return None
-    try:
-        info = json.loads(labels[LABEL_DEPS_LAYERS])
-        threshold, cap = (int(x) for x in info["split"])
-        by_digest = {(lay.digest, lay.diff_id): lay for lay in prev.layers}
-        out = []
-        for d in info["layers"]:
-            lay = by_digest[(d["digest"], d["diff_id"])]
-            size = d.get("uncompressed_size")
-            lay = replace(lay, uncompressed_size=size if isinstance(size, int) else None)
-            out.append(DepsLayer(lay, str(d["name"]), tuple(str(p) for p in d["packages"]), cached=True))
-    except (ValueError, KeyError, TypeError):
-        return None
-    return (threshold, cap), tuple(out)

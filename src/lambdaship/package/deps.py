@@ -32,12 +32,13 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -78,20 +79,27 @@ def _base_is_aws(fn: FunctionConfig) -> bool:
     return ref.startswith(AWS_BASE_PREFIX + ":") or ref.startswith(AWS_BASE_PREFIX + "@")
 
 
-def _cache_key(fn: FunctionConfig, target: str, req_text: str, prune: tuple[str, ...], pyc: str | None) -> str:
+def _env_payload(fn: FunctionConfig, target: str, pyc: str | None) -> dict[str, object]:
+    """What shapes an installed distribution's files besides the distribution itself."""
     name, version = installer.installer()
-    payload = {
+    payload: dict[str, object] = {
         "v": CACHE_VERSION,
-        "requirements": req_text,
         "python": fn.python if target == "lambda" else bytecode.HOST_PYTHON,
         "platform": fn.platform.uv_platform if target == "lambda" else f"host:{sys.executable}",
         "installer": f"{name} {version}",
-        "prune": list(prune),
         "bytecode": pyc is not None,
     }
     if target == "lambda" and pruning.prune_tests_enabled():
         payload["prune_tests"] = True
+    return payload
+
+
+def _digest(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _cache_key(fn: FunctionConfig, target: str, req_text: str, prune: tuple[str, ...], pyc: str | None) -> str:
+    return _digest({**_env_payload(fn, target, pyc), "requirements": req_text, "prune": list(prune)})
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,8 @@ class DepsPlan:
     prune: tuple[str, ...]
     interpreter: str | None  # for bytecode
     extra: tuple[str, ...] = ()  # requirements the app needs but does not name (a Chalice app's chalice)
+    env: str = ""  # digest of what shapes a distribution's files besides itself (python, platform, installer...)
+    only: tuple[str, ...] | None = None  # install exactly these "name==version", without their dependencies
 
     @property
     def empty(self) -> bool:
@@ -127,15 +137,44 @@ def plan(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda") ->
         prune = tuple(p for p in AWS_BASE_PACKAGES if p not in named)
     pyc = bytecode.find_interpreter(fn.python) if target == "lambda" and bytecode.bytecode_enabled() else None
     key = _cache_key(fn, target, req_text, prune, pyc)
-    return DepsPlan(key, req, req_text, frozenset(named), prune, pyc, extra)
+    return DepsPlan(key, req, req_text, frozenset(named), prune, pyc, extra, env=_digest(_env_payload(fn, target, pyc)))
+
+
+def resolve(fn: FunctionConfig, p: DepsPlan) -> list[str] | None:
+    """The distributions :func:`install` would install for Lambda ("name==version", canonical names,
+    sorted, before pruning), without installing them: the installer's dry run, which downloads only
+    metadata. None when that cannot tell (pip; requirements with options, URLs, paths or hashes; a
+    failure, which the install reports)."""
+    text = p.requirements_text
+    if installer.uv_binary() is None or p.empty or reqs.has_options(text) or "--hash" in text or any(
+            ln.strip().startswith("-") and not ln.strip().startswith(("-r ", "-c ")) for ln in text.splitlines()):
+        return None
+    with tempfile.TemporaryDirectory(prefix="lambdaship-resolve-") as tmp:
+        req_file = _requirements_file(p, Path(tmp))
+        cmd, env = installer.install_cmd(fn, "lambda", req_file, Path(tmp) / "tree")
+        try:
+            proc = installer.run([*cmd, "--dry-run"], cwd=p.requirements_file.parent if p.requirements_file
+                                 else fn.source, env=env, timeout=600)
+        except LambdashipError:
+            return None
+    found = re.findall(r"(?m)^ \+ ([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)\s*$", proc.stderr + proc.stdout)
+    if proc.returncode != 0 or not found:
+        return None
+    return sorted({f"{reqs.canonical_name(n)}=={v}" for n, v in found})
 
 
 def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda",
-            progress: Callable[..., None] | None = None) -> DepsResult:
+            progress: Callable[..., None] | None = None, only: tuple[str, ...] | None = None) -> DepsResult:
     """Install the function's dependencies (or take them from the cache). ``progress`` is called
     with the fields of an ``image.events.BuildEvent`` as the stages resolve, download, install
-    and bytecode start and end (``image.events.adapter`` makes one from a build's sink)."""
+    and bytecode start and end (``image.events.adapter`` makes one from a build's sink).
+
+    ``only``: install just these "name==version" of the set (:func:`resolve`'s, without their
+    dependencies) — the others are reused as layers of a previous image. The files of each are
+    those a full install gives."""
     p = plan(fn, target=target)
+    if only is not None:  # a part of the set (the rest is reused): a cache entry of its own
+        p = replace(p, hash=_digest({"set": p.hash, "only": sorted(only)}), only=tuple(sorted(only)))
     pyc, key = p.interpreter, p.hash
     root = paths.cache("deps")
     entry = root / key
@@ -159,7 +198,7 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda",
         (tmp / MARKER).write_text(json.dumps(
             {"requirements": requirements, "pruned": pruned, "pruned_tests": pruned_tests,
              "tree_digest": cacheverify.records_digest(records.values()),
-             "bytecode": bool(pyc), "python": fn.python,
+             "bytecode": bool(pyc), "python": fn.python, "only": p.only,
              "target": target, "content_bytes": content_bytes, "entries": entries},
             sort_keys=True,
         ))
@@ -180,6 +219,8 @@ def _fill(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path, t
     Returns what :func:`_trim` removed."""
     phases = installer.Phases(progress)
     installs = (p.requirements_file is not None or p.extra) and p.named | reqs.has_options(p.requirements_text)
+    if p.only is not None:
+        installs = bool(p.only)
     if installs:
         timings["install"] = _run_installer(fn, p, target, tmp, tree, phases)
     trimmed = _trim(tree, p.prune, target)
@@ -203,13 +244,10 @@ def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree
     """Install ``p``'s requirements into ``tree`` (pure-Python sdists built into wheels when the
     only-binary install fails on them); the seconds it took. One-line error on failure."""
     req = p.requirements_file
-    req_file = req
-    if p.extra:  # the user's file plus what it lacks, in a file of our own
-        req_file = tmp / "requirements.txt"
-        req_file.write_text((f"-r {req}\n" if req else "") + "\n".join(p.extra) + "\n", encoding="utf-8")
-    if req_file is None:
-        raise LambdashipError("internal: nothing to install from")
+    req_file = _requirements_file(p, tmp)
     cmd, env = installer.install_cmd(fn, target, req_file, tree)
+    if p.only is not None:
+        cmd.append("--no-deps")
     cwd = req.parent if req else fn.source
     t0 = time.monotonic()
     phases.begin()
@@ -224,6 +262,23 @@ def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree
     if proc.returncode != 0:
         raise installer.install_error(proc.stderr, fn, req.name if req else "requirements.txt")
     return seconds
+
+
+def _requirements_file(p: DepsPlan, tmp: Path) -> Path:
+    """The requirements file to install ``p`` from: the user's, or one of ours in ``tmp`` with what
+    it lacks (``extra``), or the exact pins of ``only``."""
+    req = p.requirements_file
+    if p.only is not None:
+        pins = tmp / "only.txt"
+        pins.write_text("".join(f"{spec}\n" for spec in p.only), encoding="utf-8")
+        return pins
+    if p.extra:  # the user's file plus what it lacks, in a file of our own
+        mine = tmp / "requirements.txt"
+        mine.write_text((f"-r {req}\n" if req else "") + "\n".join(p.extra) + "\n", encoding="utf-8")
+        return mine
+    if req is None:
+        raise LambdashipError("internal: nothing to install from")
+    return req
 
 
 def _trim(tree: Path, prune: tuple[str, ...], target: str) -> tuple[list[str], list[str]]:
