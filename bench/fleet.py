@@ -1,6 +1,8 @@
-"""Fleet deploys: `deploy --all` of N functions with 1, 2 and 4 workers, and `--changed-since`.
+"""Fleet deploys: `deploy --all` of N functions with 1, 2 and 4 workers, and `--changed-since`;
+with ``--sharing N`` the sharing scenario of issue 21 instead.
 
     python bench/fleet.py [--functions 9] [--runs 3] [--write]
+    python bench/fleet.py --sharing 20 [--runs 3] [--write]
 
 Workload: a git repository with N functions (the three-function project of tests/test_fleet.py,
 ``layout="root"``, repeated), one tiny pinned dependency (six, cached after the first run), the
@@ -11,6 +13,16 @@ it; ``status --all`` reads the fleet. Times are in-process wall clock (no interp
 median of --runs.
 
 --write puts the table into docs/benchmarks.md (Fleet section).
+
+``--sharing N`` (issue 21, "Fleet sharing"): N functions with one dependency set (requests and its
+four dependencies, pinned) and one shared package, the tests' tiny base image on a second registry
+(public ECR's part: every function's repository needs its blobs). Each run: a fresh project, names
+and cache (cold), ``deploy --all``; then a change to the shared package and ``deploy --all
+--changed-since HEAD~1`` (all N redeploy) with the default workers, 2, 4 and 8; then a change to one
+function's own code, deployed alone twice: by ``deploy --all --changed-since`` (the same path)
+and by ``deploy -f`` (the reference is the faster of the two). Every deploy is the
+real CLI in its own process (what a user waits for); the counts come from its ``--json``.
+--write puts the table into docs/benchmarks.md (section "Fleet sharing").
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from _common import parse_args, publish
+from _common import parser, publish
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,7 +61,10 @@ def make(tf, base: str, role: str, n: int) -> Path:  # type: ignore[no-untyped-d
 
 
 def main() -> None:
-    args = parse_args(functions=9, runs=3)
+    args = parser(functions=9, runs=3, sharing=0).parse_args()
+    if args.sharing:
+        sharing(args.sharing, args.runs, args.write)
+        return
     os.environ["LAMBDASHIP_HOME"] = tempfile.mkdtemp(prefix="bench-fleet-home-")
     from lambdaship.local import stack
 
@@ -104,6 +119,147 @@ def main() -> None:
         lines.append(f"| {name} | {statistics.median(vals):.2f} | {min(vals):.2f} | {max(vals):.2f} |")
     lines += ["", "Reproduce: `python bench/fleet.py --functions 9 --runs 3 --write`."]
     publish("\n".join(lines), args.write, "fleet", "Fleet: `deploy --all` and `--changed-since`")
+
+
+# -- issue 21: a fleet sharing one dependency set -------------------------------------------------
+REQUIREMENTS = "requests==2.34.2\n"
+
+
+def share_project(tf, base: str, role: str, n: int) -> tuple[Path, list[str]]:  # type: ignore[no-untyped-def]
+    """A git repository of ``n`` functions f00… (layout "root": each ships the shared package
+    ``common``), one requirements text for all."""
+    tag = uuid.uuid4().hex[:8]
+    keys = [f"f{i:02d}" for i in range(n)]
+    root = Path(tempfile.mkdtemp(prefix="bench-share-")) / "repo"
+    root.mkdir(parents=True)
+    for args in (("init", "-q", "-b", "main"), ("config", "user.email", "b@example.com"), ("config", "user.name", "b")):
+        tf.git(root, *args)
+    tf.write(root, "lambdaship.toml", tf.config_text({k: f"share-{k}-{tag}" for k in keys}, base_image=base,
+                                                     role=role, layout="root"))
+    tf.write(root, ".gitignore", "__pycache__/\n*.pyc\n")
+    for k in keys:
+        tf.write(root, f"services/{k}/app.py", tf.APP_A.replace("'a'", repr(k)))
+        tf.write(root, f"services/{k}/requirements.txt", REQUIREMENTS)
+    for rel, text in (("common/__init__.py", ""), ("common/util.py", tf.UTIL), ("common/fmt.py", tf.FMT)):
+        tf.write(root, rel, text)
+    tf.commit(root, "initial")
+    return root, keys
+
+
+def cli_deploy(root: Path, home: Path, *args: str) -> tuple[float, dict]:
+    """One ``lambdaship deploy … --json`` in its own process: (wall seconds, its JSON)."""
+    import json
+    import subprocess
+
+    t = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "lambdaship.cli", "deploy", *args, "--json"], cwd=root,
+                          env={**os.environ, "LAMBDASHIP_HOME": str(home)}, capture_output=True, text=True,
+                          timeout=1800)
+    took = time.monotonic() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"deploy {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return took, json.loads(proc.stdout)
+
+
+def fleet_figures(took: float, data: dict) -> dict[str, float]:
+    """Wall time, installs, layers written and base/deps blobs sent of one ``deploy --all --json``."""
+    sets, sent = data["deps_sets"], data["transfer"]
+    assert data["counts"]["failed"] == 0, data
+    return {"seconds": took, "functions": data["counts"]["deployed"],
+            "installs": sum(s["installs"] for s in sets), "layers_written": sum(s["layers_written"] for s in sets),
+            "base_sent": sent["base"]["sent"], "base_bytes": sent["base"]["sent_bytes"],
+            "base_mounted": sent["base"]["mounted"], "deps_sent": sent["deps"]["sent"],
+            "deps_bytes": sent["deps"]["sent_bytes"]}
+
+
+def touch(tf, root: Path, rel: str) -> None:  # type: ignore[no-untyped-def]
+    tf.write(root, rel, (root / rel).read_text() + f"# {uuid.uuid4()}\n")
+    tf.commit(root)
+
+
+def sharing_run(tf, base: str, role: str, n: int) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    from lambdaship.deploy.fleet.run import DEFAULT_WORKERS
+
+    root, keys = share_project(tf, base, role, n)
+    home = Path(tempfile.mkdtemp(prefix="bench-share-home-"))
+    out = {f"cold: deploy --all ({n} new functions)": fleet_figures(*cli_deploy(root, home, "--all"))}
+    for workers in dict.fromkeys((DEFAULT_WORKERS, 2, 4, 8)):
+        touch(tf, root, "common/util.py")
+        label = f"shared code changed: deploy --all --changed-since ({n}), --workers {workers}"
+        if workers == DEFAULT_WORKERS:
+            label += " (default)"
+        out[label] = fleet_figures(*cli_deploy(root, home, "--all", "--changed-since", "HEAD~1",
+                                               "--workers", str(workers)))
+    touch(tf, root, f"services/{keys[0]}/app.py")
+    took, data = cli_deploy(root, home, "--all", "--changed-since", "HEAD~1")
+    assert data["counts"]["deployed"] == 1, data
+    out[f"{ONE}: deploy --all --changed-since (1 of {n})"] = {"seconds": took, "functions": 1}
+    touch(tf, root, f"services/{keys[0]}/app.py")
+    took, data = cli_deploy(root, home, "--function", keys[0])
+    assert data.get("version"), data
+    out[f"{ONE}: deploy -f"] = {"seconds": took, "functions": 1}
+    return out
+
+
+ONE = "one function's code changed"
+
+
+def sharing(n: int, runs: int, write: bool) -> None:
+    from lambdaship.local import stack
+
+    loadavg_before = Path("/proc/loadavg").read_text().strip()
+    os.environ["LAMBDASHIP_HOME"] = tempfile.mkdtemp(prefix="bench-share-setup-")
+    state_dir = Path(tempfile.mkdtemp(prefix="bench-share-stack-"))
+    state = stack.up(state_dir)
+    os.environ.update(state.env())
+    upstream, proc = stack.start_registry(Path(tempfile.mkdtemp(prefix="bench-share-upstream-")))
+    per_run: list[dict[str, dict[str, float]]] = []
+    try:
+        from tests import test_fleet as tf
+        from tests.images import push_base
+
+        base = push_base(upstream, Path(tempfile.mkdtemp()), repo="upstream/python", tag="3.12")
+        role = tf.make_role()
+        for i in range(runs):
+            per_run.append(sharing_run(tf, base, role, n))
+            print(f"run {i + 1}: " + ", ".join(f"{v['seconds']:.2f}" for v in per_run[-1].values()), flush=True)
+    finally:
+        stack.stop_registry(proc)
+        stack.down(state_dir)
+    loadavg_after = Path("/proc/loadavg").read_text().strip()
+    publish(sharing_table(per_run, n, runs, (loadavg_before, loadavg_after)), write, "fleet-sharing",
+            "Fleet sharing: one dependency set, a change to shared code")
+
+
+def sharing_table(per_run: list[dict[str, dict[str, float]]], n: int, runs: int, loadavg: tuple[str, str]) -> str:
+    from lambdaship.deploy.fleet.run import DEFAULT_WORKERS
+
+    med = {name: {k: statistics.median(r[name][k] for r in per_run) for k in vals}
+           for name, vals in per_run[0].items()}
+    single = min(v["seconds"] for name, v in med.items() if name.startswith(ONE))  # the stricter reference
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; local stack "
+        f"(moto server + distribution registry), the tests' tiny base image on a second registry; {n} functions "
+        f"with one dependency set ({REQUIREMENTS.strip()} and its dependencies); every deploy is the CLI in its own "
+        f"process; median of {runs} runs (min-max of the wall time). `/proc/loadavg` before: {loadavg[0]}; "
+        f"after: {loadavg[1]} (other jobs shared the machine). Default workers here: {DEFAULT_WORKERS}.",
+        "",
+        "| scenario | wall s (min-max) | ratio to one function's redeploy | installs | deps layers written "
+        "| base blobs sent (bytes) | base blobs mounted | deps blobs sent (bytes) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in med.items():
+        walls = [r[name]["seconds"] for r in per_run]
+        cells = [name, f"{v['seconds']:.2f} ({min(walls):.2f}-{max(walls):.2f})", f"{v['seconds'] / single:.2f}"]
+        if "installs" in v:
+            cells += [f"{v['installs']:.0f}", f"{v['layers_written']:.0f}", f"{v['base_sent']:.0f} "
+                      f"({v['base_bytes']:.0f})", f"{v['base_mounted']:.0f}", f"{v['deps_sent']:.0f} "
+                      f"({v['deps_bytes']:.0f})"]
+        else:
+            cells += ["", "", "", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Reproduce: `python bench/fleet.py --sharing {n} --runs {runs} --write`."]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ APP = "from common.util import greet\n\n\ndef handler(event, context):\n    retu
 
 
 def test_default_workers_scale_with_cores() -> None:
-    assert [default_workers(n) for n in (1, 2, 3, 4, 16)] == [2, 4, 6, 8, 8]
+    assert [default_workers(n) for n in (1, 2, 3, 16)] == [4, 8, 8, 8]
 
 
 def test_followers_wait_for_the_leaders_install_and_take_over_when_it_fails() -> None:
@@ -231,3 +231,26 @@ def test_shared_code_change_sends_no_base_or_deps_blob(fleet: dict[str, Any]) ->
     for f in warm["functions"]:
         repo = fleet["names"][f["key"]].lower()
         assert len(tf.manifest_layers(repo, f["digest"])) == _base_layers(warm) + 2
+
+
+def test_text_summary_names_each_dependency_set_and_what_was_sent() -> None:
+    from lambdaship.commands._fleet import sharing_lines
+    from lambdaship.deploy.fleet.run import FleetEntry, FleetResult
+    from lambdaship.deploy.fleet.sharing import BuildTally
+
+    def push(base_sent: int, deps_mounted: int) -> dict[str, dict[str, int]]:
+        zero = {"sent": 0, "sent_bytes": 0, "mounted": 0, "skipped": 0}
+        return {"base": {**zero, "sent": base_sent, "sent_bytes": 300 * base_sent, "mounted": 2 - base_sent},
+                "deps": {**zero, "mounted": deps_mounted, "sent": 1 - deps_mounted,
+                         "sent_bytes": 12_000 * (1 - deps_mounted)},
+                "app": {**zero, "sent": 1, "sent_bytes": 1_100}, "config": {**zero, "sent": 1, "sent_bytes": 2_000}}
+
+    entries = [FleetEntry("a", "fn-a", "deployed", "r", deps_hash="f" * 64, build=BuildTally("installed", 1, 0),
+                          push=push(2, 0)),
+               FleetEntry("b", "fn-b", "deployed", "r", deps_hash="f" * 64, build=BuildTally("cached", 0, 1),
+                          push=push(0, 1))]
+    lines = sharing_lines(FleetResult(entries, None, None, False, 4))
+    assert lines == [
+        "dependency set ffffffffffff: 2 functions, installed once, 1 layer written, 1 from the layer cache",
+        "blobs sent: base 2 (600 B), deps 1 (12.0 kB), app 2 (2.2 kB), config 2 (4.0 kB); 3 mounted, 0 already there",
+    ]

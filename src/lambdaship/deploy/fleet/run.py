@@ -25,13 +25,13 @@ MAX_WORKERS = 16
 
 
 def default_workers(cores: int | None = None) -> int:
-    """Two functions per core, at least 2 and at most 8. A deploy is mostly waiting (registry round
-    trips, Lambda's update and publish, the smoke test): one per core leaves the cores idle; past
-    8 the shared clients' connection pools (boto3's 10 per client, httpx's 16 per registry) are
-    the limit, and the measured gain stops (docs/design-fleet.md)."""
+    """Four functions per core, at most 8 (8 on a 2-core runner). A deploy costs ~0.1 s of CPU here
+    and mostly waits (registry round trips, Lambda's update and publish waits), so more workers
+    than cores pay off; at 8 the run stays within the shared clients' connection pools (boto3's 10
+    per client, httpx's 16 per registry). Measured in docs/design-fleet.md."""
     n = cores if cores is not None else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                          else os.cpu_count() or 1)
-    return max(2, min(8, 2 * n))
+    return max(2, min(8, 4 * n))
 
 
 DEFAULT_WORKERS = default_workers()
@@ -174,8 +174,9 @@ def _runner(entries: dict[str, FleetEntry], ship: Callable[..., Any], say: Event
             with lock:
                 say(fn.key, f"waiting for {entries[leader].function_name}: it installs the shared dependency set")
 
-        with shared.turn(fn.key, entry.deps_hash, waiting) as turn, sharing(placed):
-            before = deps is not None and deps.in_cache()
+        cached = deps is not None and deps.in_cache()  # then nobody installs it: nobody waits
+        with shared.turn(fn.key, None if cached else entry.deps_hash, waiting) as turn, sharing(placed):
+            before = cached or (deps is not None and deps.in_cache())
             _one(fn, entry, turn, ship, say, lock, options)
             if deps is not None and not before and deps.in_cache():
                 entry.build.installed()
