@@ -116,6 +116,21 @@ def test_terminal_shows_the_stages_of_a_cold_build(local_stack, base_image_ref, 
     assert "built progress: sha256:" in screen
 
 
+def test_terminal_shows_the_stages_of_a_cold_deploy(local_stack, base_image_ref, tmp_path):
+    """The same rows under deploy's own status line (rich nests the two live displays)."""
+    app = _project(tmp_path, base_image_ref, "humanize==4.12.3\n")
+    (app / "lambdaship.toml").write_text((app / "lambdaship.toml").read_text().replace(
+        'function_name = "progress"', f'function_name = "progress-{os.getpid()}-{time.monotonic_ns() % 10**6}"'))
+    env = {"LAMBDASHIP_HOME": str(tmp_path / "home"), "COLUMNS": "120", "LINES": "60", "TERM": "xterm-256color"}
+    code, raw = _run_in_pty(["deploy", "-C", str(app), "--create-role", "--skip-smoke"], env)
+    assert code == 0, raw
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r", "", raw)
+    for label in ("base", "resolve", "install", "compress"):
+        assert re.search(rf"✓ {label}\s", screen), (label, screen)
+    assert re.search(r"uploaded layer sha256:[0-9a-f]{12} \(", screen), screen  # the push, blob by blob
+    assert "deployed progress-" in screen
+
+
 @pytest.mark.parametrize(("lines", "expected"), [
     # uv 0.13, a cold cache: each phase's end is a line of its own
     (["Using CPython 3.11.7 interpreter at: /usr/bin/python3", "Resolved 3 packages in 796ms",

@@ -1,6 +1,6 @@
-"""Renders a build's ``BuildEvent``s (``lambdaship.image.events``): on a terminal a rich display,
-one row per stage (a spinner and the time so far while it runs, a check mark and what it
-produced when it ends); elsewhere (CI logs, pipes) one plain line per stage when it ends, with
+"""Renders a build's ``BuildEvent``s (``lambdaship.image.events``): on a terminal a row per ended
+stage (a check mark, its duration, what it produced) above a live area of the stages still
+running (a spinner and the time so far); elsewhere (CI logs, pipes) one plain line per stage when it ends, with
 its duration and bytes, and a summary line when the build is done::
 
     base         0.2 s  public.ecr.aws/lambda/python:3.12 (188.1 MB)
@@ -87,9 +87,12 @@ class _Summary:
 
 
 class BuildRenderer:
-    """A ``BuildEvent`` sink for ``console`` (stderr): rich rows on a terminal (``tty``), plain
-    lines otherwise. Thread-safe; the display starts at the first event and stops at ``done``
-    (or :meth:`stop`, e.g. when the build fails)."""
+    """A ``BuildEvent`` sink for ``console`` (stderr), thread-safe. On a terminal (``tty``): an
+    ended stage is printed as a row of its own (check mark, duration, result) and stays; the live
+    area below shows only the stages running (spinner, time so far) and disappears when none is,
+    so a display never outlives its stages (a zip deploy installs without a build that would end
+    it), and nests under a caller's status line. Otherwise: one plain line per ended stage and,
+    at ``done``, a summary line."""
 
     def __init__(self, console: Console, *, tty: bool) -> None:
         self.console, self.tty = console, tty
@@ -101,38 +104,35 @@ class BuildRenderer:
     def __call__(self, event: BuildEvent) -> None:
         with self._lock:
             if event.stage == "done":
-                self._done(event)
+                if not self.tty:
+                    self.console.print(self._summary.line(event), markup=False, highlight=False)
+                self._summary = _Summary()
             elif self.tty:
                 self._rich(event)
             elif event.phase == "end":
                 self.console.print(stage_line(LABELS.get(event.stage, event.stage), event.seconds, describe(event)),
                                    markup=False, highlight=False)
-            if event.phase == "end":
+            if event.phase == "end" and event.stage != "done":
                 self._summary.add(event)
 
-    def _done(self, event: BuildEvent) -> None:
-        self._stop()
-        if not self.tty:
-            self.console.print(self._summary.line(event), markup=False, highlight=False)
-        self._summary = _Summary()
-
     def _rich(self, event: BuildEvent) -> None:
-        if self._progress is None:
-            self._start()
-        p = self._progress
         key = (event.stage, event.item)
         label = LABELS.get(event.stage, event.stage)
-        task = self._tasks.get(key)
         if event.phase == "start":
-            what = f"{RUNNING.get(event.stage, event.stage)} {event.item}".strip() + "…"
-            if task is None:
-                self._tasks[key] = p.add_task(label, total=None, what=what, took="")
+            if self._progress is None:
+                self._start()
+            if key not in self._tasks:
+                what = f"{RUNNING.get(event.stage, event.stage)} {event.item}".strip() + "…"
+                self._tasks[key] = self._progress.add_task(label, total=None, what=what)
             return
-        if task is None:
-            task = self._tasks[key] = p.add_task(label, total=None, what="", took="")
-        p.update(task, total=1, completed=1, what=describe(event), took=f"{event.seconds:.1f} s")
-        if event.item:  # the next compress of another layer gets a row of its own
-            self._tasks.pop(key, None)
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            self._progress.remove_task(task)
+        row = Text.assemble(("✓ ", "green"), (f"{label:<9}", "bold"), (f" {event.seconds:6.1f} s  ", "dim"),
+                            describe(event), no_wrap=True, overflow="ellipsis")
+        self.console.print(row, soft_wrap=False, highlight=False)  # above the live area, for good
+        if not self._tasks:
+            self._stop()
 
     def _start(self) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -140,11 +140,11 @@ class BuildRenderer:
 
         fixed = {"no_wrap": True, "overflow": "crop"}
         self._progress = Progress(
-            SpinnerColumn(finished_text="[green]✓[/green]", table_column=Column(width=1, **fixed)),
+            SpinnerColumn(table_column=Column(width=1, **fixed)),
             TextColumn("[bold]{task.description}[/bold]", table_column=Column(width=9, **fixed)),
             _took_column()(table_column=Column(width=7, **fixed)),
             TextColumn("{task.fields[what]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
-            console=self.console, transient=False, expand=True,
+            console=self.console, transient=True, expand=True,
         )
         self._progress.start()
 
@@ -155,7 +155,7 @@ class BuildRenderer:
             self._tasks.clear()
 
     def stop(self) -> None:
-        """Stop the display (a build that failed never sends ``done``)."""
+        """Stop the display (a build that failed leaves stages running)."""
         with self._lock:
             self._stop()
 
@@ -166,11 +166,10 @@ def _took_column() -> Any:
     from rich.progress import ProgressColumn
 
     class Took(ProgressColumn):
-        """The stage's own duration once it ended, the time so far while it runs."""
+        """The time a running stage has taken so far."""
 
         def render(self, task: Any) -> Text:
-            took = task.fields.get("took") or f"{task.elapsed or 0:.1f} s"
-            return Text(f"{took:>7}", style="dim" if task.finished else "")
+            return Text(f"{task.elapsed or 0:6.1f} s")
 
     return Took
 

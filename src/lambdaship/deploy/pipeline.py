@@ -142,7 +142,9 @@ def prepare(
 
     zplan = None
     if fn.package_type != "image" and not image:
-        zplan = zipdeploy.choose(fn, bucket=zip_bucket)
+        from lambdaship.image.events import adapter, sink_for  # the install's stages, as the build's
+
+        zplan = zipdeploy.choose(fn, bucket=zip_bucket, progress=adapter(sink_for(progress)) if progress else None)
     if zplan is not None and zplan.artifact is not None:
         package: Package = zipdeploy.package(fn, zplan, create_bucket=create_bucket)
         bucket = zplan.bucket if zplan.decision.upload == "s3" else None

@@ -10,18 +10,22 @@ object) → create/update the function (``PackageType Zip``, ``Runtime python3.X
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lambdaship.config import FunctionConfig
 from lambdaship.deploy.packages import ZipPackage
 from lambdaship.package import zipplan as zippkg
 
 
-def choose(fn: FunctionConfig, *, bucket: str | None = None) -> zippkg.ZipPlan:
-    """Build the zip (for zip/auto) and decide, knowing the deployed package type (one GetFunction)."""
+def choose(fn: FunctionConfig, *, bucket: str | None = None,
+           progress: Callable[..., None] | None = None) -> zippkg.ZipPlan:
+    """Build the zip (for zip/auto) and decide, knowing the deployed package type (one GetFunction).
+    ``progress``: the dependency install's stages (``package.deps.install``)."""
     from lambdaship.aws import lambda_
 
     current = lambda_.get_function(fn.function_name) if fn.package_type != "image" else None
     existing = current["Configuration"].get("PackageType") if current else None
-    return zippkg.plan(fn, bucket=bucket, existing=existing)
+    return zippkg.plan(fn, bucket=bucket, existing=existing, progress=progress)
 
 
 def package(fn: FunctionConfig, zplan: zippkg.ZipPlan, *, create_bucket: bool = False) -> ZipPackage:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,11 +100,13 @@ class ZipPlan:
                 "artifact": self.artifact.to_json() if self.artifact else None}
 
 
-def plan(fn: FunctionConfig, *, bucket: str | None = None, existing: str | None = None) -> ZipPlan:
+def plan(fn: FunctionConfig, *, bucket: str | None = None, existing: str | None = None,
+         progress: Callable[..., None] | None = None) -> ZipPlan:
     """Build the zip (local work only, no AWS calls) and decide zip vs image for ``fn``.
 
     ``bucket`` overrides ``fn.zip_bucket``; ``existing`` is the deployed function's PackageType.
-    For ``package_type = "image"`` nothing is built.
+    For ``package_type = "image"`` nothing is built. ``progress``: the dependency install's
+    stages (``deps.install``'s ``progress``).
     """
     bucket = bucket or fn.zip_bucket
     if fn.package_type == "image":
@@ -115,7 +118,7 @@ def plan(fn: FunctionConfig, *, bucket: str | None = None, existing: str | None 
         from lambdaship import project
         from lambdaship.package import deps
 
-        installed = deps.install(fn, target="lambda")
+        installed = deps.install(fn, target="lambda", progress=progress)
         unzipped = sum(p.stat().st_size for _, p in tree_files(Path(installed.path)))
         unzipped += sum(p.stat().st_size for _, p in project.app_files(fn))
         if unzipped > ZIP_UNZIPPED_LIMIT:
