@@ -208,3 +208,31 @@ def test_doctored_generated_requirements_file_is_rewritten(tmp_path: Path, monke
     first.write_text(original + "-e ./pkg\n")  # a doctored cache entry
     again = requirements_file(fn)
     assert again is not None and again.read_text() == original
+
+
+def test_flipped_byte_in_uv_cache_is_not_shipped(tmp_path: Path) -> None:
+    """uv installs a wheel it has seen from its cache (unpacked) without hashing it again; the
+    installed tree is checked against the wheel's RECORD, so a flipped byte there is installed
+    again from the index (uv's entry replaced), never shipped."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text("def handler(event, context):\n    return 1\n")
+    (app / "lambdaship.toml").write_text('function_name = "uvc"\nhandler = "main.handler"\npython = "3.11"\n')
+    (app / "requirements.txt").write_text("six==1.17.0\n")
+    uv_cache = tmp_path / "uv-cache"  # this test's own: the machine's uv cache is never touched
+
+    def size(home: str) -> tuple[Path, str]:
+        r = run_cli("size", "-C", str(app), "--json",
+                    env={"LAMBDASHIP_HOME": str(tmp_path / home), "UV_CACHE_DIR": str(uv_cache)})
+        assert r.returncode == 0, r.stderr
+        (tree,) = (tmp_path / home / "deps").glob("*/tree")
+        return tree / "six.py", r.stderr
+
+    clean, _ = size("h1")
+    (cached,) = uv_cache.glob("archive-v0/*/six.py")
+    _flip(cached)
+    shipped, err = size("h2")  # a deps cache miss: uv takes six from its cache
+    assert shipped.read_bytes() == clean.read_bytes()
+    assert "warning: the installer's cache held a corrupt copy of six; installed again from the index" in err, err
+    again, err = size("h3")
+    assert again.read_bytes() == clean.read_bytes() and "warning" not in err  # uv's entry was replaced

@@ -47,6 +47,7 @@ from lambdaship.errors import LambdashipError
 from lambdaship.package import bytecode, installer
 from lambdaship.package import prune as pruning
 from lambdaship.package import requirements as reqs
+from lambdaship.package.records import check as check_records
 from lambdaship.platform import AWS_BASE_REPOSITORY
 
 if TYPE_CHECKING:
@@ -257,7 +258,11 @@ def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree
 
         wheels = sdists.build_pure_wheels(fn, req_file)
         if wheels is not None:
-            proc = installer.run([*cmd, "--find-links", str(wheels)], cwd=cwd, env=env, on_line=phases.feed)
+            cmd = [*cmd, "--find-links", str(wheels)]
+            proc = installer.run(cmd, cwd=cwd, env=env, on_line=phases.feed)
+    if proc.returncode == 0:  # uv's cache is not trusted: the tree against its wheels' RECORDs
+        proc = check_records(tree, lambda extra: installer.run([*cmd, *extra], cwd=cwd, env=env),
+                             uv=cmd[0] != sys.executable) or proc
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         raise installer.install_error(proc.stderr, fn, req.name if req else "requirements.txt")
