@@ -49,7 +49,10 @@ def test_ci_log_has_one_line_per_stage_with_duration_and_bytes(local_stack, base
     assert r.returncode == 0, r.stderr
     stages = _stages(r.stderr)
     labels = [m["label"] for m in stages]
-    assert labels == ["base", "resolve", "download", "install", "bytecode", "compress", "compress", "built"], labels
+    # the base image is resolved while the dependencies install: its line comes whenever it ends
+    assert labels.count("base") == 1 and labels.index("base") < labels.index("compress"), labels
+    assert [x for x in labels if x != "base"] == [
+        "resolve", "download", "install", "bytecode", "compress", "compress", "built"], labels
     by = {m["label"]: m["what"] for m in stages}
     assert by["base"].startswith(base_image_ref)
     assert by["resolve"] == "2 packages"
