@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -220,6 +221,9 @@ def _run_cli_inprocess(args: list[str], capsys: pytest.CaptureFixture[str]) -> t
     return code, out, err, crash
 
 
+STAGE_LINE = re.compile(r"^\S+ +\d+\.\d s(  |$)")
+
+
 def _check_cli_outcome(t: Tally, label: str, code: int, err: str, crash: str | None) -> bool:
     """True when the run completed; records clean failures and violations."""
     if crash:
@@ -229,7 +233,9 @@ def _check_cli_outcome(t: Tally, label: str, code: int, err: str, crash: str | N
         t.completed += 1
         return True
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    others = [line for line in err.splitlines() if line.strip() and not line.startswith(("error:", "→ "))]
+    # besides the one error line, only the CI log's stage lines ("lambda    0.1 s  GetFunction")
+    others = [line for line in err.splitlines() if line.strip() and not line.startswith("error:")
+              and not STAGE_LINE.match(line)]
     if code == 1 and len(errors) == 1 and not others and "Traceback" not in err:
         t.failed_cleanly += 1
         t.messages[errors[0][:200]] += 1

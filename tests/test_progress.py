@@ -134,6 +134,29 @@ def test_terminal_shows_the_stages_of_a_cold_deploy(local_stack, base_image_ref,
     assert "deployed progress-" in screen
 
 
+def test_ci_log_of_a_deploy_is_its_stages_blobs_steps_and_a_summary(local_stack, base_image_ref, tmp_path):
+    """``deploy`` outside a terminal: the build's stage lines, one line per blob pushed, each AWS
+    step with its duration (waiting for Lambda included), then one summary line."""
+    app = _project(tmp_path, base_image_ref, "humanize==4.12.3\n")
+    name = f"progress-ci-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    (app / "lambdaship.toml").write_text((app / "lambdaship.toml").read_text().replace(
+        'function_name = "progress"', f'function_name = "{name}"'))
+    r = run_cli("deploy", "-C", str(app), "--create-role", "--skip-smoke",
+                env={"LAMBDASHIP_HOME": str(tmp_path / "home")}, timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    blobs = [ln for ln in lines if re.match(r"^(uploaded|mounted|present|copied|tagged) ", ln)]
+    stages = [LINE.match(ln) for ln in lines if ln not in blobs]
+    assert all(stages) and blobs, "\n".join(lines)  # nothing but stage lines and blob lines
+    labels = [m["label"] for m in stages]  # type: ignore[index]
+    assert {"resolve", "install", "compress", "built", "lambda", "wait", "iam"} <= set(labels), labels
+    assert labels[-1] == "deployed", labels
+    steps = {m["what"] for m in stages if m["label"] == "lambda"}  # type: ignore[index]
+    assert {"CreateFunction", "PublishVersion", "CreateAlias"} <= steps, steps
+    last = stages[-1]["what"]  # type: ignore[index]
+    assert re.fullmatch(rf"{name} version 1; {SIZE} sent, {SIZE} already present, {SIZE} mounted", last), last
+
+
 @pytest.mark.parametrize(("lines", "expected"), [
     # uv 0.13, a cold cache: each phase's end is a line of its own
     (["Using CPython 3.11.7 interpreter at: /usr/bin/python3", "Resolved 3 packages in 796ms",

@@ -82,29 +82,38 @@ def register(app: typer.Typer) -> None:
 
 
 def _ship(fn, json_: bool, **kw):  # type: ignore[no-untyped-def]
-    """Run the deploy with a status line (a terminal) or one line per step (CI logs, stderr)."""
+    """Run the deploy with a status line (a terminal) or one line per stage (CI logs, stderr):
+    the build's stages, one line per blob pushed, each step with its duration, a summary line."""
+    from lambdaship.commands._progress import StepLines, push_summary
+    from lambdaship.commands._push_progress import PushRenderer
     from lambdaship.deploy.pipeline import ship
 
     tty = interactive() and not json_
     status = err_console.status("planning…") if tty else None
+    steps = StepLines(err_console) if not tty and not json_ else None
 
     def report(step, ctx) -> None:  # type: ignore[no-untyped-def]
-        text = step.action.split(":", 1)[1]
         if status is not None:
-            status.update(f"{text}…")
-        elif not json_:
-            err_console.print(f"→ {text}")
-
-    from lambdaship.commands._push_progress import PushRenderer
+            status.update(f"{step.action.split(':', 1)[1]}…")
+        elif steps is not None:
+            steps(step, ctx)
 
     if status is not None:
         status.start()
+    summary = None
     try:  # push progress as one line per blob (the status line stays the only live display)
-        with PushRenderer(err_console, tty=False, enabled=tty) as pushed:
-            return ship(fn, progress=tty, reporter=report, on_push_event=pushed, **kw)
+        with PushRenderer(err_console, tty=False, enabled=not json_) as pushed:
+            result = ship(fn, progress=not json_, reporter=report, on_push_event=pushed, **kw)
+        if not kw.get("dry_run"):
+            done = "up to date" if result.function_up_to_date else "deployed"
+            summary = (done, f"{fn.function_name} version {result.alias_version or result.version}; "
+                             f"{push_summary(pushed)}")
+        return result
     finally:
         if status is not None:
             status.stop()
+        if steps is not None:
+            steps.close(*(summary or ()))
 
 
 def _print(fn, result, dry_run: bool) -> None:  # type: ignore[no-untyped-def]

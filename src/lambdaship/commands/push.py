@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         if layout is None or (to is None and repository is None) or where != ProjectFlags():
             fn = where.load(flags)[1]
         name = _check_target(tag, to, repository, fn)
-        image = _read_layout(layout) if layout is not None else _build(fn, name, progress=interactive() and not json_)
+        image = _read_layout(layout) if layout is not None else _build(fn, name, progress=not json_)
 
         git_dir = fn.source if fn is not None else (where.project or Path.cwd())
         tags = default_tags(git_dir if git_dir.is_dir() else git_dir.parent)
