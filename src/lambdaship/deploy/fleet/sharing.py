@@ -136,6 +136,7 @@ class BuildTally:
     deps: str | None = None  # "installed" | "cached" | "reused" | None (no dependencies / no build)
     layers_written: int = 0  # dependency layers compressed by this build
     layers_cached: int = 0  # dependency layers found in the layer cache
+    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def installed(self) -> None:
         """The set was installed by this deploy (not in the cache when it began, there after it:
@@ -147,11 +148,15 @@ class BuildTally:
         detail = getattr(event, "detail", "") or ""
         if phase != "end":
             return
+        with self._lock:  # a build's stages end in several threads
+            self._count(stage, detail, str(getattr(event, "item", "")))
+
+    def _count(self, stage: str, detail: str, item: str) -> None:
         if stage == "install":
             self.deps = "installed"
         elif stage == "deps" and self.deps != "installed":
             self.deps = "reused" if detail.startswith("reused") else "cached"
-        elif stage == "compress" and str(getattr(event, "item", "")).startswith("deps"):
+        elif stage == "compress" and item.startswith("deps"):
             if "cache" in detail:
                 self.layers_cached += 1
             else:
