@@ -33,15 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lambdaship import bubblewrap
-from lambdaship.bubblewrap import (  # noqa: F401 (re-exported: the sandbox's names as they were)
-    DISABLE_ENV,
-    PROC_MASKED_DIRS,
-    PROC_MASKED_FILES,
-    PROC_READ_ONLY,
-    SANDBOX_UID,
-    available,
-    bwrap,
-)
+from lambdaship.bubblewrap import SANDBOX_UID, available, bwrap
 from lambdaship.errors import LambdashipError
 from lambdaship.platform import Architecture
 

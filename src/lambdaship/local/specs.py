@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lambdaship import bubblewrap
 from lambdaship.config import FunctionConfig
 from lambdaship.errors import LambdashipError
 from lambdaship.local import sandbox
@@ -43,7 +44,7 @@ def spec_from_config(config: dict[str, Any], rootfs: Path, **overrides: Any) -> 
     labels = cfg.get("Labels") or {}
     arch = Architecture.parse(config.get("architecture") or "amd64")
     notes = list(overrides.pop("notes", ()))
-    emulator_note = sandbox.emulator_for(arch)[1] if sandbox.available()[0] else None
+    emulator_note = sandbox.emulator_for(arch)[1] if bubblewrap.available()[0] else None
     if emulator_note:
         notes.append(emulator_note)
     values: dict[str, Any] = dict(
@@ -54,10 +55,10 @@ def spec_from_config(config: dict[str, Any], rootfs: Path, **overrides: Any) -> 
     )
     values.update(overrides)
     values["notes"] = tuple(notes)
-    if sandbox.available()[0]:
+    if bubblewrap.available()[0]:
         _check_runnable(rootfs, values["entrypoint"])
     else:
-        why = sandbox.available()[1]
+        why = bubblewrap.available()[1]
         values.update(sandboxed=False, host_paths=(rootfs / "var/task",))
         values["notes"] += (f"no sandbox here ({why}): running the image's app layers with the host Python "
                             f"{sys.version_info[0]}.{sys.version_info[1]} in isolation mode; its OS is not used",)
@@ -143,7 +144,7 @@ def project_spec(fn: FunctionConfig, *, environment: Mapping[str, str] | None = 
         environment=dict(fn.environment if environment is None else environment), credentials=credentials,
         region=region or _region())
     notes: list[str] = []
-    ok, why = sandbox.available()
+    ok, why = bubblewrap.available()
     if not ok:
         from lambdaship.package import deps as host_deps
 
