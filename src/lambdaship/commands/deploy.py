@@ -72,13 +72,8 @@ def register(app: typer.Typer) -> None:
             emit_json({**result.to_json(), **({"app": app_plan.to_json()} if app_plan is not None else {})})
         else:
             _print(fn, result, dry_run)
-            for line in summary(app_plan) if app_plan is not None and not dry_run else []:
-                console.print(line, markup=False)
             if not dry_run:
-                from lambdaship.local.dataplane.urls import local_lines  # only on a local stack
-
-                for line in local_lines(fn.function_name):
-                    console.print(line, markup=False)
+                _print_app(fn, summary(app_plan) if app_plan is not None else [])
 
 
 def _ship(fn, json_: bool, **kw):  # type: ignore[no-untyped-def]
@@ -114,6 +109,14 @@ def _ship(fn, json_: bool, **kw):  # type: ignore[no-untyped-def]
             status.stop()
         if steps is not None:
             steps.close(*(summary or ()))
+
+
+def _print_app(fn, lines: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """The app's API and triggers, then the local URLs that call the function (a local stack only)."""
+    from lambdaship.local.dataplane.urls import local_lines
+
+    for line in [*lines, *local_lines(fn.function_name)]:
+        console.print(line, markup=False)
 
 
 def _print(fn, result, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
