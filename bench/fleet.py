@@ -20,7 +20,9 @@ four dependencies, pinned) and one shared package, the tests' tiny base image on
 and cache (cold), ``deploy --all``; then a change to the shared package and ``deploy --all
 --changed-since HEAD~1`` (all N redeploy) with the default workers, 2, 4 and 8; then a change to one
 function's own code, deployed alone twice: by ``deploy --all --changed-since`` (the same path)
-and by ``deploy -f`` (the reference is the faster of the two). Every deploy is the
+and by ``deploy -f`` (the reference is the faster of the two). Last, the shared change and the
+one-function change once more inside the bench's process (``deploy_all``, warm clients): the
+fleet's own throughput without the CLI's start-up, each against the other. Every deploy is the
 real CLI in its own process (what a user waits for); the counts come from its ``--json``.
 --write puts the table into docs/benchmarks.md (section "Fleet sharing").
 """
@@ -177,13 +179,14 @@ def touch(tf, root: Path, rel: str) -> None:  # type: ignore[no-untyped-def]
     tf.commit(root)
 
 
-def sharing_run(tf, base: str, role: str, n: int) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+def sharing_run(tf, base: str, role: str, n: int, run: int) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
     from lambdaship.deploy.fleet.run import DEFAULT_WORKERS
 
     root, keys = share_project(tf, base, role, n)
     home = Path(tempfile.mkdtemp(prefix="bench-share-home-"))
     out = {f"cold: deploy --all ({n} new functions)": fleet_figures(*cli_deploy(root, home, "--all"))}
-    for workers in dict.fromkeys((DEFAULT_WORKERS, 2, 4, 8)):
+    counts = list(dict.fromkeys((DEFAULT_WORKERS, 2, 4, 8)))
+    for workers in counts[run % len(counts):] + counts[:run % len(counts)]:  # rotated: no count always first
         touch(tf, root, "common/util.py")
         label = f"shared code changed: deploy --all --changed-since ({n}), --workers {workers}"
         if workers == DEFAULT_WORKERS:
@@ -198,7 +201,30 @@ def sharing_run(tf, base: str, role: str, n: int) -> dict[str, dict[str, float]]
     took, data = cli_deploy(root, home, "--function", keys[0])
     assert data.get("version"), data
     out[f"{ONE}: deploy -f"] = {"seconds": took, "functions": 1}
+    out.update(in_process(tf, root, home, keys, n))
     return out
+
+
+def in_process(tf, root: Path, home: Path, keys: list[str], n: int) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """The same two redeploys in this process (clients, token and imports warm): the fleet's own
+    throughput, without the interpreter start-up that every CLI run pays once."""
+    from lambdaship.config import load_project
+    from lambdaship.deploy.fleet.run import deploy_all
+
+    os.environ["LAMBDASHIP_HOME"] = str(home)
+    out = {}
+    for label, rel in ((None, f"services/{keys[1]}/app.py"), (f"{INPROC} shared code changed ({n})", "common/util.py"),
+                       (f"{INPROC} {ONE} (1 of {n})", f"services/{keys[0]}/app.py")):
+        touch(tf, root, rel)
+        t = time.monotonic()
+        result = deploy_all(load_project(root), changed_since="HEAD~1")
+        took = time.monotonic() - t
+        if label is not None:  # the first one only warms the process up
+            out[label] = fleet_figures(took, result.to_json())
+    return out
+
+
+INPROC = "in-process:"
 
 
 ONE = "one function's code changed"
@@ -221,8 +247,9 @@ def sharing(n: int, runs: int, write: bool) -> None:
         base = push_base(upstream, Path(tempfile.mkdtemp()), repo="upstream/python", tag="3.12")
         role = tf.make_role()
         for i in range(runs):
-            per_run.append(sharing_run(tf, base, role, n))
-            print(f"run {i + 1}: " + ", ".join(f"{v['seconds']:.2f}" for v in per_run[-1].values()), flush=True)
+            per_run.append(sharing_run(tf, base, role, n, i))
+            print(f"run {i + 1}: " + ", ".join(f"{k.split(':')[0]} {v['seconds']:.2f}" for k, v in per_run[-1].items()),
+              flush=True)
     finally:
         stack.stop_registry(proc)
         stack.down(state_dir)
@@ -234,9 +261,11 @@ def sharing(n: int, runs: int, write: bool) -> None:
 def sharing_table(per_run: list[dict[str, dict[str, float]]], n: int, runs: int, loadavg: tuple[str, str]) -> str:
     from lambdaship.deploy.fleet.run import DEFAULT_WORKERS
 
-    med = {name: {k: statistics.median(r[name][k] for r in per_run) for k in vals}
-           for name, vals in per_run[0].items()}
+    order = sorted(per_run[0], key=lambda name: (not name.startswith("cold"), name.startswith(INPROC), ONE in name,
+                                                 "(default)" not in name, name))
+    med = {name: {k: statistics.median(r[name][k] for r in per_run) for k in per_run[0][name]} for name in order}
     single = min(v["seconds"] for name, v in med.items() if name.startswith(ONE))  # the stricter reference
+    single_in = next(v["seconds"] for name, v in med.items() if name.startswith(f"{INPROC} {ONE}"))
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; local stack "
         f"(moto server + distribution registry), the tests' tiny base image on a second registry; {n} functions "
@@ -250,8 +279,9 @@ def sharing_table(per_run: list[dict[str, dict[str, float]]], n: int, runs: int,
     ]
     for name, v in med.items():
         walls = [r[name]["seconds"] for r in per_run]
-        cells = [name, f"{v['seconds']:.2f} ({min(walls):.2f}-{max(walls):.2f})", f"{v['seconds'] / single:.2f}"]
-        if "installs" in v:
+        ref = single_in if name.startswith(INPROC) else single
+        cells = [name, f"{v['seconds']:.2f} ({min(walls):.2f}-{max(walls):.2f})", f"{v['seconds'] / ref:.2f}"]
+        if "installs" in v and not name.startswith(f"{INPROC} {ONE}"):
             cells += [f"{v['installs']:.0f}", f"{v['layers_written']:.0f}", f"{v['base_sent']:.0f} "
                       f"({v['base_bytes']:.0f})", f"{v['base_mounted']:.0f}", f"{v['deps_sent']:.0f} "
                       f"({v['deps_bytes']:.0f})"]
