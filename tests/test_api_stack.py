@@ -145,3 +145,24 @@ def test_a_zip_deploy_of_the_app_gets_its_api_and_zip_functions(local_stack, tmp
     assert back.returncode == 0, back.stderr
     assert json.loads(back.stdout)["extra_functions"][auth] == first
     assert lam.get_alias(FunctionName=auth, Name="live")["FunctionVersion"] == first
+
+
+@pytest.mark.slow
+def test_deploy_all_gives_each_chalice_app_its_api(local_stack, tmp_path) -> None:
+    """``deploy --all`` deploys a Chalice function's REST API as ``deploy -f`` does (the same hook)."""
+    from tests.conftest import EXAMPLES
+
+    root = tmp_path / "fleet"
+    shutil.copytree(EXAMPLES / "chalice-app", root / "services" / "web")
+    name = uid("fleetapi")
+    (root / "lambdaship.toml").write_text(
+        f'[functions.web]\nfunction_name = "{name}"\nsource = "services/web"\nhandler = "app.app"\n'
+        'package_type = "zip"\nrequirements = "requirements.txt"\n')
+    r = run_cli("deploy", "-C", str(root), "--all", "--create-role", "--skip-smoke", "--json", timeout=900)
+    assert r.returncode == 0, r.stderr
+    entry = json.loads(r.stdout)["functions"][0]
+    assert entry["status"] == "deployed" and entry["app"]["api_id"], entry
+    resources = aws("apigateway").get_resources(restApiId=entry["app"]["api_id"])["items"]
+    assert {"/health", "/items", "/items/{item_id}"} <= {x["path"] for x in resources}
+    url = f"{local_stack.endpoint}/restapis/{entry['app']['api_id']}/api/_user_request_/health"
+    assert httpx.get(url, timeout=60).json() == {"status": "ok"}  # the deployed code answers

@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
             help="With --all: only the functions changed since this git ref (REF...HEAD and uncommitted changes).",
         ),
         workers: int | None = typer.Option(
-            None, "--workers", help="With --all: how many functions deploy at once (default 2).", show_default=False
+            None, "--workers", show_default=False,
+            help="With --all: how many functions deploy at once (default: 4 per core, 2 to 8)."
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print every AWS call the deploy would make; make none."),
         image: str | None = typer.Option(
@@ -51,6 +52,7 @@ def register(app: typer.Typer) -> None:
         """
         overrides = flags.overrides()
         if all_ or changed_since is not None or workers is not None:
+            from lambdaship.api.deploy import extension  # every function's API and triggers, as deploy -f
             from lambdaship.commands import _fleet as fleet
 
             fleet.check_all_flags("deploy", all_, fleet_only={"--changed-since": changed_since, "--workers": workers},
@@ -60,6 +62,7 @@ def register(app: typer.Typer) -> None:
                 where.project, changed_since=changed_since,
                 workers=fleet.DEFAULT_WORKERS if workers is None else workers, dry_run=dry_run, json_=json_,
                 overrides=overrides, create_role=create_role, skip_smoke=skip_smoke, create_bucket=create_bucket,
+                app=extension,
             ))
         _, fn = where.load(flags)
         from lambdaship.api.deploy import extension, summary  # the app's REST API and triggers (issue 18)

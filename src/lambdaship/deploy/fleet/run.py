@@ -55,6 +55,7 @@ class FleetEntry:
     deps_hash: str | None = None  # the dependency set (inputs + platform); None: none
     build: BuildTally = field(default_factory=BuildTally)
     push: dict[str, dict[str, int]] | None = None  # per role (base, deps, app, config): sent, mounted, skipped
+    app: dict[str, Any] | None = None  # the app's API and triggers (ship(app=...)), as deploy --json has them
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +64,7 @@ class FleetEntry:
             "error": self.error, "seconds": None if self.seconds is None else round(self.seconds, 2),
             "image_uri": self.image_uri, "created": self.created, "steps": self.steps,
             "deps_hash": self.deps_hash, "build": self.build.to_json(), "push": self.push,
+            **({"app": self.app} if self.app is not None else {}),
         }
 
 
@@ -224,6 +226,7 @@ def _record(entry: FleetEntry, result: Any) -> None:
     entry.digest = result.digest
     entry.image_uri, entry.created, entry.steps = result.image_uri, bool(result.created), list(result.steps)
     entry.previous_version = result.previous_version
+    entry.app = result.app.to_json() if getattr(result, "app", None) is not None else None
     if result.up_to_date or not result.version:
         # nothing published: the alias already served this image (at most blobs were re-checked)
         entry.status, entry.version = "up_to_date", result.alias_version
