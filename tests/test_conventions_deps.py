@@ -12,8 +12,8 @@ import pytest
 
 from lambdaship.config import load_project
 from lambdaship.package import deps
+from lambdaship.package.poetry import poetry_constraint
 from lambdaship.package.requirements import requirements_file
-from lambdaship.package.sources import poetry_constraint
 from tests.conftest import run_cli
 
 HANDLER = "def handler(event, context):\n    return 1\n"
