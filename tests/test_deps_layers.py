@@ -277,3 +277,29 @@ def test_size_shows_the_dependency_layers(tmp_path: Path) -> None:
     text = run_cli("size", "-C", str(app), env={"LAMBDASHIP_HOME": str(tmp_path / "home")})
     assert text.returncode == 0, text.stderr
     assert "humanize==4.12.3" in text.stdout and SHARED in text.stdout
+
+
+def test_a_bump_keeps_nothing_from_another_environment_or_unresolvable_requirements(tmp_path: Path) -> None:
+    """No network: what decides against keeping a previous image's layers before anything runs."""
+    from dataclasses import replace
+
+    from lambdaship.config import load_project
+    from lambdaship.image.cache import DepsLayer
+    from lambdaship.image.model import Descriptor, Layer
+    from lambdaship.image.reuse import Previous, kept_layers
+    from lambdaship.package import deps
+
+    app = _app(tmp_path, "env")
+    fn = load_project(app).function()
+    plan = deps.plan(fn)
+    lay = DepsLayer(Layer(Descriptor("m", "sha256:" + "1" * 64, 1), "sha256:" + "2" * 64), "humanize",
+                    ("humanize==4.12.3",), cached=True)
+    previous = Previous("other-set", plan.env, (300_000, 16), (lay,))
+    assert kept_layers(fn, plan, replace(previous, env="another-python-or-installer"), 300_000) is None
+    assert kept_layers(fn, plan, replace(previous, env=""), 300_000) is None  # an image without the env
+    assert kept_layers(fn, plan, previous, 1_000_000) is None  # another threshold
+    assert plan.env == deps.plan(load_project(_app(tmp_path, "env-2", six="1.17.0")).function()).env
+    (app / "requirements.txt").write_text("--index-url https://example.invalid/simple\nhumanize==4.12.3\n")
+    assert deps.resolve(fn, deps.plan(fn)) is None  # options: only a real install can tell
+    (app / "requirements.txt").write_text("humanize==4.12.3 --hash=sha256:" + "0" * 64 + "\n")
+    assert deps.resolve(fn, deps.plan(fn)) is None
