@@ -303,3 +303,19 @@ def test_a_bump_keeps_nothing_from_another_environment_or_unresolvable_requireme
     assert deps.resolve(fn, deps.plan(fn)) is None  # options: only a real install can tell
     (app / "requirements.txt").write_text("humanize==4.12.3 --hash=sha256:" + "0" * 64 + "\n")
     assert deps.resolve(fn, deps.plan(fn)) is None
+
+
+@pytest.mark.slow
+def test_status_shows_the_deployed_images_dependency_layers(local_stack, base_image_ref: str, tmp_path: Path) -> None:
+    """``status`` reads the layers of the image the alias serves from its deps-layers label."""
+    app = _app(tmp_path, "status", base=base_image_ref)
+    env = {"LAMBDASHIP_HOME": str(tmp_path / "runner"), "UV_CACHE_DIR": str(tmp_path / "runner" / "uv")}
+    r = run_cli("deploy", "-C", str(app), "--create-role", "--skip-smoke", "--package-type", "image", "--json",
+                env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    st = run_cli("status", "-C", str(app), "--json")
+    assert st.returncode == 0, st.stderr
+    layers = {d["name"]: d["packages"] for d in json.loads(st.stdout)["deps_layers"]}
+    assert layers == {"humanize": ["humanize==4.12.3"], SHARED: ["six==1.16.0"]}
+    text = run_cli("status", "-C", str(app)).stdout
+    assert any(line.startswith("  deps layer     humanize: humanize==4.12.3, ") for line in text.splitlines()), text

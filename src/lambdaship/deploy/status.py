@@ -67,7 +67,20 @@ def function_status(fn: FunctionConfig, *, versions: int = RECENT_VERSIONS, imag
         out["latest_code_sha256"] = cfg.get("CodeSha256")
     elif images:
         _images(out, fn, deployed, uri)
+        out["deps_layers"] = _deps_layers(out["deployed_image"], fn.architecture)
     return out
+
+
+def _deps_layers(image: str | None, architecture: str) -> list[dict[str, Any]] | None:
+    """The dependency layers of the image the alias serves (its ``dev.lambdaship.deps-layers``
+    label): name, packages, compressed size; None when unknown (no image, an older image)."""
+    from lambdaship.image.reuse import previous_layers
+
+    found = previous_layers(image, architecture) if image else None
+    if found is None:
+        return None
+    return [{"name": d.name, "packages": list(d.packages), "size": d.layer.size, "digest": d.layer.digest}
+            for d in found.layers]
 
 
 def render(status: dict[str, Any]) -> list[str]:
@@ -94,6 +107,9 @@ def render(status: dict[str, Any]) -> list[str]:
         for v in status["versions"]:
             mark = "*" if v["live"] else " "
             lines.append(f"   {mark}{v['version']:>4}  {v['digest'] or '?'}  {v['last_modified'] or ''}")
+    for d in status.get("deps_layers") or []:
+        what = ", ".join(d["packages"]) if len(d["packages"]) <= 3 else f"{len(d['packages'])} packages"
+        lines.append(f"  deps layer     {d['name']}: {what}, {d['size'] / 1e6:.1f} MB  {d['digest'][:19]}")
     if status.get("images") is not None:
         lines.append(f"  images in {status.get('repository')}:")
         for img in status["images"][:RECENT_VERSIONS]:
