@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -163,7 +164,8 @@ def test_bad_architecture_fails_while_parsing(command, tmp_path):
 
 def test_the_cli_renders_build_events_the_library_only_emits(capsys):
     """image.build emits BuildEvents; progress=True sends them to the sink the CLI registered, which
-    prints one dim line per stage (nothing for "done"); without a sink nothing is printed."""
+    (outside a terminal) prints one line per ended stage and a summary line for "done"; without a
+    sink nothing is printed."""
     from lambdaship.image import events
 
     events.set_default_sink(None)
@@ -178,7 +180,10 @@ def test_the_cli_renders_build_events_the_library_only_emits(capsys):
     sink(events.BuildEvent("layers", "writing layers"))
     sink(events.BuildEvent("done", "sha256:" + "0" * 64, 10, 1.0))
     out, err = capsys.readouterr()
-    assert out == "" and err == "… writing layers\n"
+    lines = err.splitlines()
+    assert out == "" and len(lines) == 2, err
+    assert re.fullmatch(r"layers +\d+\.\d s  writing layers", lines[0]), lines
+    assert re.fullmatch(r"built +1\.0 s  sha256:0{12}…: image 10 B", lines[1]), lines
     assert events.sink_for(False) is not sink and events.sink_for(print) is print
 
 
