@@ -274,7 +274,7 @@ def test_rest_api_stage_runs_the_alias_and_enforces_its_resource_policy(local_st
     # The stack lists the URL.
     st = run_cli("local", "status", "--state-dir", local_stack.state_dir, "--json")
     assert any(e["url"] == f"{base}/" and name in e["functions"] for e in json.loads(st.stdout)["endpoints"])
-    from lambdaship.local.dataplane.urls import local_lines
+    from lambdaship.local.stack import local_lines
 
     assert local_lines(name) == [f"local REST API stage prod: {base}/"]
 

@@ -116,7 +116,7 @@ def _ship(fn, json_: bool, **kw):  # type: ignore[no-untyped-def]
 
 def _print_app(fn, lines: list[str]) -> None:  # type: ignore[no-untyped-def]
     """The app's API and triggers, then the local URLs that call the function (a local stack only)."""
-    from lambdaship.local.dataplane.urls import local_lines
+    from lambdaship.local.stack import local_lines  # asks a running local stack; imports no data plane
 
     for line in [*lines, *local_lines(fn.function_name)]:
         console.print(line, markup=False)

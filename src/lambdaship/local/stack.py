@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -359,9 +360,31 @@ def status(state_dir: Path | None = None) -> dict:
         }
         out["running"] = out["running"] and ok
     if state.dataplane is not None and out["services"]["dataplane"]["answering"]:
-        try:
-            r = httpx.get(state.dataplane.url + "/_lambdaship/endpoints", timeout=30)
-            out["endpoints"] = r.json() if r.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            out["endpoints"] = None
+        out["endpoints"] = endpoints(state.dataplane.url, timeout=30)
     return out
+
+
+def endpoints(dataplane_url: str, *, timeout: float) -> list[dict[str, Any]] | None:
+    """The HTTP entry points the data plane serves (``/_lambdaship/endpoints``); None when it
+    does not answer."""
+    try:
+        r = httpx.get(dataplane_url.rstrip("/") + "/_lambdaship/endpoints", timeout=timeout)
+        return r.json() if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def local_lines(function: str, endpoint: str | None = None) -> list[str]:
+    """One line per local HTTP entry point that calls ``function`` — when ``AWS_ENDPOINT_URL``
+    (or ``endpoint``) is a lambdaship local stack on this machine; else nothing (no request
+    leaves the machine). For ``deploy``'s summary."""
+    from urllib.parse import urlsplit
+
+    endpoint = (endpoint or os.environ.get("AWS_ENDPOINT_URL") or "").rstrip("/")
+    if urlsplit(endpoint).hostname not in ("127.0.0.1", "localhost", "::1"):
+        return []
+    names = {"rest": "REST API stage", "http": "HTTP API stage", "function-url": "Function URL"}
+    return [f"local {names.get(e['kind'], e['kind'])}"
+            + (f" {e['stage']}" if e.get("stage") else "") + f": {e['url']}"
+            for e in endpoints(endpoint, timeout=10) or []
+            if isinstance(e, dict) and function in e.get("functions", [])]

@@ -1,4 +1,5 @@
-"""The local URLs of everything callable over HTTP on the stack (for ``local status`` / deploy)."""
+"""The local URLs of everything callable over HTTP on the stack (served at
+``/_lambdaship/endpoints``; ``local.stack`` asks for them, for ``local status`` and deploy)."""
 
 from __future__ import annotations
 
@@ -36,26 +37,3 @@ def endpoints(endpoint: str, function: str | None = None) -> list[dict[str, Any]
     if function is not None:
         out = [e for e in out if function in e["functions"]]
     return out
-
-
-def local_lines(function: str, endpoint: str | None = None) -> list[str]:
-    """One line per local HTTP entry point that calls ``function`` — when ``AWS_ENDPOINT_URL``
-    (or ``endpoint``) is a lambdaship local stack on this machine; else nothing (no request
-    leaves the machine). For ``deploy``'s summary."""
-    import os
-    from urllib.parse import urlsplit
-
-    import httpx
-
-    endpoint = (endpoint or os.environ.get("AWS_ENDPOINT_URL") or "").rstrip("/")
-    if urlsplit(endpoint).hostname not in ("127.0.0.1", "localhost", "::1"):
-        return []
-    try:
-        r = httpx.get(f"{endpoint}/_lambdaship/endpoints", timeout=10)
-        found = r.json() if r.status_code == 200 else []
-    except (httpx.HTTPError, ValueError):
-        return []
-    names = {"rest": "REST API stage", "http": "HTTP API stage", "function-url": "Function URL"}
-    return [f"local {names.get(e['kind'], e['kind'])}"
-            + (f" {e['stage']}" if e.get("stage") else "") + f": {e['url']}"
-            for e in found if isinstance(e, dict) and function in e.get("functions", [])]
