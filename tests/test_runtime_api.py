@@ -25,6 +25,10 @@ def echo(event, context):
 def fail(event, context):
     raise ValueError("bad input")
 
+def crash(event, context):
+    import signal
+    os.kill(os.getpid(), getattr(signal, event["signal"]))
+
 def sleepy(event, context):
     time.sleep(event.get("seconds", 5))
     return {"pid": os.getpid()}
@@ -85,6 +89,17 @@ def test_timeout_kills_the_worker_and_reports_like_lambda(app_dir: Path) -> None
     assert timed_out.error["errorMessage"].endswith("Task timed out after 1.00 seconds")
     assert any(line.endswith("Task timed out after 1.00 seconds") for line in logs)
     assert after.ok, "a fresh worker replaces the killed one"
+
+
+@pytest.mark.parametrize(("sig", "reason"), [("SIGKILL", "signal: killed"), ("SIGSEGV", "signal: segmentation fault")])
+def test_a_runtime_that_dies_is_reported_and_logged_like_lambda(app_dir: Path, sig: str, reason: str) -> None:
+    logs: list[str] = []
+    with _api(app_dir, "fns.crash", log_sink=logs.append) as api:
+        result = api.invoke({"signal": sig})
+    assert result.error == {"errorMessage": f"RequestId: {result.request_id} Error: Runtime exited with error: "
+                                            f"{reason}", "errorType": "Runtime.ExitError"}
+    assert result.logs[-2:] == [result.error["errorMessage"], "Runtime.ExitError"]
+    assert f"END RequestId: {result.request_id}" in logs
 
 
 def test_concurrent_invocations_use_several_workers(app_dir: Path) -> None:

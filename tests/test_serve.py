@@ -181,6 +181,33 @@ def test_plain_handler_gets_proxy_events_and_errors_are_502(plain_app: Path) -> 
         assert served.stop() == 0
 
 
+def test_a_worker_started_for_one_connection_outlives_it(plain_app: Path) -> None:
+    """The second worker is spawned while serving a request, on that connection's thread; the
+    sandbox ties a runtime to the thread that spawned it (bwrap --die-with-parent), so that
+    worker must not die when the connection closes."""
+    served = Served(["-C", str(plain_app), "--workers", "2", "--no-reload"])
+
+    def concurrent_workers() -> set[str]:
+        clients = [httpx.Client(base_url=served.url, timeout=30) for _ in range(2)]
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(lambda c: c.get("/sleep", params={"s": "0.7"}), clients))
+        finally:
+            for c in clients:
+                c.close()  # the connections end: so do their server threads
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        return {a.headers["x-worker"] for a in answers}
+
+    try:
+        first = concurrent_workers()
+        assert len(first) == 2
+        time.sleep(0.5)
+        assert concurrent_workers() == first, "both workers stayed warm"
+        assert "Runtime.ExitError" not in served.log_text()
+    finally:
+        assert served.stop() == 0
+
+
 def test_http_api_v2_payload(plain_app: Path) -> None:
     served = Served(["-C", str(plain_app), "--http-api-v2", "--no-reload"])
     try:

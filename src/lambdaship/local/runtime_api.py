@@ -6,6 +6,11 @@ Runtime API (``/2018-06-01/runtime/...``) on 127.0.0.1. The pool keeps workers w
 them; concurrent invocations go to different workers (up to ``max_workers``). An invocation
 that outlives the function's timeout kills its worker (SIGKILL: in a pid namespace the runtime
 is pid 1 and ignores SIGTERM) and is reported as Lambda reports it.
+
+Every runtime process is spawned by one long-lived thread (:func:`spawn`), never by the
+calling thread: the sandbox ties each runtime to the thread that spawned it (``bwrap
+--die-with-parent`` is PR_SET_PDEATHSIG, which fires when that *thread* exits), and callers
+such as an HTTP server's per-connection threads end long before the worker should.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,24 @@ from lambdaship.errors import LambdashipError
 from lambdaship.local.invocation import Invocation, InvokeResult, Launch, LogSink, error_payload
 from lambdaship.local.runtime_http import RuntimeServer
 from lambdaship.names import LOCAL_ACCOUNT as ACCOUNT_ID
+
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runtime-spawner")
+
+
+def spawn(argv: list[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen(argv, **popen)`` on the process-wide spawner thread, which lives as long
+    as the process: a runtime's parent-death signal then fires only when this process ends."""
+    return _SPAWNER.submit(subprocess.Popen, argv, **popen).result()
+
+
+def exit_reason(code: int) -> str:
+    """How Lambda words a runtime's exit: ``exit status 1``, ``signal: killed``."""
+    if code >= 0:
+        return f"exit status {code}"
+    try:
+        return f"signal: {signal.strsignal(-code).lower()}"
+    except (ValueError, AttributeError):
+        return f"signal: {-code}"
 
 
 class Worker:
@@ -58,7 +82,7 @@ class Worker:
         self.launch: Launch | None = pool.launcher() if pool.launcher is not None else None
         argv = self.launch.argv if self.launch is not None else list(pool.command)
         try:
-            self.proc = subprocess.Popen(
+            self.proc = spawn(
                 argv, cwd=pool.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -116,12 +140,14 @@ class Worker:
         if inv is not None and not inv.done.is_set():
             if self._init_error is not None:
                 payload = self._init_error
+                inv.resolve(InvokeResult(inv.request_id, payload, "Unhandled", 0.0))
             else:
-                msg = f"RequestId: {inv.request_id} Error: Runtime exited with error: exit status {code}"
-                if code < 0:
-                    msg = f"RequestId: {inv.request_id} Error: Runtime exited with error: signal: {-code}"
-                payload = error_payload(msg, "Runtime.ExitError")
-            inv.resolve(InvokeResult(inv.request_id, payload, "Unhandled", 0.0))
+                msg = f"RequestId: {inv.request_id} Error: Runtime exited with error: {exit_reason(code)}"
+                if inv.resolve(InvokeResult(inv.request_id, error_payload(msg, "Runtime.ExitError"), "Unhandled",
+                                            0.0)):
+                    for line in (msg, "Runtime.ExitError"):  # as Lambda writes it to the log stream
+                        inv.logs.append(line)
+                        self.pool.emit(line)
         self.pool._worker_exited(self)
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -130,8 +156,9 @@ class Worker:
         if self._killed:
             return
         self._killed = True
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:  # not reaped: its pid (the group's id) cannot belong to another process
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         self.inbox.put(None)
         self.server.shutdown()
         self.server.server_close()

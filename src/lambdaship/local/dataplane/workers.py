@@ -92,10 +92,9 @@ class Backend(Protocol):
 class Workers:
     """One warm handle per (function, version); a changed fingerprint replaces it.
 
-    Every start and invocation runs on this object's own long-lived threads, never on the
-    caller's: the sandbox ties each runtime to the thread that spawned it (``bwrap
-    --die-with-parent`` is PR_SET_PDEATHSIG, which fires when that *thread* exits), and the
-    HTTP server's threads end with their connection.
+    Every start and invocation runs on this object's own bounded pool of threads, never on the
+    caller's (the HTTP server's threads end with their connection); the runtime processes
+    themselves come from the engine's one spawner thread (``runtime_api.spawn``).
 
     A worker set idle for ``idle_seconds`` (``LAMBDASHIP_DATAPLANE_IDLE_SECONDS``, default 600)
     is stopped, as Lambda reclaims idle execution environments; the next request starts a new one.
