@@ -31,7 +31,9 @@ def _region_of(host: str) -> str | None:
 
 def get_authorization_token(region: str | None = None) -> tuple[tuple[str, str], str]:
     """((user, password), proxyEndpoint) from ``GetAuthorizationToken`` (cached until expiry)."""
-    key = region or ""
+    from lambdaship.aws.session import resolved_region
+
+    key = region or resolved_region() or ""  # in_region(r): r's token, never another region's
     with _token_lock:
         cached = _tokens.get(key)
         if cached and cached[0] > time.time() + 300:

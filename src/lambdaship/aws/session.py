@@ -12,10 +12,13 @@ The CLI's global options reach this module through :data:`settings` (set once by
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -101,9 +104,25 @@ def _config() -> Any:
     )
 
 
+# A multi-region deploy runs each region on its own thread inside ``in_region(r)``: every client
+# made there (and every cached one it reuses) is that region's. Threads do not inherit it.
+_region_scope: contextvars.ContextVar[str | None] = contextvars.ContextVar("lambdaship_region", default=None)
+
+
+@contextlib.contextmanager
+def in_region(region: str | None) -> Iterator[None]:
+    """Clients made in this block (on this thread) use ``region``, whatever ``--region`` or the
+    environment say; ``None`` changes nothing."""
+    token = _region_scope.set(region or _region_scope.get())
+    try:
+        yield
+    finally:
+        _region_scope.reset(token)
+
+
 def resolved_region() -> str | None:
-    """The region from ``--region`` or ``AWS_REGION``; None lets boto3 look further."""
-    return settings.region or os.environ.get("AWS_REGION") or None
+    """The region from :func:`in_region`, ``--region`` or ``AWS_REGION``; None lets boto3 look further."""
+    return _region_scope.get() or settings.region or os.environ.get("AWS_REGION") or None
 
 
 def session() -> Any:
@@ -163,7 +182,7 @@ def client(service: str, **kwargs: Any) -> Any:
     key = None
     if not kwargs:
         env_endpoint = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
-        key = (service, settings.profile, settings.region, settings.verbose,
+        key = (service, settings.profile, settings.region, _region_scope.get(), settings.verbose,
                os.environ.get(env_endpoint), *(os.environ.get(k) for k in _ENV))
     with _lock:
         if key is not None and key in _clients:
