@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import time
 import urllib.parse
@@ -23,7 +24,7 @@ import httpx
 from lambdaship.oci import upload
 from lambdaship.oci.auth import Keychain, RegistryAuth, default_keychain
 from lambdaship.oci.media import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, sha256_digest
-from lambdaship.oci.reference import base_url, registry_host
+from lambdaship.oci.reference import base_url, local_repository_prefix, registry_host
 from lambdaship.oci.transport import (
     HTTP_FAILURES,
     MANIFEST_MAX,
@@ -56,6 +57,18 @@ class RegistryClient(upload.Uploads):
         self.chunk_size = upload.CHUNK_SIZE
         self.stream_chunk_size = upload.STREAM_CHUNK_SIZE
         self._http = http_client(self.url, self._auth, timeout)
+        # Another region's repositories in the local stand-in registry (see oci.reference).
+        self._prefix = local_repository_prefix(self.registry)
+
+    def _local(self, path: str, params: dict[str, str] | None = None) -> tuple[str, dict[str, str] | None]:
+        """A relative ``/v2/<repo>/…`` path (and a mount's ``from``) in this region's namespace;
+        upload locations the registry sent (absolute or not) are used as they are."""
+        if (not self._prefix or not path.startswith("/v2/") or path.startswith("/v2/_catalog")
+                or re.match(r"^/v2/.+/blobs/uploads/[^/?]+", path)):
+            return path, params
+        if params and "from" in params:
+            params = {**params, "from": self._prefix + params["from"]}
+        return "/v2/" + self._prefix + path[4:], params
 
     @classmethod
     def for_registry(cls, registry: str, keychain: Keychain | None = None) -> RegistryClient:
@@ -114,6 +127,7 @@ class RegistryClient(upload.Uploads):
         """One request with retries; the answer is read, at most ``limit`` bytes. Statuses in
         ``ok`` or ``allow`` are returned, others raise ``RegistryError``."""
         what = self._describe(method, path)
+        path, params = self._local(path, params)
         attempts = retrying() if retry else iter([contextlib.nullcontext()])
         try:
             for attempt in attempts:
@@ -243,7 +257,7 @@ class RegistryClient(upload.Uploads):
         path = f"/v2/{repo}/blobs/{digest}"
         for attempt in retrying():
             with attempt:
-                req = self._http.build_request("GET", path, headers=headers,
+                req = self._http.build_request("GET", self._local(path)[0], headers=headers,
                                                extensions={"lambdaship_stream": True})
                 resp = self._http.send(req, stream=True)
                 if resp.status_code in (200, 206):

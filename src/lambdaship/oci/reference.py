@@ -2,6 +2,10 @@
 
 ``LAMBDASHIP_REGISTRY_URL`` replaces ECR hosts (``*.dkr.ecr.<region>.amazonaws.com``) in
 ``base_url``, so the local stack's registry stands in for ECR without any special case elsewhere.
+With ``LAMBDASHIP_REGISTRY_REGION`` set too (the local stack sets it to its region), that one
+registry stands in for every region's ECR, each with repositories of its own: region R's
+repository ``name`` is ``R/name`` there (``name`` itself for the stack's own region), as each
+region's ECR has its own repositories (``local_repository_prefix``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from lambdaship.patterns import OCI_REPOSITORY_RE as REPO_RE
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "https://registry-1.docker.io"
 REGISTRY_URL_ENV = "LAMBDASHIP_REGISTRY_URL"
+REGISTRY_REGION_ENV = "LAMBDASHIP_REGISTRY_REGION"
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,19 @@ def base_url(registry: str) -> str:
     if registry == DOCKER_HUB:
         return DOCKER_HUB_API
     return ("http://" if is_loopback(registry) else "https://") + registry
+
+
+def local_repository_prefix(registry: str) -> str:
+    """``"<region>/"`` when ``registry`` is another region's ECR host and the registry at
+    ``LAMBDASHIP_REGISTRY_URL`` stands in for every region (``LAMBDASHIP_REGISTRY_REGION``: the
+    region whose repositories keep their own names); ``""`` otherwise."""
+    home = os.environ.get(REGISTRY_REGION_ENV, "").strip()
+    if not home or not os.environ.get(REGISTRY_URL_ENV, "").strip():
+        return ""
+    m = ECR_HOST_RE.match(registry_host(registry))
+    if m is None or m.group("region") == home:
+        return ""
+    return m.group("region") + "/"
 
 
 def origin(url: str) -> tuple[str, str, int]:
