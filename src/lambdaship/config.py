@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lambdaship.errors import ConfigError, LambdashipError, UsageError
-from lambdaship.patterns import ALIAS_RE, ECR_REPOSITORY_RE, ENV_KEY_RE, FUNCTION_NAME_RE, ROLE_ARN_RE
+from lambdaship.patterns import ALIAS_RE, ECR_REPOSITORY_RE, ENV_KEY_RE, FUNCTION_NAME_RE, REGION_RE, ROLE_ARN_RE
 from lambdaship.platform import DEFAULT_ARCHITECTURE, DEFAULT_PYTHON, SUPPORTED_PYTHONS, Architecture, Platform
 
 CONFIG_FILE = "lambdaship.toml"
@@ -136,6 +136,27 @@ class FunctionConfig(_Strict):
         description="Image builds: a dependency whose files exceed this (MB unpacked) gets an image layer of its "
         "own, unchanged when other packages are bumped; 0 puts every dependency in one layer.",
     )
+
+    regions: list[str] = Field(
+        default_factory=list,
+        description="Deploy one build to each of these regions (the first gets the push, the others a "
+        "registry-to-registry copy of the blobs they lack), in parallel; empty: the one region boto3 "
+        "configures (--region, AWS_REGION, the profile). See docs/design-regions.md.",
+    )
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _regions(cls, v: Any) -> list[str]:
+        if not isinstance(v, list | tuple):
+            raise ValueError('must be a list of region names, e.g. regions = ["us-east-1", "eu-west-1"]')
+        v = list(v)
+        for r in v:
+            if not isinstance(r, str) or not REGION_RE.match(r):
+                raise ValueError(f"{r!r} is not an AWS region name; use names like \"us-east-1\", \"eu-west-1\"")
+        dup = sorted({r for r in v if v.count(r) > 1})
+        if dup:
+            raise ValueError(f"{', '.join(dup)} listed more than once; list each region once")
+        return v
 
     @field_validator("function_name")
     @classmethod
