@@ -8,6 +8,11 @@ URLs itself and passes everything else to moto unchanged. ``down`` stops exactly
 recorded there (the data plane stops its function workers). Nothing in lambdaship
 special-cases the local stack: it works because of ``AWS_ENDPOINT_URL`` and
 ``LAMBDASHIP_REGISTRY_URL``.
+
+Regions: moto serves every region in one process (the region comes from each request's
+signature); the data plane runs each region's functions (the region of the Invoke request's
+signature); the one registry stands in for every region's ECR, other regions' repositories under
+``<region>/`` (``LAMBDASHIP_REGISTRY_REGION`` names the stack's own region).
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ class StackState:
             "AWS_DEFAULT_REGION": self.region,
             **TEST_CREDENTIALS,
             "LAMBDASHIP_REGISTRY_URL": self.registry.url,
+            # the registry stands in for every region's ECR; other regions' repositories are
+            # "<region>/<name>" in it (lambdaship.oci.reference.local_repository_prefix)
+            "LAMBDASHIP_REGISTRY_REGION": self.region,
         }
 
     def to_json(self) -> dict:
@@ -290,8 +298,8 @@ def _start_dataplane(state_dir: Path, moto_url: str, registry_url: str, region: 
     cmd = [sys.executable, "-m", "lambdaship.local.dataplane", "--moto", moto_url, "--state-dir", str(state_dir),
            "--port", str(port), "--region", region]
     # The stack's own credentials only: nothing of the user's AWS identity reaches the data plane.
-    env = {"LAMBDASHIP_REGISTRY_URL": registry_url, "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
-           **TEST_CREDENTIALS}
+    env = {"LAMBDASHIP_REGISTRY_URL": registry_url, "LAMBDASHIP_REGISTRY_REGION": region,
+           "AWS_DEFAULT_REGION": region, "AWS_REGION": region, **TEST_CREDENTIALS}
     proc = _spawn(cmd, log, env, drop=("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"))
     url = f"http://127.0.0.1:{port}"
     try:

@@ -9,6 +9,11 @@ zip moto was given: moto keeps it in memory only (``Code.Location`` names a buck
 exist), so the data plane keeps a copy of every zip that passes through it (``CodeStore``),
 addressed by ``CodeSha256``.
 
+Regions: one moto serves every region (it reads the region from each request's signature), and
+so does the data plane: ``resolve(..., region=)`` reads the function in that region (the
+caller's, from the Invoke request's SigV4 credential scope; default: the stack's region), and
+the :class:`CodeSpec` carries it, so the function runs with that ``AWS_REGION``.
+
 Results are cached; any write to Lambda / API Gateway that passes through the data plane
 clears the cache (``invalidate``), and entries expire after ``TTL`` seconds in case moto was
 changed behind the data plane's back.
@@ -139,28 +144,36 @@ class Functions:
                 self._cache[key] = (gen, now, value)
         return value
 
-    def arn(self, name: str, qualifier: str | None = None) -> str:
-        base = f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
+    def arn(self, name: str, qualifier: str | None = None, region: str | None = None) -> str:
+        base = f"arn:aws:lambda:{region or self.region}:{self.account}:function:{name}"
         return f"{base}:{qualifier}" if qualifier else base
 
     # ---- resolution ---------------------------------------------------------------------
-    def _function(self, name: str, version: str) -> dict[str, Any] | None:
+    def _in(self, region: str, call: Any) -> Any:
+        from lambdaship.aws.session import in_region
+
+        with in_region(region):
+            return call()
+
+    def _function(self, name: str, version: str, region: str | None = None) -> dict[str, Any] | None:
         from lambdaship.aws import lambda_
 
-        return self.cached(("fn", name, version), lambda: lambda_.get_function(name, version))
+        r = region or self.region
+        return self.cached(("fn", r, name, version), lambda: self._in(r, lambda: lambda_.get_function(name, version)))
 
-    def _alias(self, name: str, alias: str) -> dict[str, Any] | None:
+    def _alias(self, name: str, alias: str, region: str | None = None) -> dict[str, Any] | None:
         from lambdaship.aws import lambda_
 
-        return self.cached(("alias", name, alias), lambda: lambda_.get_alias(name, alias))
+        r = region or self.region
+        return self.cached(("alias", r, name, alias), lambda: self._in(r, lambda: lambda_.get_alias(name, alias)))
 
-    def version_for(self, name: str, qualifier: str | None) -> str:
+    def version_for(self, name: str, qualifier: str | None, region: str | None = None) -> str:
         """The version ``qualifier`` names now (an alias picks by its routing weights)."""
         if not qualifier or qualifier == "$LATEST" or qualifier.isdigit():
             return qualifier or "$LATEST"
-        alias = self._alias(name, qualifier)
+        alias = self._alias(name, qualifier, region)
         if alias is None:
-            raise NotFound(self.arn(name, qualifier), self._function(name, "$LATEST") is not None)
+            raise NotFound(self.arn(name, qualifier, region), self._function(name, "$LATEST", region) is not None)
         version = str(alias["FunctionVersion"])
         weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
         roll = random.random()
@@ -170,17 +183,19 @@ class Functions:
             roll -= float(weight)
         return version
 
-    def resolve(self, name_or_arn: str, qualifier: str | None = None) -> Target:
+    def resolve(self, name_or_arn: str, qualifier: str | None = None, region: str | None = None) -> Target:
+        """What ``name_or_arn`` (+ ``qualifier``) runs in ``region`` (default: the stack's)."""
+        r = region or self.region
         name, qualifier = parse_name(name_or_arn, qualifier)
-        version = self.version_for(name, qualifier)
-        spec = self.cached(("spec", name, version), lambda: self._spec(name, version))
-        return Target(spec, self.arn(name), version)
+        version = self.version_for(name, qualifier, r)
+        spec = self.cached(("spec", r, name, version), lambda: self._spec(name, version, r))
+        return Target(spec, self.arn(name, region=r), version)
 
-    def _spec(self, name: str, version: str) -> CodeSpec:
-        fn = self._function(name, version)
+    def _spec(self, name: str, version: str, region: str) -> CodeSpec:
+        fn = self._function(name, version, region)
         if fn is None:
-            exists = version != "$LATEST" and self._function(name, "$LATEST") is not None
-            raise NotFound(self.arn(name, None if version == "$LATEST" else version), exists)
+            exists = version != "$LATEST" and self._function(name, "$LATEST", region) is not None
+            raise NotFound(self.arn(name, None if version == "$LATEST" else version, region), exists)
         cfg, code = fn["Configuration"], fn.get("Code") or {}
         env = dict((cfg.get("Environment") or {}).get("Variables") or {})
         common: dict[str, Any] = {
@@ -189,7 +204,7 @@ class Functions:
             "ephemeral": int((cfg.get("EphemeralStorage") or {}).get("Size") or 512),
             "environment": tuple(sorted(env.items())),
             "architecture": (cfg.get("Architectures") or ["x86_64"])[0], "code_sha256": cfg.get("CodeSha256") or "",
-            "region": self.region, "account": self.account,
+            "region": region, "account": self.account,
         }
         if cfg.get("PackageType") == "Image":
             image_cfg = (cfg.get("ImageConfigResponse") or {}).get("ImageConfig") or {}

@@ -6,12 +6,15 @@ name's ``:qualifier``) is a version or an alias; weighted aliases pick a version
 ``X-Amz-Executed-Version`` says which ran. ``X-Amz-Log-Type: Tail`` returns the last 4 KB of the
 log in ``X-Amz-Log-Result``. A failed function answers 200 with ``X-Amz-Function-Error:
 Unhandled`` and Lambda's error document (``errorMessage``, ``errorType``, ``stackTrace``).
-An unknown function, version or alias answers 404 ``ResourceNotFoundException``.
+An unknown function, version or alias answers 404 ``ResourceNotFoundException``. The region is
+the request's (its SigV4 credential scope, ``Credential=<key>/<date>/<region>/lambda/aws4_request``),
+as on AWS, where each region is its own endpoint; unsigned requests get the stack's region.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -23,6 +26,13 @@ from lambdaship.local.dataplane.workers import Outcome, Workers
 
 MAX_PAYLOAD = 6 * 1024 * 1024
 MAX_EVENT_PAYLOAD = 256 * 1024
+_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/(?P<region>[a-z0-9-]+)/")
+
+
+def request_region(req: Request) -> str | None:
+    """The region a signed request was signed for (None: unsigned)."""
+    m = _SCOPE.search(req.header("Authorization"))
+    return m.group("region") if m else None
 
 
 def service_error(status: int, code: str, message: str, kind: str = "User") -> Response:
@@ -52,7 +62,7 @@ class Invoker:
         query = parse_qs(urlsplit(req.target).query)
         qualifier = (query.get("Qualifier") or [None])[0]
         try:
-            target = self.functions.resolve(unquote(req.match.group("name")), qualifier)
+            target = self.functions.resolve(unquote(req.match.group("name")), qualifier, request_region(req))
         except NotFound as exc:  # (moto itself answers 500 for an unknown function)
             return service_error(404, "ResourceNotFoundException", f"Function not found: {exc.resource}")
         except CodeMissing:

@@ -47,8 +47,8 @@ def tail(lines: list[str]) -> str:
 class LogWriter:
     def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
-        self._q: queue.Queue[tuple[str, str, list[dict[str, Any]]] | None] = queue.Queue()
-        self._streams: dict[tuple[str, str, str], str] = {}
+        self._q: queue.Queue[tuple[str, str, str, list[dict[str, Any]]] | None] = queue.Queue()
+        self._streams: dict[tuple[str, str, str, str], str] = {}
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
@@ -57,7 +57,7 @@ class LogWriter:
         self._thread.start()
 
     def stream_for(self, spec: CodeSpec) -> str:
-        key = (spec.function_name, spec.version, spec.fingerprint)
+        key = (spec.region, spec.function_name, spec.version, spec.fingerprint)
         with self._lock:
             stream = self._streams.get(key)
             if stream is None:
@@ -69,27 +69,29 @@ class LogWriter:
         now = int(time.time() * 1000)
         events = [{"timestamp": now, "message": line} for line in lines]
         self._idle.clear()
-        self._q.put((f"/aws/lambda/{spec.function_name}", self.stream_for(spec), events))
+        self._q.put((spec.region, f"/aws/lambda/{spec.function_name}", self.stream_for(spec), events))
 
     def _run(self) -> None:
         from lambdaship.aws import logs
+        from lambdaship.aws.session import in_region
 
         while True:
             item = self._q.get()
             if item is None:
                 return
-            batch: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            batch: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
             stop = False
             while item is not None:
-                batch.setdefault((item[0], item[1]), []).extend(item[2])
+                batch.setdefault((item[0], item[1], item[2]), []).extend(item[3])
                 try:
                     item = self._q.get(timeout=0.01)
                 except queue.Empty:
                     break
                 stop = item is None
-            for (group, stream), events in batch.items():
+            for (region, group, stream), events in batch.items():
                 try:
-                    logs.put_events(group, stream, events)
+                    with in_region(region):  # the function's region's CloudWatch Logs
+                        logs.put_events(group, stream, events)
                 except Exception:
                     self.errors += 1
             if self._q.empty():

@@ -42,8 +42,9 @@ class CodeSpec:
     account: str = "123456789012"
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.function_name, self.version)
+    def key(self) -> tuple[str, str, str]:
+        """One warm worker set per (region, function, version): the same name in two regions is two functions."""
+        return (self.region, self.function_name, self.version)
 
     @property
     def fingerprint(self) -> str:
@@ -105,11 +106,11 @@ class Workers:
 
         self.backend = backend
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dataplane-worker")
-        self._handles: dict[tuple[str, str], tuple[str, Any]] = {}
+        self._handles: dict[tuple[str, str, str], tuple[str, Any]] = {}
         self._lock = threading.Lock()
-        self._starting: dict[tuple[str, str], threading.Lock] = {}
-        self._used: dict[tuple[str, str], float] = {}
-        self._busy: dict[tuple[str, str], int] = {}
+        self._starting: dict[tuple[str, str, str], threading.Lock] = {}
+        self._used: dict[tuple[str, str, str], float] = {}
+        self._busy: dict[tuple[str, str, str], int] = {}
         self.recycled = 0
         self.reaped = 0
         self.idle_seconds = idle_seconds if idle_seconds is not None else float(
@@ -177,14 +178,14 @@ class Workers:
     def drop_function(self, function_name: str) -> None:
         """Stop the workers of a deleted function."""
         with self._lock:
-            gone = [k for k in self._handles if k[0] == function_name]
+            gone = [k for k in self._handles if k[1] == function_name]
             handles = [self._handles.pop(k)[1] for k in gone]
         for h in handles:
             self.backend.stop(h)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"warm": sorted(f"{n}:{v}" for n, v in self._handles), "recycled": self.recycled,
+            return {"warm": sorted(f"{n}:{v}" for _, n, v in self._handles), "recycled": self.recycled,
                     "reaped": self.reaped}
 
     def close(self) -> None:
