@@ -197,8 +197,9 @@ class StepLines:
     one starts, or at :meth:`close`, with its duration. ``lambda:Wait`` reads as waiting for Lambda.
     :meth:`close` also prints the summary line (``what``: e.g. the version and :func:`push_summary`)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, prefix: str = "") -> None:
         self.console = console
+        self.prefix = prefix  # e.g. the region, in a deploy to several regions
         self._current: tuple[str, str, float] | None = None
         self._t0 = time.monotonic()
 
@@ -210,7 +211,7 @@ class StepLines:
             label, what = "wait", f"for Lambda ({params.get('Waiter', 'update')} of {params.get('FunctionName', '?')})"
         else:
             label, what = service, operation or service
-        self._current = (label, what, time.monotonic())
+        self._current = (label, self.prefix + what, time.monotonic())
 
     def _flush(self) -> None:
         if self._current is not None:
@@ -229,3 +230,73 @@ def push_summary(pushed: Any) -> str:
     """What a ``PushRenderer`` counted: bytes sent, already present, mounted."""
     return (f"{size_text(pushed.sent_bytes)} sent, {size_text(pushed.skipped_bytes)} already present, "
             f"{size_text(pushed.mounted_bytes)} mounted")
+
+
+class RegionLines:
+    """A deploy to several regions, as it runs: outside a terminal one stage line per step, the
+    region first in what it did (``lambda  0.3 s  eu-west-1: UpdateFunctionCode``); on a terminal
+    one status line with each region's current step. ``step(region, step, ctx)`` is the reporter."""
+
+    def __init__(self, console: Console, regions: list[str], *, tty: bool, enabled: bool = True) -> None:
+        self.console, self.tty, self.enabled = console, tty, enabled
+        self._lines = {r: StepLines(console, prefix=f"{r}: ") for r in regions} if enabled and not tty else {}
+        self._now = dict.fromkeys(regions, "waiting")
+        self._status: Any = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> RegionLines:
+        if self.enabled and self.tty:
+            self._status = self.console.status(self._text())
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+        for lines in self._lines.values():
+            lines.close()
+
+    def _text(self) -> str:
+        return "  ".join(f"{r}: {what}" for r, what in self._now.items())
+
+    def step(self, region: str, step: Any, ctx: Any = None) -> None:
+        with self._lock:
+            self._now[region] = f"{str(step.action).split(':', 1)[-1]}…"
+            if region in self._lines:
+                self._lines[region](step, ctx)
+            if self._status is not None:
+                self._status.update(self._text())
+
+
+def region_rows(result: Any) -> list[str]:
+    """The summary of a deploy to several regions (``deploy.regions.RegionsResult``): a line, then
+    a row per region — its version and alias, the smoke test, what its registry received."""
+    n, ok = len(result.regions), len(result.deployed)
+    digest = result.digest or ""
+    head = (f"deployed {result.function_name} to {ok} of {n} regions" if ok < n
+            else f"deployed {result.function_name} to {n} region{'s' if n != 1 else ''}")
+    rows = [f"{head} ({digest})" if digest else head]
+    width = max(len(r.region) for r in result.regions)
+    for r in result.regions:
+        cells = [f"{r.region:<{width}}"]
+        res = r.result
+        if not r.ok:
+            cells.append(f"FAILED: {r.error.one_line() if r.error else 'no result'}")
+        elif res.function_up_to_date:
+            cells.append(f"up to date (alias {result.alias} → version {res.alias_version})")
+        else:
+            moved = f"{res.previous_version or ''} → {res.alias_version}".lstrip()
+            cells.append(f"version {res.version} (alias {result.alias}: {moved})")
+            if res.smoke:
+                cells.append("smoke test passed")
+        push = r.push
+        if push is not None:
+            total = push.uploaded_blobs + push.skipped_blobs + push.mounted_blobs
+            verb = "copied" if r.copied_from else "pushed"
+            what = f"{verb} {size_text(push.uploaded_bytes)} ({push.uploaded_blobs} of {total} blobs)"
+            if r.copied_from:
+                what += f" from {r.copied_from.split('/', 1)[0]}"
+            cells.append(what)
+        cells.append(f"{r.seconds:.1f} s")
+        rows.append("  " + "  ".join(cells))
+    return rows

@@ -42,6 +42,11 @@ def register(app: typer.Typer) -> None:
             show_default=False,
         ),
         create_bucket: bool = typer.Option(False, "--create-bucket", help="Create the --zip-bucket if missing."),
+        regions: list[str] | None = typer.Option(
+            None, "--regions", metavar="REGION[,REGION…]", show_default=False,
+            help="Deploy to these regions (repeatable or comma-separated; overrides 'regions'). The first "
+                 "builds and pushes, the others get a copy of the blobs they lack; all deploy in parallel.",
+        ),
         flags: BuildFlags = BuildFlags(),
         json_: bool = JsonOpt,
     ) -> None:
@@ -57,7 +62,8 @@ def register(app: typer.Typer) -> None:
 
             fleet.check_all_flags("deploy", all_, fleet_only={"--changed-since": changed_since, "--workers": workers},
                                   single_only={"--function": where.function, "--image": image, "--env-file": env_file,
-                                               "--zip-bucket": zip_bucket})
+                                               "--zip-bucket": zip_bucket, "--regions": regions})
+            _no_fleet_regions(where, overrides)
             raise typer.Exit(fleet.run_deploy_all(
                 where.project, changed_since=changed_since,
                 workers=fleet.DEFAULT_WORKERS if workers is None else workers, dry_run=dry_run, json_=json_,
@@ -66,6 +72,12 @@ def register(app: typer.Typer) -> None:
             ))
         _, fn = where.load(flags)
         from lambdaship.api.deploy import extension, summary  # the app's REST API and triggers (issue 18)
+
+        chosen = _regions(fn, regions)
+        if chosen:
+            raise typer.Exit(_deploy_regions(
+                fn, chosen, json_, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,
+                env_file=env_file, zip_bucket=zip_bucket, create_bucket=create_bucket, app=extension))
 
         result = _ship(fn, json_, dry_run=dry_run, image=image, create_role=create_role, skip_smoke=skip_smoke,
                        env_file=env_file, zip_bucket=zip_bucket, create_bucket=create_bucket, app=extension)
@@ -142,3 +154,73 @@ def _print(fn, result, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
         console.print(f"smoke test passed: {smoke['method']} {smoke['path']} → {smoke['status']}", markup=False)
     elif smoke:
         console.print("smoke test passed: event invoked without error", markup=False)
+
+
+# ---- several regions (docs/design-regions.md) ---------------------------------------------------
+def _regions(fn, given: list[str] | None) -> list[str]:  # type: ignore[no-untyped-def]
+    """The regions of this deploy: ``--regions`` (repeatable, comma-separated), else the global
+    ``--region`` when the config lists regions (deploy that one), else the config's ``regions``;
+    ``[]``: the single-region deploy boto3 configures, as without the key."""
+    from lambdaship.aws.session import settings
+    from lambdaship.errors import UsageError
+    from lambdaship.patterns import REGION_RE
+
+    if given:
+        out = [r.strip() for value in given for r in value.split(",") if r.strip()]
+        bad = [r for r in out if not REGION_RE.match(r)]
+        if bad or not out:
+            raise UsageError(f"--regions {','.join(given)}: {bad[0] if bad else 'empty'!r} is not an AWS region name",
+                             "use region names, e.g. --regions us-east-1,eu-west-1")
+        return list(dict.fromkeys(out))
+    if fn.regions and settings.region:
+        return [settings.region]
+    return list(fn.regions)
+
+
+def _no_fleet_regions(where, overrides) -> None:  # type: ignore[no-untyped-def]
+    from lambdaship.config import load_project
+    from lambdaship.errors import ConfigError
+
+    project = load_project(where.project, overrides)
+    keys = [k for k, f in project.functions.items() if f.regions]
+    if keys:
+        raise ConfigError(f"deploy --all does not deploy to several regions yet ({', '.join(keys)} set 'regions')",
+                          "deploy those functions one at a time: lambdaship deploy -f KEY")
+
+
+def _deploy_regions(fn, regions: list[str], json_: bool, **kw) -> int:  # type: ignore[no-untyped-def]
+    """Every region in parallel, one summary row per region; exit 1 if any region failed."""
+    from lambdaship.commands._progress import RegionLines, region_rows
+    from lambdaship.commands._push_progress import PushRenderer
+    from lambdaship.deploy.regions import ship_regions
+
+    tty = interactive() and not json_
+    lines = RegionLines(err_console, regions, tty=tty, enabled=not json_)
+    pushes = {r: PushRenderer(err_console, tty=False, enabled=not json_ and r == regions[0]) for r in regions}
+    with lines:
+        result = ship_regions(fn, regions, progress=not json_, reporter=lines.step,
+                              on_push_event=lambda region, event: pushes[region](event), **kw)
+    failure = result.failure() if result.failed else None
+    if json_:
+        doc = result.to_json()
+        if failure is not None:
+            doc.update({"error": failure.message, "hint": failure.hint, "exit_code": 1})
+        emit_json(doc)
+        return 1 if failure else 0
+    if kw.get("dry_run"):
+        for outcome in result.regions:
+            console.print(f"region {outcome.region}:", markup=False)
+            if outcome.result is not None:
+                for line in outcome.result.plan.render():
+                    console.print("  " + line, markup=False)
+            elif outcome.error is not None:
+                console.print(f"  cannot plan: {outcome.error.one_line()}", markup=False)
+        console.print("dry run: no changes made", markup=False)
+        if failure is not None:
+            raise failure
+        return 0
+    for line in region_rows(result):
+        console.print(line, markup=False)
+    if failure is not None:
+        raise failure
+    return 0

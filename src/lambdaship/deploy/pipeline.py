@@ -105,10 +105,12 @@ def target_from_build(fn: FunctionConfig, *, progress: bool = False) -> Target:
         previous = (current or {}).get("Code", {}).get("ImageUri")
         return previous if previous and "@" in previous else None
 
+    import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        result = build_image(fn, progress=progress, reuse_deps_from=pool.submit(previous_image).result)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the lookup in the caller's region (aws.session.in_region)
+        lookup = pool.submit(contextvars.copy_context().run, previous_image)
+        result = build_image(fn, progress=progress, reuse_deps_from=lookup.result)
     registry = ecr.registry_for_account()
     registry = registry.split("://", 1)[-1].rstrip("/")
     image = result.image
@@ -119,6 +121,23 @@ def target_from_build(fn: FunctionConfig, *, progress: bool = False) -> Target:
         repository=repository,
         image=image,
     )
+
+
+def resolve_package(fn: FunctionConfig, *, image: str | None = None, progress: bool = False,
+                    zip_bucket: str | None = None, create_bucket: bool = False) -> Package:
+    """What is deployed: the zip (``package_type`` zip, or auto when it fits), else the image
+    (``image``: an ECR reference; else built, not pushed yet)."""
+    from lambdaship.deploy import zipdeploy
+
+    zplan = None
+    if fn.package_type != "image" and not image:
+        from lambdaship.image.events import adapter, sink_for  # the install's stages, as the build's
+
+        zplan = zipdeploy.choose(fn, bucket=zip_bucket, progress=adapter(sink_for(progress)) if progress else None)
+    if zplan is not None and zplan.artifact is not None:
+        return zipdeploy.package(fn, zplan, create_bucket=create_bucket)
+    target = target_from_ref(image) if image else target_from_build(fn, progress=progress)
+    return ImagePackage(target, choice_step(zplan) if zplan is not None else None)
 
 
 def prepare(
@@ -132,27 +151,23 @@ def prepare(
     zip_bucket: str | None = None,
     create_bucket: bool = False,
     app: AppHook | None = None,
+    package: Package | None = None,
 ) -> Plan:
     """Resolve the environment and the package (local work, read-only calls), observe, plan.
+    ``package``: already resolved (:func:`resolve_package`; a multi-region deploy resolves it once).
     ``app``: a hook adding the app's API, extra functions and triggers as extensions
     (:func:`lambdaship.api.deploy.extension`, passed in by the CLI so ``deploy`` does not import
     ``api``); its :class:`~lambdaship.api.deploy.AppPlan` goes to ``artifacts["app"]``."""
     resolved = envmod.resolve(fn, env_file)  # validates names and the 4 KB limit first
-    from lambdaship.deploy import zipdeploy
-
-    zplan = None
-    if fn.package_type != "image" and not image:
-        from lambdaship.image.events import adapter, sink_for  # the install's stages, as the build's
-
-        zplan = zipdeploy.choose(fn, bucket=zip_bucket, progress=adapter(sink_for(progress)) if progress else None)
-    if zplan is not None and zplan.artifact is not None:
-        package: Package = zipdeploy.package(fn, zplan, create_bucket=create_bucket)
+    if package is None:
+        package = resolve_package(fn, image=image, progress=progress, zip_bucket=zip_bucket,
+                                  create_bucket=create_bucket)
+    if isinstance(package, ImagePackage):
+        state = observe(fn, target=package.target, create_role=create_role)
+    else:
+        zplan = package.zplan  # type: ignore[attr-defined]
         bucket = zplan.bucket if zplan.decision.upload == "s3" else None
         state = observe(fn, create_role=create_role, bucket=bucket)
-    else:
-        target = target_from_ref(image) if image else target_from_build(fn, progress=progress)
-        package = ImagePackage(target, choice_step(zplan) if zplan is not None else None)
-        state = observe(fn, target=target, create_role=create_role)
     opts = Options(create_role=create_role, skip_smoke=skip_smoke)
     if app is not None:
         opts = _with_app(app, fn, package, resolved, state, opts)
@@ -189,6 +204,7 @@ def ship(
     create_bucket: bool = False,
     on_push_event: Callable[[Any], None] | None = None,
     app: AppHook | None = None,
+    package: Package | None = None,
 ) -> DeployResult:
     """Deploy ``fn``. ``image``: an ECR image reference to deploy instead of building.
 
@@ -199,7 +215,7 @@ def ship(
     app's API, extra functions and triggers are part of the plan (``result.app``: their
     :class:`~lambdaship.api.deploy.AppPlan`)."""
     p = prepare(fn, image=image, create_role=create_role, skip_smoke=skip_smoke, env_file=env_file,
-                progress=progress, zip_bucket=zip_bucket, create_bucket=create_bucket, app=app)
+                progress=progress, zip_bucket=zip_bucket, create_bucket=create_bucket, app=app, package=package)
     app_plan = p.artifacts.get("app")
     target = p.target
     result = DeployResult(
