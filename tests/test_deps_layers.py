@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from lambdaship.package.layers import SHARED, split_tree
+from lambdaship.package.layers import SHARED, SHARED_BUCKETS, bucket_of, parse_shared, shared_name, split_tree
 from tests.conftest import EXAMPLES, run_cli
 
 HANDLER_APP = EXAMPLES / "handler-app"
 SPLIT = 'layer_split_mb = 0.3'
+SIX_LAYER = shared_name(bucket_of("six", SHARED_BUCKETS), SHARED_BUCKETS)  # the shared layer six goes into
 
 
 # ---- the split itself: a tree on disk, no network ------------------------------------------------
@@ -55,18 +56,42 @@ def _tree(tmp_path: Path) -> Path:
 def test_split_by_size_sorted_by_name_bytecode_with_its_package(tmp_path: Path) -> None:
     tree = _tree(tmp_path)
     groups = split_tree(tree, threshold=2000)
-    assert [g.name for g in groups] == ["alpha", "big-pkg", SHARED]  # split layers by name, then shared
-    alpha, big, shared = groups
+    six_layer = shared_name(bucket_of("six", SHARED_BUCKETS), SHARED_BUCKETS)
+    stray_layer = shared_name(bucket_of("stray.txt", SHARED_BUCKETS), SHARED_BUCKETS)
+    # split layers by name, then the shared layers in bucket order (only those with something in them)
+    assert [g.name for g in groups] == ["alpha", "big-pkg", *sorted({six_layer, stray_layer},
+                                                                     key=lambda n: parse_shared(n))]
+    alpha, big = groups[:2]
+    by_name = {g.name: g for g in groups}
     assert alpha.packages == ("alpha==2.0",) and big.packages == ("big-pkg==1.0",)
-    assert shared.packages == ("six==1.17.0",)
+    assert by_name[six_layer].packages == ("six==1.17.0",)
     assert {"big_pkg/__pycache__/__init__.cpython-312.pyc", "big_pkg/unrecorded.txt",
             "Big_Pkg-1.0.dist-info/RECORD"} <= set(big.paths)
-    assert {"six.py", "__pycache__/six.cpython-312.pyc", "stray.txt"} <= set(shared.paths)
+    assert {"six.py", "__pycache__/six.cpython-312.pyc"} <= set(by_name[six_layer].paths)
+    assert "stray.txt" in by_name[stray_layer].paths  # nobody's: the bucket of its name
     assert big.size == 10 + 3000 + 50 + 5 + len((tree / "Big_Pkg-1.0.dist-info/METADATA").read_bytes()) + len(
         (tree / "Big_Pkg-1.0.dist-info/RECORD").read_bytes())
     everything = [p for g in groups for p in g.paths]
-    assert len(everything) == len(set(everything))  # every entry in exactly one layer
+    assert len(everything) == len(set(everything))  # every entry in at most one layer
+    # the one directory nobody claims (__pycache__/, holding six's bytecode) is implied by its contents
+    assert set(everything) | {"__pycache__"} == {str(p.relative_to(tree)) for p in tree.rglob("*")}
     assert split_tree(tree, threshold=2000) == groups  # a pure function of the tree
+
+
+def test_a_small_package_bump_changes_one_shared_layer(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    names = [f"small{i}" for i in range(12)]
+    for name in names:
+        _dist(tree, name, "1.0", {f"{name}/__init__.py": 100})
+    before = {g.name: g for g in split_tree(tree, threshold=2000)}
+    assert len(before) == SHARED_BUCKETS, "twelve small packages spread over every shared layer"
+    shutil.rmtree(tree / "small7")
+    shutil.rmtree(tree / "small7-1.0.dist-info")
+    _dist(tree, "small7", "1.1", {"small7/__init__.py": 120})
+    after = {g.name: g for g in split_tree(tree, threshold=2000)}
+    changed = {n for n in before if before[n] != after[n]}
+    assert changed == {shared_name(bucket_of("small7", SHARED_BUCKETS), SHARED_BUCKETS)}
+    assert "small7==1.1" in after[changed.pop()].packages
 
 
 def test_split_cap_folds_the_smallest_and_zero_means_one_layer(tmp_path: Path) -> None:
@@ -121,7 +146,7 @@ def test_large_distribution_has_a_layer_of_its_own(base_image_ref: str, tmp_path
     assert [x["role"] for x in result["layers"]] == ["base", "base", "deps", "deps", "app"]
     big, shared = _deps(result)
     assert (big["name"], big["packages"]) == ("humanize", ["humanize==4.12.3"])
-    assert (shared["name"], shared["packages"]) == (SHARED, ["six==1.16.0"])
+    assert (shared["name"], shared["packages"]) == (SIX_LAYER, ["six==1.16.0"])
     assert not big["cached"] and not shared["cached"] and not result["deps_layer_cached"]
     assert result["deps_split"] == {"threshold_bytes": 300_000, "max_layers": 16}
     big_m, shared_m = _members(out, big["digest"]), _members(out, shared["digest"])
@@ -186,7 +211,7 @@ def test_one_package_bump_rebuilds_and_pushes_only_the_shared_layer(local_stack,
     assert shared1["packages"] == ["six==1.17.0"]
     changed = {b["role"] + ":" + b["name"] for b, a in zip(before["layers"], after["layers"], strict=True)
                if b["digest"] != a["digest"]}
-    assert changed == {f"deps:{SHARED}", "app:app"}  # the app layer holds requirements.txt
+    assert changed == {f"deps:{SIX_LAYER}", "app:app"}  # the app layer holds requirements.txt
     pushed = _push(app, home)
     assert pushed["digest"] == after["manifest_digest"]
     app_layer = next(x for x in after["layers"] if x["role"] == "app")
@@ -240,6 +265,30 @@ def test_bump_installs_only_what_the_previous_image_lacks_and_gives_the_same_ima
 
 
 @pytest.mark.slow
+def test_a_bump_keeps_the_other_shared_layers_and_gives_the_same_image(local_stack, base_image_ref: str,
+                                                                      tmp_path: Path) -> None:
+    """six and toml are both small, in different shared layers: bumping six on a fresh runner
+    installs six alone; toml's shared layer (and humanize's own) come from the previous image."""
+    toml_layer = shared_name(bucket_of("toml", SHARED_BUCKETS), SHARED_BUCKETS)
+    assert toml_layer != SIX_LAYER
+    app = _app(tmp_path, "buckets", base=base_image_ref)
+    (app / "requirements.txt").write_text("humanize==4.12.3\nsix==1.16.0\ntoml==0.10.2\n")
+    before = _push(app, tmp_path / "runner-one")
+    (app / "requirements.txt").write_text("humanize==4.12.3\nsix==1.17.0\ntoml==0.10.2\n")
+    fresh = tmp_path / "runner-two"
+    partial = _build(app, fresh, "--reuse-deps-from", before["image"])
+    assert partial["deps_layers_reused"] == 2 and not partial["deps_reused"]
+    by_name = {x["name"]: x for x in _deps(partial)}
+    assert list(by_name) == ["humanize", *sorted({SIX_LAYER, toml_layer}, key=parse_shared)]
+    assert by_name["humanize"]["cached"] and by_name[toml_layer]["cached"] and not by_name[SIX_LAYER]["cached"]
+    (tree,) = (fresh / "deps").glob("*/tree")
+    assert (tree / "six.py").is_file() and not (tree / "toml").exists() and not (tree / "humanize").exists()
+    full = _build(app, tmp_path / "runner-three")
+    assert [x["digest"] for x in full["layers"]] == [x["digest"] for x in partial["layers"]]
+    assert full["manifest_digest"] == partial["manifest_digest"]
+
+
+@pytest.mark.slow
 def test_fresh_runner_reuses_every_deps_layer_when_the_set_is_unchanged(local_stack, base_image_ref: str,
                                                                       tmp_path: Path) -> None:
     from tests.images import registry_host, skopeo_push
@@ -272,11 +321,11 @@ def test_size_shows_the_dependency_layers(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     layers = json.loads(r.stdout)["layers"]
     assert [(x["name"], x["packages"]) for x in layers] == [
-        ("humanize", ["humanize==4.12.3"]), (SHARED, ["six==1.16.0"]), ("app", [])]
+        ("humanize", ["humanize==4.12.3"]), (SIX_LAYER, ["six==1.16.0"]), ("app", [])]
     assert layers[0]["size"] > 300_000 > layers[1]["size"] > 0
     text = run_cli("size", "-C", str(app), env={"LAMBDASHIP_HOME": str(tmp_path / "home")})
     assert text.returncode == 0, text.stderr
-    assert "humanize==4.12.3" in text.stdout and SHARED in text.stdout
+    assert "humanize==4.12.3" in text.stdout and SIX_LAYER in text.stdout
 
 
 def test_a_bump_keeps_nothing_from_another_environment_or_unresolvable_requirements(tmp_path: Path) -> None:
@@ -316,6 +365,6 @@ def test_status_shows_the_deployed_images_dependency_layers(local_stack, base_im
     st = run_cli("status", "-C", str(app), "--json")
     assert st.returncode == 0, st.stderr
     layers = {d["name"]: d["packages"] for d in json.loads(st.stdout)["deps_layers"]}
-    assert layers == {"humanize": ["humanize==4.12.3"], SHARED: ["six==1.16.0"]}
+    assert layers == {"humanize": ["humanize==4.12.3"], SIX_LAYER: ["six==1.16.0"]}
     text = run_cli("status", "-C", str(app)).stdout
     assert any(line.startswith("  deps layer     humanize: humanize==4.12.3, ") for line in text.splitlines()), text

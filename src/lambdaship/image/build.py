@@ -57,7 +57,15 @@ from lambdaship.image.mutate import (
 )
 from lambdaship.image.result import BuildResult
 from lambdaship.image.reuse import Reuse, plan_reuse
-from lambdaship.package.layers import MAX_SPLIT_LAYERS, SHARED, Group, split_tree, threshold_bytes
+from lambdaship.package.layers import (
+    MAX_SPLIT_LAYERS,
+    SHARED,
+    Group,
+    SplitOverflow,
+    parse_shared,
+    split_tree,
+    threshold_bytes,
+)
 
 if TYPE_CHECKING:
     from lambdaship.package.deps import DepsPlan, DepsResult
@@ -85,7 +93,7 @@ class _Inputs:
     reused: tuple[DepsLayer, ...] | None  # every dependency layer, from a previous image
     split: tuple[int, int]  # (threshold bytes, most split layers)
     groups: list[Group] = field(default_factory=list)  # the installed tree's layers, to write
-    kept: tuple[DepsLayer, ...] = ()  # a bump: large distributions' layers of a previous image
+    kept: tuple[DepsLayer, ...] = ()  # a bump: the unchanged layers of a previous image
 
     @property
     def layer_type(self) -> str:
@@ -186,13 +194,32 @@ def _settle(fn: FunctionConfig, inputs: _Inputs, reuse: Reuse, emit: BuildSink) 
     tree = inputs.deps.path if inputs.deps is not None else None
     if tree is None:
         raise LambdashipError("internal: no dependency set and no reusable layer")
-    inputs.groups = split_tree(tree, inputs.split[0], inputs.split[1])
-    if inputs.kept and sum(not g.shared for g in inputs.groups) + len(inputs.kept) > inputs.split[1]:
-        # more large distributions than split layers: which ones get a layer is the whole set's call
-        inputs.kept = ()
-        inputs.deps = deps_mod.install(fn, progress=adapter(emit))
-        inputs.groups = split_tree(inputs.deps.path, inputs.split[0], inputs.split[1])
+    groups = _partial_split(tree, inputs) if inputs.kept else None
+    if groups is None:
+        # the rest does not fit beside the kept layers (more large distributions than split
+        # layers, a package in a kept shared layer's bucket): the whole set's call after all
+        if inputs.kept:
+            inputs.kept = ()
+            inputs.deps = deps_mod.install(fn, progress=adapter(emit))
+        groups = split_tree(inputs.deps.path, inputs.split[0], inputs.split[1])
+    inputs.groups = groups
     return inputs
+
+
+def _partial_split(tree: Path, inputs: _Inputs) -> list[Group] | None:
+    """The layers of a bump's partial install beside the kept layers; None when they would not
+    be the layers a full install gives."""
+    threshold, cap = inputs.split
+    reserved = sum(parse_shared(d.name) is None for d in inputs.kept)
+    try:
+        groups = split_tree(tree, threshold, cap, reserved=reserved, strict=True)
+    except SplitOverflow:
+        return None
+    names = [d.name for d in inputs.kept] + [g.name for g in groups]
+    counts = {shared[1] for n in names if (shared := parse_shared(n)) is not None}
+    if len(set(names)) != len(names) or len(counts) > 1:
+        return None
+    return groups
 
 
 def _check_size(fn: FunctionConfig, inputs: _Inputs, app: _App, pyc: list[layer_mod.Entry]) -> None:
@@ -223,16 +250,15 @@ def _write_layers(inputs: _Inputs, app: _App, pyc: list[layer_mod.Entry],
                             blob_cache() / "sha256", media_type=inputs.layer_type, mtime=mtime)
         deps_fs = []
         if inputs.reused is None and inputs.deps is not None:
-            deps_fs = [pool.submit(_compressed, emit, "deps" if g.shared else f"deps {g.name}", group_layer,
+            deps_fs = [pool.submit(_compressed, emit, "deps" if g.name == SHARED else f"deps {g.name}", group_layer,
                                    inputs.deps.path, g, inputs.deps.records, inputs.layer_type, mtime)
                        for g in inputs.groups]
         app_layer = app_f.result()
         if inputs.reused is not None:
             return inputs.reused, app_layer
         made = [*inputs.kept, *(f.result() for f in deps_fs)]
-    # image order: the split layers by name (kept ones among them), then the shared one
-    return (*sorted((d for d in made if d.name != SHARED), key=lambda d: d.name),
-            *(d for d in made if d.name == SHARED)), app_layer
+    # image order: the split layers by name (kept ones among them), then the shared ones by bucket
+    return tuple(sorted(made, key=lambda d: (parse_shared(d.name) or (-1, 0), d.name))), app_layer
 
 
 def _assemble(fn: FunctionConfig, inputs: _Inputs, deps: tuple[DepsLayer, ...], app: Layer, mtime: int,

@@ -10,8 +10,10 @@ only its manifest and config, then:
   installed or compressed (a code-only change on a fresh runner);
 - another set, same environment and threshold (a bump): the set is resolved without installing
   (the installer's dry run); each layer of one large distribution whose exact version is still in
-  the set is reused, and only the other distributions are installed (``--no-deps``), compiled and
-  compressed. Same files as a full install, so the same layers and the same image digest;
+  the set is reused, and so is each shared layer whose distributions are all still in the set at
+  the same version and that no other distribution of the set would go into; only the rest are
+  installed (``--no-deps``), compiled and compressed. Same files as a full install, so the same
+  layers and the same image digest;
 - anything else: a full install.
 """
 
@@ -25,7 +27,7 @@ from lambdaship.errors import LambdashipError
 from lambdaship.image.base import resolve_base
 from lambdaship.image.cache import DepsLayer
 from lambdaship.image.mutate import LABEL_DEPS_HASH, LABEL_DEPS_LAYERS
-from lambdaship.package.layers import SHARED
+from lambdaship.package.layers import bucket_of, parse_shared
 
 if TYPE_CHECKING:
     from lambdaship.config import FunctionConfig
@@ -71,26 +73,32 @@ def previous_layers(ref: str, architecture: str) -> Previous | None:
 
 def kept_layers(fn: FunctionConfig, plan: DepsPlan, previous: Previous,
                 threshold: int) -> tuple[tuple[DepsLayer, ...], tuple[str, ...]] | None:
-    """For a bump: (the previous image's layers of one large distribution still in the set at the
-    same version, the other distributions to install as "name==version"); None when nothing can
-    be kept (another environment or threshold, a set that cannot be resolved without installing)."""
+    """For a bump: (the previous image's layers to keep, the distributions to install as
+    "name==version"). Kept: each layer of one large distribution still in the set at the same
+    version, and each shared layer whose distributions all are, when no other distribution of
+    the set would go into it (same bucket). None when nothing can be kept (another environment
+    or threshold, a set that cannot be resolved without installing)."""
     from lambdaship.package import deps as deps_mod
 
     if not previous.env or previous.env != plan.env or previous.split[0] != threshold:
         return None
-    own = [d for d in previous.layers if d.name != SHARED and len(d.packages) == 1]
-    if not own:
-        return None
+    own = [d for d in previous.layers if parse_shared(d.name) is None and len(d.packages) == 1]
+    shared = [(d, parse_shared(d.name)) for d in previous.layers if parse_shared(d.name) is not None]
     resolved = deps_mod.resolve(fn, plan)
     if resolved is None:
         return None
     pruned = set(plan.prune)
     wanted = [s for s in resolved if s.split("==", 1)[0] not in pruned]
-    kept = tuple(d for d in own if d.packages[0] in wanted)
+    kept = [d for d in own if d.packages[0] in wanted]
+    have = {d.packages[0] for d in kept}
+    rest = [s for s in wanted if s not in have]
+    for d, (k, n) in shared:  # type: ignore[misc]  # parse_shared is not None here
+        if d.packages and set(d.packages) == {s for s in rest if bucket_of(s.split("==", 1)[0], n) == k}:
+            kept.append(d)
+            have.update(d.packages)
     if not kept:
         return None
-    have = {d.packages[0] for d in kept}
-    return kept, tuple(s for s in wanted if s not in have)
+    return tuple(kept), tuple(s for s in wanted if s not in have)
 
 
 @dataclass(frozen=True)
