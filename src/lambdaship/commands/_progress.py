@@ -259,6 +259,16 @@ class RegionLines:
     def _text(self) -> str:
         return "  ".join(f"{r}: {what}" for r, what in self._now.items())
 
+    def done(self, region: str, _outcome: Any = None) -> None:
+        """The region finished: its last step's line now, with its own duration."""
+        with self._lock:
+            self._now[region] = "done"
+            lines = self._lines.pop(region, None)
+            if lines is not None:
+                lines.close()
+            if self._status is not None:
+                self._status.update(self._text())
+
     def step(self, region: str, step: Any, ctx: Any = None) -> None:
         with self._lock:
             self._now[region] = f"{str(step.action).split(':', 1)[-1]}…"
@@ -295,7 +305,11 @@ def region_rows(result: Any) -> list[str]:
             verb = "copied" if r.copied_from else "pushed"
             what = f"{verb} {size_text(push.uploaded_bytes)} ({push.uploaded_blobs} of {total} blobs)"
             if r.copied_from:
-                what += f" from {r.copied_from.split('/', 1)[0]}"
+                from lambdaship.patterns import ECR_HOST_RE
+
+                host = r.copied_from.split("/", 1)[0]
+                m = ECR_HOST_RE.match(host)
+                what += f" from {m.group('region') if m else host}"
             cells.append(what)
         cells.append(f"{r.seconds:.1f} s")
         rows.append("  " + "  ".join(cells))

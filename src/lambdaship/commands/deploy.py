@@ -198,7 +198,7 @@ def _deploy_regions(fn, regions: list[str], json_: bool, **kw) -> int:  # type: 
     lines = RegionLines(err_console, regions, tty=tty, enabled=not json_)
     pushes = {r: PushRenderer(err_console, tty=False, enabled=not json_ and r == regions[0]) for r in regions}
     with lines:
-        result = ship_regions(fn, regions, progress=not json_, reporter=lines.step,
+        result = ship_regions(fn, regions, progress=not json_, reporter=lines.step, on_done=lines.done,
                               on_push_event=lambda region, event: pushes[region](event), **kw)
     failure = result.failure() if result.failed else None
     if json_:

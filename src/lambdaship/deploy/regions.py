@@ -37,6 +37,7 @@ from lambdaship.errors import LambdashipError
 
 RegionReporter = Callable[[str, Step, dict[str, Any]], None]
 RegionPushSink = Callable[[str, Any], None]
+RegionDone = Callable[[str, "RegionOutcome"], None]
 
 
 @dataclass
@@ -127,10 +128,12 @@ def ship_regions(
     create_bucket: bool = False,
     app: AppHook | None = None,
     workers: int | None = None,
+    on_done: RegionDone | None = None,
 ) -> RegionsResult:
     """Deploy ``fn`` to every region in ``regions`` (the first one builds and pushes); never
     raises for one region's failure: see :attr:`RegionsResult.failed` / :meth:`RegionsResult.failure`.
-    Raises before anything is deployed when the package cannot be resolved (a build error)."""
+    Raises before anything is deployed when the package cannot be resolved (a build error).
+    ``on_done(region, outcome)`` is called as each region finishes (from its thread)."""
     from lambdaship.aws.session import in_region
 
     regions = check_regions(fn, regions)
@@ -199,6 +202,8 @@ def ship_regions(
             if region == first:
                 role_ready.set()
             out.seconds = time.monotonic() - t0
+            if on_done is not None:
+                on_done(region, out)
 
     with ThreadPoolExecutor(max_workers=workers or len(regions), thread_name_prefix="lambdaship-region") as pool:
         futures = [pool.submit(contextvars.copy_context().run, one, r) for r in regions]
