@@ -179,3 +179,20 @@ def test_bad_regions_are_one_line_errors(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["error: --regions us-east-1,mars: 'mars' is not an AWS region name; "
                                              "use region names, e.g. --regions us-east-1,eu-west-1"]
+
+
+def test_deploy_all_refuses_functions_with_regions(tmp_path):
+    root = tmp_path / "mono"
+    for key in ("api", "worker"):
+        (root / key).mkdir(parents=True)
+        (root / key / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (root / "lambdaship.toml").write_text(
+        'handler = "app.handler"\n\n[functions.api]\nsource = "api"\nregions = ["us-east-1", "eu-west-1"]\n\n'
+        '[functions.worker]\nsource = "worker"\n')
+    r = run_cli("deploy", "-C", str(root), "--all")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "error: deploy --all does not deploy to several regions yet (api set 'regions'); "
+        "deploy those functions one at a time: lambdaship deploy -f KEY"]
+    r = run_cli("deploy", "-C", str(root), "--all", "--regions", "us-east-1")
+    assert r.returncode == 2 and "--all and --regions exclude each other" in r.stderr
