@@ -17,10 +17,13 @@ import pytest
 
 from lambdaship.package import bytecode
 from lambdaship.package.installer import Phases
+from lambdaship.package.layers import SHARED_BUCKETS, bucket_of, shared_name
 from tests.conftest import run_cli
 
 LINE = re.compile(r"^(?P<label>[a-z]+)\s+(?P<seconds>\d+\.\d) s  (?P<what>.+)$")
 SIZE = r"\d+(?:\.\d)? (?:B|kB|MB|GB)"
+# humanize and six: small, and both in this shared layer (a layer is named by its bucket)
+SMALL_LAYER = shared_name(bucket_of("humanize", SHARED_BUCKETS), SHARED_BUCKETS)
 
 
 def _project(tmp_path: Path, base: str, requirements: str) -> Path:
@@ -60,7 +63,7 @@ def test_ci_log_has_one_line_per_stage_with_duration_and_bytes(local_stack, base
     assert re.fullmatch(rf"{SIZE} of \.pyc \(Python {bytecode.HOST_PYTHON}\)", by["bytecode"]), by["bytecode"]
     compress = sorted(m["what"] for m in stages if m["label"] == "compress")
     assert re.fullmatch(rf"app: {SIZE} → {SIZE}", compress[0]), compress
-    assert re.fullmatch(rf"deps: {SIZE} → {SIZE}", compress[1]), compress
+    assert re.fullmatch(rf"deps {re.escape(SMALL_LAYER)}: {SIZE} → {SIZE}", compress[1]), compress
     assert re.fullmatch(rf"sha256:[0-9a-f]{{12}}…: 2 packages, {SIZE} → {SIZE} compressed; image {SIZE}",
                         by["built"]), by["built"]
     assert all(float(m["seconds"]) >= 0 for m in stages)
@@ -115,7 +118,7 @@ def test_terminal_shows_the_stages_of_a_cold_build(local_stack, base_image_ref, 
     for label in ("base", "resolve", "download", "install", "bytecode", "compress"):
         assert re.search(rf"✓ {label}\s", screen), (label, screen)
     assert re.search(r"✓ install\s+\d+\.\d s\s+2 packages", screen), screen
-    assert re.search(rf"✓ compress\s+\d+\.\d s\s+deps: {SIZE} → {SIZE}", screen), screen
+    assert re.search(rf"✓ compress\s+\d+\.\d s\s+deps {re.escape(SMALL_LAYER)}: {SIZE} → {SIZE}", screen), screen
     assert "built progress: sha256:" in screen
 
 

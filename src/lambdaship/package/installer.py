@@ -87,13 +87,30 @@ def sdist_error(stderr: str, fn: FunctionConfig) -> LambdashipError | None:
 _CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^/@\s]+@")
 
 
+_ITEM = ("error:", "ERROR:", "cause:", "Caused by:", "Because ", "And because ", "hint:", "help:", "warning:")
+_TREE = "\u00d7\u2570\u2500\u25b6\u2502 "  # uv's tree drawing in a terminal
+
+
+def unwrapped(stderr: str) -> str:
+    """The installer's output with its wrapped lines joined: uv wraps a long cause at ``COLUMNS``
+    and indents the rest, which would cut a name or a sentence in two."""
+    out: list[str] = []
+    for raw in stderr.splitlines():
+        text = raw.lstrip(_TREE).strip()
+        if out and text and raw[:1].isspace() and not text.startswith(_ITEM) and raw.lstrip(" ")[:1] not in _TREE:
+            out[-1] += " " + text
+        else:
+            out.append(raw)
+    return "\n".join(out)
+
+
 def last_error_line(stderr: str) -> str:
     """The installer's error and its cause (uv: ``error:`` then ``cause:``/``Because …`` lines;
     pip: ``ERROR:``) on one line, credentials in URLs masked."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in unwrapped(stderr).splitlines() if ln.strip()]
     picked: list[str] = []
     for ln in lines:
-        ln = ln.lstrip("\u00d7\u2570\u2500\u25b6\u2502 ").strip()  # uv's tree drawing in a terminal
+        ln = ln.lstrip(_TREE).strip()
         if ln.startswith(("error:", "ERROR:")) and not picked:
             picked.append(ln.split(":", 1)[1].strip().rstrip(":"))
         elif picked and ln.startswith(("cause:", "Caused by:")):
@@ -111,6 +128,7 @@ def install_error(stderr: str, fn: FunctionConfig, req_name: str) -> LambdashipE
     sdist = sdist_error(stderr, fn)
     if sdist is not None:
         return sdist
+    stderr = unwrapped(stderr)
     m = re.search(r"Because ([A-Za-z0-9._-]+) was not found in the package registry", stderr) or re.search(
         r"Because there is no version of ([A-Za-z0-9._-]+)", stderr)
     hint = (f"check the name and version of {m.group(1)!r} (on PyPI or your index) and fix the requirement"
@@ -119,7 +137,7 @@ def install_error(stderr: str, fn: FunctionConfig, req_name: str) -> LambdashipE
 
 
 def install_cmd(fn: FunctionConfig, target: str, req: Path, dest: Path) -> tuple[list[str], dict[str, str]]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # uv would wrap its messages at it
     uv = uv_binary()
     if uv:
         # --link-mode copy: files of their own, not hard links into uv's cache (a change to one
