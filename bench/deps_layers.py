@@ -146,8 +146,8 @@ def render(per: dict[str, list[dict]], runs: int, load: str, loadavg: tuple[str,
     split = per.get("split")
     if split:
         lines += ["", f"lambdaship's own count of bytes it uploaded for the fresh-runner bump (split): "
-                  f"{fmt_b(median([r['fresh_client_bytes'] for r in split]))} (the shared layer, the app layer, "
-                  "the config); the bump installs, compiles and compresses only the shared layer's packages: "
+                  f"{fmt_b(median([r['fresh_client_bytes'] for r in split]))} (six's shared layer, the app layer, "
+                  "the config); the bump installs, compiles and compresses only the packages of six's shared layer: "
                   "the large ones' layers are taken from the previous image (`image/reuse.py`)."]
     lines += ["", "Targets (issue 21), one-package bump on a fresh runner: bytes pushed ≤ 5 % of the dependency bytes, "
               "time ≤ 0.25x the cold build. Reproduce: `python bench/deps_layers.py` (`--write` rewrites this "
