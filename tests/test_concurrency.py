@@ -158,3 +158,22 @@ def test_parallel_deploys_sharing_one_repository(local_stack, base_image_ref: st
         assert manifest.headers.get("Docker-Content-Digest") == json.loads(stdout)["digest"], (n, listed)
     _record("concurrency: functions sharing a repository", deploys=N, succeeded=succeeded,
             failed_cleanly=N - succeeded, tags_verified=tags, violations=len(problems))
+
+
+def test_two_builds_of_one_dependency_set_on_one_runner_install_it_once(base_image_ref: str, tmp_path: Path) -> None:
+    """Two ``lambdaship build`` processes at once, one cache (LAMBDASHIP_HOME): the second waits
+    for the first's install (a lock per cache entry), then takes the entry; same image from both."""
+    from tests.test_build import HANDLER_APP, _copy_app
+
+    home = tmp_path / "home"
+    env = {**os.environ, "LAMBDASHIP_HOME": str(home), "UV_CACHE_DIR": str(home / "uv")}
+    apps = [_copy_app(HANDLER_APP, tmp_path / f"app{i}", 1_600_000_000) for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "lambdaship.cli", "build", "-C", str(app), "--json",
+                               "--base-image", base_image_ref], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for app in apps]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    results = [json.loads(out) for out, _ in outs]
+    assert sorted(r["deps_cached"] for r in results) == [False, True], "one installed, the other waited and reused"
+    assert results[0]["manifest_digest"] == results[1]["manifest_digest"]
+    assert len([d for d in (home / "deps").iterdir() if d.is_dir()]) == 1

@@ -15,20 +15,16 @@ dependency layers; ``image.reuse`` decides which of them a build reuses as remot
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lambdaship.cacheverify import blob_ok, discard, entry_record, records_digest
 from lambdaship.errors import LambdashipError
-from lambdaship.fsutil import tmp_sibling
+from lambdaship.fsutil import entry_lock, tmp_sibling
 from lambdaship.image import layer as layer_mod
 from lambdaship.image.base import blob_cache, cached_blob
 from lambdaship.image.model import Descriptor, Layer, canonical_json, sha256_digest
@@ -75,7 +71,8 @@ def group_layer(tree: Path, group: Group, records: dict[str, bytes] | None, medi
     found = _lookup(index, media_type)  # the usual case, without waiting for anyone
     if found is not None:
         return DepsLayer(found, group.name, group.packages, cached=True)
-    with _entry_lock(index):  # one writer per entry: a concurrent build of the same layer waits, then reuses
+    # one writer per entry: a concurrent build of the same layer (this process's or another's) waits, then reuses
+    with entry_lock(index.with_suffix(".lock")):
         found = _lookup(index, media_type)
         if found is not None:
             return DepsLayer(found, group.name, group.packages, cached=True)
@@ -90,28 +87,6 @@ def group_layer(tree: Path, group: Group, records: dict[str, bytes] | None, medi
 
 def _lookup(index: Path, media_type: str) -> Layer | None:
     return _verified_layer(index, media_type) if index.is_file() else None
-
-
-_LOCKS: dict[str, threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-@contextmanager
-def _entry_lock(index: Path) -> Iterator[None]:
-    """Hold the layer cache entry ``index`` alone: threads of this process on a lock of its key,
-    other processes on an ``flock`` of ``<key>.lock`` beside it (left in place: removing a lock
-    file races with its next user). Several builds of one run (``deploy --all``) that need the
-    same layer compress it once; the others wait and find it in the cache."""
-    with _LOCKS_GUARD:
-        lock = _LOCKS.setdefault(index.name, threading.Lock())
-    with lock:
-        index.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(index.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the flock
 
 
 def _verified_layer(index: Path, media_type: str) -> Layer | None:

@@ -219,14 +219,12 @@ def build_layer(*, rebuild: bool = False, log: object = None) -> BaseArtifacts:
     Concurrent callers (two test sessions, a benchmark) serialise on a lock file; the second
     one finds the finished layer.
     """
-    import fcntl
+    from lambdaship.fsutil import entry_lock
 
     entry = base_cache_dir() / recipe_hash()
     if not rebuild and (art := _cached(entry)) is not None:
         return art
-    entry.mkdir(parents=True, exist_ok=True)
-    with (entry / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with entry_lock(entry / ".lock"):
         if not rebuild and (art := _cached(entry)) is not None:
             return art
         return _build_locked(entry, log)

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Literal
 
 from lambdaship import cacheverify, paths
 from lambdaship.errors import LambdashipError
+from lambdaship.fsutil import entry_lock
 from lambdaship.package import bytecode, installer
 from lambdaship.package import prune as pruning
 from lambdaship.package import requirements as reqs
@@ -176,16 +177,36 @@ def install(fn: FunctionConfig, *, target: Literal["lambda", "host"] = "lambda",
     p = plan(fn, target=target)
     if only is not None:  # a part of the set (the rest is reused): a cache entry of its own
         p = replace(p, hash=_digest({"set": p.hash, "only": sorted(only)}), only=tuple(sorted(only)))
-    pyc, key = p.interpreter, p.hash
+    key = p.hash
     root = paths.cache("deps")
     entry = root / key
-    info_file = entry / MARKER
+    cached = _cached_result(entry, key)
+    if cached is not None:
+        return cached
+    # One install per entry, across threads and processes (two deploys of one dependency set on
+    # one runner): the second waits for the first, then takes its entry from the cache.
+    with entry_lock(root / f"{key}.lock"):
+        cached = _cached_result(entry, key)
+        if cached is not None:
+            return cached
+        return _install_entry(fn, p, target, root, entry, progress)
+
+
+def _cached_result(entry: Path, key: str) -> DepsResult | None:
     info, records = _verified_entry(entry)
-    if info is not None:
-        return DepsResult(entry / "tree", key, info["requirements"], cached=True,
-                          pruned=tuple(info.get("pruned", [])), bytecode=bool(info.get("bytecode")),
-                          content_bytes=int(info.get("content_bytes", -1)), entries=int(info.get("entries", -1)),
-                          records=records)
+    if info is None:
+        return None
+    return DepsResult(entry / "tree", key, info["requirements"], cached=True,
+                      pruned=tuple(info.get("pruned", [])), bytecode=bool(info.get("bytecode")),
+                      content_bytes=int(info.get("content_bytes", -1)), entries=int(info.get("entries", -1)),
+                      records=records)
+
+
+def _install_entry(fn: FunctionConfig, p: DepsPlan, target: Literal["lambda", "host"], root: Path, entry: Path,
+                   progress: Callable[..., None] | None) -> DepsResult:
+    """Install the set of ``p`` into a new cache entry ``entry`` (under its lock)."""
+    pyc, key = p.interpreter, p.hash
+    info_file = entry / MARKER
     root.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
