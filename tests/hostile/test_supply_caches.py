@@ -94,7 +94,7 @@ def test_changed_file_in_cached_deps_tree_is_reinstalled(base_image_ref: str, tm
     app = _app(tmp_path)
     home = tmp_path / "home"
     clean, _ = _build(app, home, "--base-image", base_image_ref)
-    (entry,) = (p for p in (home / "deps").iterdir() if not p.name.startswith("."))
+    (entry,) = (p for p in (home / "deps").iterdir() if p.is_dir() and not p.name.startswith("."))  # not <key>.lock
     target = entry / "tree" / "humanize" / "__init__.py"
     # A file of its own, not a hard link into uv's cache: changing it must not poison later installs.
     assert target.stat().st_nlink == 1
