@@ -173,10 +173,11 @@ def split_tree(tree: Path, threshold: int, max_layers: int = MAX_SPLIT_LAYERS, *
     own: dict[int, list[str]] = {i: [] for i in big}
     rest: list[list[str]] = [[] for _ in range(n)]
     rest_size = [0] * n
+    bucket = [bucket_of(spec.split("==", 1)[0], n) for spec in specs]  # each distribution's, once
     rest_specs: list[set[str]] = [set() for _ in range(n)]
     for i, spec in enumerate(specs):
         if i not in own:
-            rest_specs[bucket_of(spec.split("==", 1)[0], n)].add(spec)
+            rest_specs[bucket[i]].add(spec)
     placed: set[str] = set()  # directories with something of a distribution below them
     for rel, _size, owner in entries:
         if owner is not None:
@@ -188,7 +189,7 @@ def split_tree(tree: Path, threshold: int, max_layers: int = MAX_SPLIT_LAYERS, *
             continue
         if owner is None and rel in dirs and rel in placed:
             continue  # implied: the layers of what is below it have it
-        k = bucket_of(specs[owner].split("==", 1)[0] if owner is not None else rel.split("/", 1)[0], n)
+        k = bucket[owner] if owner is not None else bucket_of(rel.split("/", 1)[0], n)
         rest[k].append(rel)
         rest_size[k] += size
     groups = [Group(specs[i].split("==", 1)[0], (specs[i],), tuple(own[i]), sizes[i])
