@@ -9,6 +9,8 @@ LOCAL_ACCOUNT = "123456789012"
 LOCAL_REGION = "us-east-1"
 
 MANAGED_TAG = "lambdaship:function"
+# Registry tag of an app model stored next to a function's images (lambdaship.api.modelstore).
+MODEL_TAG_PREFIX = "lambdaship-model-"
 """Tag on every resource lambdaship creates; its value is always the Lambda function name."""
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambdaship.api import model as app_model
 from lambdaship.api.handlers import namespaced
-from lambdaship.api.model import extract
 from lambdaship.api.observe import Observed, observe
 from lambdaship.api.plan import ApiPlan, ApiStep, api_url, plan_rest_api
 from lambdaship.api.triggers import Code, plan_function_url, plan_functions, plan_removals, plan_triggers
@@ -38,6 +38,8 @@ class AppPlan:
     region: str = "us-east-1"
     stage: str = "api"
     zip_path: Path | None = None
+    model_source: str | None = None  # sandbox / cache / registry (lambdaship.api.model.Extracted)
+    store_model: tuple[str, str, dict[str, Any]] | None = None  # (image_uri, fingerprint, data) to store
 
     def variables(self) -> dict[str, Any]:
         """The execution variables the app's steps read besides their own outputs."""
@@ -45,11 +47,21 @@ class AppPlan:
 
     def finish(self, variables: dict[str, Any]) -> None:
         finish(self, variables)
+        self.save_model()
+
+    def save_model(self) -> None:
+        """After a deploy ran (never on a dry run): store an extracted model next to the images, for
+        the next runner (best effort; :mod:`lambdaship.api.modelstore`)."""
+        if self.store_model is not None:
+            from lambdaship.api import modelstore
+
+            modelstore.save_remote(*self.store_model)
+            self.store_model = None
 
     def to_json(self) -> dict[str, Any]:
         return {**self.api.to_json(), "functions": self.functions, "triggers": self.triggers,
                 "function_url": self.function_url, "websocket_url": self.websocket_url,
-                "steps": [s.to_json() for s in self.steps]}
+                "model": self.model_source, "steps": [s.to_json() for s in self.steps]}
 
     def render(self) -> list[str]:
         if not self.steps:
@@ -87,7 +99,15 @@ def observe_app(fn: FunctionConfig, main_config: dict[str, Any], *, image_uri: s
     ``zip_path`` (the zip the function is deployed with): what the app's other functions run;
     ``main_config``: what they share with the main function (its MemorySize, Role, ...)."""
     region, account = region_and_account()
-    model = model if model is not None else extract(fn, region=region, account=account, chalice_stage=chalice_stage)
+    got = None
+    if model is None:
+        from lambdaship.config import is_chalice_app
+
+        if is_chalice_app(fn.source):
+            got = app_model.extract_data(fn, chalice_stage=chalice_stage, image_uri=image_uri)
+            model = app_model.build(fn, got.data, region=region, account=account, chalice_stage=chalice_stage)
+        else:
+            model = app_model.EMPTY
     if not model.is_chalice and getattr(fn, "function_url", None) is None:
         return AppPlan(ApiPlan())
     obs = observe(fn, model, region=region, account=account, chalice_stage=chalice_stage)
@@ -98,6 +118,10 @@ def observe_app(fn: FunctionConfig, main_config: dict[str, Any], *, image_uri: s
                               "deploy again without --image pointing elsewhere, or set package_type")
     plan = plan_app(fn, model, obs, code=code, main_config=main_config, websocket=ws)
     plan.region, plan.stage, plan.zip_path = region, model.stage, zip_path
+    if got is not None:
+        plan.model_source = got.source
+        if image_uri and got.source != "registry":
+            plan.store_model = (image_uri, got.fingerprint, got.data)
     if ws.api_id:
         plan.websocket_url = ws_url(ws.api_id, region, model.stage)
     return plan
@@ -117,9 +141,11 @@ def deploy_app(fn: FunctionConfig, *, image_uri: str | None = None, zip_path: Pa
     cfg["Architectures"] = cfg.get("Architectures") or [fn.architecture]
     plan = observe_app(fn, {k: cfg[k] for k in CONFIG_KEYS if k in cfg}, image_uri=image_uri, zip_path=zip_path,
                        model=model, chalice_stage=chalice_stage)
-    if dry_run or not plan.steps:
+    if dry_run:
         return plan
-    finish(plan, run_steps(fn, plan.steps, plan.variables()))
+    if plan.steps:
+        finish(plan, run_steps(fn, plan.steps, plan.variables()))
+    plan.save_model()
     return plan
 
 

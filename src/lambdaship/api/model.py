@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def run_extract(fn: FunctionConfig, argv: list[str], env: dict[str, str],
     from lambdaship.local.engine import Engine
     from lambdaship.local.specs import project_spec
 
-    script = (Path(__file__).parent / "_extract.py").read_text(encoding="utf-8")
+    script = _extractor()
     spec = project_spec(fn, environment=env)
     with Engine(max_workers=1) as engine:
         return engine.run_command(spec, ["python3", "-c", script, *argv], timeout=timeout)
@@ -91,13 +92,36 @@ def from_json(data: dict[str, Any], *, stage: str = "api", domain: DomainModel |
     )
 
 
-def extract(fn: FunctionConfig, *, region: str = LOCAL_REGION, account: str = LOCAL_ACCOUNT,
-            chalice_stage: str = "dev", timeout: float = EXTRACT_TIMEOUT) -> AppModel:
-    """The app's model (swagger targets ``arn:aws:lambda:<region>:<account>:function:<name>:<alias>``)."""
-    if not is_chalice_app(fn.source):
-        return EMPTY
-    stage, domain = _chalice_stage_config(fn.source, chalice_stage)
+@dataclass
+class Extracted:
+    """The extraction's JSON and where it came from: ``sandbox`` (the app was imported), ``cache``
+    (this runner's model cache) or ``registry`` (stored next to the function's images)."""
+
+    data: dict[str, Any]
+    fingerprint: str
+    source: str
+
+
+def _extractor() -> str:
+    return (Path(__file__).parent / "_extract.py").read_text(encoding="utf-8")
+
+
+def extract_data(fn: FunctionConfig, *, chalice_stage: str = "dev", timeout: float = EXTRACT_TIMEOUT,
+                 image_uri: str | None = None) -> Extracted:
+    """The app's model data by its fingerprint (:mod:`lambdaship.api.fingerprint`): this runner's
+    cache, else the registry next to ``image_uri``, else imported in the sandbox (and cached here)."""
+    from lambdaship.api import fingerprint, modelstore
+
     env = dict(fn.environment)
+    fp = fingerprint.fingerprint(fn, environment=env, chalice_stage=chalice_stage, extractor=_extractor())
+    data = modelstore.load_local(fp)
+    if data is not None:
+        return Extracted(data, fp, "cache")
+    if image_uri:
+        data = modelstore.load_remote(image_uri, fp)
+        if data is not None:
+            modelstore.save_local(fp, data)
+            return Extracted(data, fp, "registry")
     proc = run_extract(fn, [], env, timeout)
     try:
         data = parse_output(proc.stdout)
@@ -107,6 +131,15 @@ def extract(fn: FunctionConfig, *, region: str = LOCAL_REGION, account: str = LO
                               "run `python -c 'import app'` in the app directory and fix the error") from None
     if "error" in data:
         raise LambdashipError(f"{fn.source / 'app.py'}: {data['error']}", "define app = Chalice(app_name=...)")
+    modelstore.save_local(fp, data)
+    return Extracted(data, fp, "sandbox")
+
+
+def build(fn: FunctionConfig, data: dict[str, Any], *, region: str = LOCAL_REGION, account: str = LOCAL_ACCOUNT,
+          chalice_stage: str = "dev") -> AppModel:
+    """The :class:`AppModel` of extraction data (swagger targets the function's alias ARN)."""
+    stage, domain = _chalice_stage_config(fn.source, chalice_stage)
+    data = dict(data)
     if data.get("routes"):
         from lambdaship.api import swagger
 
@@ -115,12 +148,21 @@ def extract(fn: FunctionConfig, *, region: str = LOCAL_REGION, account: str = LO
     return from_json(data, stage=stage, domain=domain)
 
 
+def extract(fn: FunctionConfig, *, region: str = LOCAL_REGION, account: str = LOCAL_ACCOUNT,
+            chalice_stage: str = "dev", timeout: float = EXTRACT_TIMEOUT, image_uri: str | None = None) -> AppModel:
+    """The app's model (swagger targets ``arn:aws:lambda:<region>:<account>:function:<name>:<alias>``)."""
+    if not is_chalice_app(fn.source):
+        return EMPTY
+    got = extract_data(fn, chalice_stage=chalice_stage, timeout=timeout, image_uri=image_uri)
+    return build(fn, got.data, region=region, account=account, chalice_stage=chalice_stage)
+
+
 def extract_from_spec(engine: Any, spec: Any, *, timeout: float = EXTRACT_TIMEOUT) -> AppModel:
     """The model of the Chalice app inside an image (``run``): the extraction script in the
     image's own sandbox (``engine.run_command``), no swagger (the gateway does not need it)."""
     if not is_chalice_app(spec.task_dir):
         return EMPTY
-    script = (Path(__file__).parent / "_extract.py").read_text(encoding="utf-8")
+    script = _extractor()
     proc = engine.run_command(spec, ["python3", "-c", script], timeout=timeout)
     try:
         data = parse_output(proc.stdout)

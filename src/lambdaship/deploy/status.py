@@ -10,7 +10,7 @@ from typing import Any
 from lambdaship.config import FunctionConfig
 from lambdaship.deploy.markers import digest_of_uri, parse_history, repository_of_uri
 from lambdaship.deploy.state import version_image
-from lambdaship.names import Names
+from lambdaship.names import MODEL_TAG_PREFIX, Names
 
 RECENT_VERSIONS = 10
 
@@ -118,6 +118,11 @@ def render(status: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _model_only(tags: list[str]) -> bool:
+    """An app model stored next to the images (lambdaship.api.modelstore), not an image."""
+    return bool(tags) and all(t.startswith(MODEL_TAG_PREFIX) for t in tags)
+
+
 def _images(out: dict[str, Any], fn: FunctionConfig, deployed: dict[str, Any] | None, uri: str | None) -> None:
     """The ECR images of the repository the alias's image lives in (scan status included)."""
     from lambdaship.aws import ecr
@@ -134,4 +139,4 @@ def _images(out: dict[str, Any], fn: FunctionConfig, deployed: dict[str, Any] | 
             "size": d.get("imageSizeInBytes"),
             "scan_status": (d.get("imageScanStatus") or {}).get("status"),
             "findings": (d.get("imageScanFindingsSummary") or {}).get("findingSeverityCounts"),
-        } for d in details]
+        } for d in details if not _model_only(d.get("imageTags") or [])]
