@@ -151,6 +151,14 @@ def change(app: Path, n: int) -> None:
     p.write_text(p.read_text() + f"\n# change {n}\n")
 
 
+def change_view(app: Path, n: int) -> None:
+    """A change to what a view returns (not a comment): the deploy must ship it."""
+    p = app / "app.py"
+    text = p.read_text()
+    head, sep, _ = text.partition('    return {"status": "ok"')
+    p.write_text(head + sep + f', "change": {n}}}' + text.split('    return {"status": "ok"', 1)[1].split("}", 1)[1])
+
+
 def reset(app: Path) -> None:
     shutil.copy2(WORKLOAD / "app.py", app / "app.py")
 
@@ -271,15 +279,17 @@ def deploy_figures(base: str, tmp: Path, runs: int) -> dict:
     env = {"LAMBDASHIP_HOME": str(tmp / "deploy-home0"), "UV_CACHE_DIR": str(tmp / "deploy-home0" / "uv")}
     first, out = run([sys.executable, "-m", "lambdaship.cli", "deploy", "-C", str(app), "--create-role",
                       "--skip-smoke", "--json"], env=env)
-    times = []
+    times, models = [], []
     for i in range(runs):
-        change(app, 100 + i)
+        change_view(app, 100 + i)
         home = tmp / f"deploy-home{i + 1}"
         dt, out = run([sys.executable, "-m", "lambdaship.cli", "deploy", "-C", str(app), "--skip-smoke", "--json"],
                       env={"LAMBDASHIP_HOME": str(home), "UV_CACHE_DIR": str(home / "uv")})
         times.append(dt)
+        models.append((json.loads(out).get("app") or {}).get("model"))
     res = json.loads(out)
-    return {"first": first, "fresh": times, "steps": res.get("steps", []), "smoke": bool(res.get("smoke"))}
+    return {"first": first, "fresh": times, "steps": res.get("steps", []), "smoke": bool(res.get("smoke")),
+            "models": models}
 
 
 def naive_layer(app: Path, tmp: Path) -> dict:
@@ -511,10 +521,11 @@ def render(res: dict, runs: int, kinds: tuple[str, ...], quick: bool) -> str:
         lines.append(f"| {label} | {ratio:.3f} | {limit:.3f} | {'yes' if ratio <= limit else 'no'} |")
     d = res.get("deploy")
     if d:
-        lines += ["", f"Full deploy to the local stack (moto + registry; build, push, update by digest, publish, "
-                  "alias; `--skip-smoke`: moto cannot run an image, it echoes the event): "
-                  f"first deploy {fmt_s(d['first'])}; one-line change on a fresh runner "
-                  f"{fmt_s(median(d['fresh']))} (median of {len(d['fresh'])})."]
+        models = ", ".join(str(m) for m in d.get("models") or []) or "-"
+        lines += ["", f"Full deploy to the local stack (moto + registry + data plane; build, push, update by digest, "
+                  "publish, alias, the app's API; `--skip-smoke`, the image's cold start is its own row): "
+                  f"first deploy {fmt_s(d['first'])}; a change to a view's return value on a fresh runner "
+                  f"{fmt_s(median(d['fresh']))} (median of {len(d['fresh'])}; the app model came from: {models})."]
     if "lambdaship" in kinds:
         cb = median([r["fresh_client_bytes"] for r in per["lambdaship"]])
         lines += ["", f"lambdaship's own count of bytes uploaded on a fresh runner: {fmt_b(cb)} (config + app layer "

@@ -69,10 +69,18 @@ class AppPlan:
         return ["app API and triggers:"] + [f"  {i:>2}. {s.render()}" for i, s in enumerate(self.steps, 1)]
 
 
-def region_and_account() -> tuple[str, str]:
+def region_and_account(registry: str | None = None) -> tuple[str, str]:
+    """The caller's region and account; the account read off an ECR ``registry`` host
+    (``<account>.dkr.ecr.<region>.amazonaws.com``) when one is given, else from STS."""
+    import re
+
     from lambdaship.aws import session, sts
 
-    return session.region() or "us-east-1", sts.account_id()
+    region = session.region() or "us-east-1"
+    m = re.fullmatch(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?", registry or "")
+    if m and m.group(2) == region:
+        return region, m.group(1)
+    return region, sts.account_id()
 
 
 def plan_app(fn: FunctionConfig, model: AppModel, obs: Observed, *, code: Code,
@@ -92,13 +100,25 @@ def plan_app(fn: FunctionConfig, model: AppModel, obs: Observed, *, code: Code,
     return out
 
 
-def observe_app(fn: FunctionConfig, main_config: dict[str, Any], *, image_uri: str | None = None,
-                zip_path: Path | None = None, model: AppModel | None = None,
-                chalice_stage: str = "dev") -> AppPlan:
-    """Read-only calls, then :func:`plan_app`: the app's calls. ``image_uri`` (image deploys) or
-    ``zip_path`` (the zip the function is deployed with): what the app's other functions run;
-    ``main_config``: what they share with the main function (its MemorySize, Role, ...)."""
-    region, account = region_and_account()
+@dataclass
+class Observation:
+    """What :func:`observe_app` reads before planning: the model (and where it came from) and the
+    app's resources as they are. Independent of the build, so a deploy reads it while building
+    (:func:`prefetch`)."""
+
+    region: str
+    account: str
+    model: AppModel
+    got: app_model.Extracted | None = None
+    obs: Observed | None = None
+    websocket: WebsocketState | None = None
+
+
+def observe_state(fn: FunctionConfig, *, image_uri: str | None = None, model: AppModel | None = None,
+                  chalice_stage: str = "dev") -> Observation:
+    """The read-only half of :func:`observe_app`. ``image_uri``: where the function's images are
+    (the model may be stored there; only its registry and repository count)."""
+    region, account = region_and_account(image_uri.split("/", 1)[0] if image_uri else None)
     got = None
     if model is None:
         from lambdaship.config import is_chalice_app
@@ -108,22 +128,36 @@ def observe_app(fn: FunctionConfig, main_config: dict[str, Any], *, image_uri: s
             model = app_model.build(fn, got.data, region=region, account=account, chalice_stage=chalice_stage)
         else:
             model = app_model.EMPTY
-    if not model.is_chalice and getattr(fn, "function_url", None) is None:
+    out = Observation(region, account, model, got)
+    if model.is_chalice or getattr(fn, "function_url", None) is not None:
+        out.obs = observe(fn, model, region=region, account=account, chalice_stage=chalice_stage)
+        out.websocket = observe_websocket(fn, model)
+    return out
+
+
+def observe_app(fn: FunctionConfig, main_config: dict[str, Any], *, image_uri: str | None = None,
+                zip_path: Path | None = None, model: AppModel | None = None,
+                chalice_stage: str = "dev", observed: Observation | None = None) -> AppPlan:
+    """Read-only calls (or ``observed``, read before), then :func:`plan_app`: the app's calls.
+    ``image_uri`` (image deploys) or ``zip_path`` (the zip the function is deployed with): what the
+    app's other functions run; ``main_config``: what they share with the main function (its
+    MemorySize, Role, ...)."""
+    o = observed or observe_state(fn, image_uri=image_uri, model=model, chalice_stage=chalice_stage)
+    model, obs, ws, got = o.model, o.obs, o.websocket, o.got
+    if obs is None or ws is None:
         return AppPlan(ApiPlan())
-    obs = observe(fn, model, region=region, account=account, chalice_stage=chalice_stage)
-    ws = observe_websocket(fn, model)
     code = Code(image_uri=image_uri) if image_uri else _zip_code(fn, zip_path)
     if not (code.image_uri or code.zip_sha256) and model.extra_functions():
         raise LambdashipError(f"no image or zip of {fn.function_name} to run its authorizer/event functions on",
                               "deploy again without --image pointing elsewhere, or set package_type")
     plan = plan_app(fn, model, obs, code=code, main_config=main_config, websocket=ws)
-    plan.region, plan.stage, plan.zip_path = region, model.stage, zip_path
+    plan.region, plan.stage, plan.zip_path = o.region, model.stage, zip_path
     if got is not None:
         plan.model_source = got.source
         if image_uri and got.source != "registry":
             plan.store_model = (image_uri, got.fingerprint, got.data)
     if ws.api_id:
-        plan.websocket_url = ws_url(ws.api_id, region, model.stage)
+        plan.websocket_url = ws_url(ws.api_id, o.region, model.stage)
     return plan
 
 
@@ -172,22 +206,45 @@ def main_config(fn: FunctionConfig, inp: Any) -> dict[str, Any]:
     return cfg
 
 
-def extension(fn: FunctionConfig, inp: Any, *, image_uri: str | None,
-              zip_path: Path | None) -> tuple[tuple[Any, ...], AppPlan] | None:
+def prefetch(fn: FunctionConfig) -> Observation | None:
+    """:func:`observe_state` for :func:`extension`, before the image exists (the deploy runs it
+    while it builds): the model is looked up in the repository the image will be pushed to."""
+    from lambdaship.config import is_chalice_app
+
+    if not is_chalice_app(fn.source) and getattr(fn, "function_url", None) is None:
+        return None
+    store = None
+    if fn.package_type != "zip":
+        from lambdaship.aws import ecr
+        from lambdaship.names import Names
+
+        try:
+            store = f"{ecr.registry_for_account()}/{Names(fn.function_name, fn.repository).repository}"
+        except Exception:
+            store = None
+    return observe_state(fn, image_uri=store)
+
+
+def extension(fn: FunctionConfig, inp: Any, *, image_uri: str | None, zip_path: Path | None,
+              observed: Observation | None = None) -> tuple[tuple[Any, ...], AppPlan] | None:
     """The app's calls as extensions of the function's deploy plan (None for an app with nothing
     besides its handler). ``before_alias`` — after the new version is published and smoke-tested,
     before the main alias moves, so a failure leaves that alias where it was: the extra functions,
     the APIs, the triggers. ``after_alias`` — the calls on the main alias itself (its permissions,
-    its Function URL), which need the alias to exist (a first deploy creates it)."""
+    its Function URL), which need the alias to exist (a first deploy creates it). ``observed``:
+    :func:`prefetch`'s result (read while the deploy built)."""
     from lambdaship.config import is_chalice_app
     from lambdaship.deploy.plan import Extension
 
     if not is_chalice_app(fn.source) and getattr(fn, "function_url", None) is None:
         return None
-    app = observe_app(fn, main_config(fn, inp), image_uri=image_uri, zip_path=zip_path)
+    app = observe_app(fn, main_config(fn, inp), image_uri=image_uri, zip_path=zip_path, observed=observed)
     on_alias = tuple(namespaced([s for s in app.steps if on_main_alias(fn, s)]))
     before = tuple(namespaced([s for s in app.steps if not on_main_alias(fn, s)]))
     return (Extension("before_alias", lambda _inp: before), Extension("after_alias", lambda _inp: on_alias)), app
+
+
+extension.prefetch = prefetch  # type: ignore[attr-defined]  # lambdaship.deploy.pipeline runs it during the build
 
 
 def on_main_alias(fn: FunctionConfig, step: ApiStep) -> bool:

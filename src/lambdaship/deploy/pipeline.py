@@ -158,24 +158,32 @@ def prepare(
     ``app``: a hook adding the app's API, extra functions and triggers as extensions
     (:func:`lambdaship.api.deploy.extension`, passed in by the CLI so ``deploy`` does not import
     ``api``); its :class:`~lambdaship.api.deploy.AppPlan` goes to ``artifacts["app"]``."""
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
     resolved = envmod.resolve(fn, env_file)  # validates names and the 4 KB limit first
-    if package is None:
-        package = resolve_package(fn, image=image, progress=progress, zip_bucket=zip_bucket,
-                                  create_bucket=create_bucket)
-    if isinstance(package, ImagePackage):
-        state = observe(fn, target=package.target, create_role=create_role)
-    else:
-        zplan = package.zplan  # type: ignore[attr-defined]
-        bucket = zplan.bucket if zplan.decision.upload == "s3" else None
-        state = observe(fn, create_role=create_role, bucket=bucket)
-    opts = Options(create_role=create_role, skip_smoke=skip_smoke)
-    if app is not None:
-        opts = _with_app(app, fn, package, resolved, state, opts)
+    early = getattr(app, "prefetch", None)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="app-observe") as pool:
+        # The app's model and its resources as they are do not depend on the build: read them meanwhile.
+        observed = pool.submit(contextvars.copy_context().run, early, fn) if early is not None else None
+        if package is None:
+            package = resolve_package(fn, image=image, progress=progress, zip_bucket=zip_bucket,
+                                      create_bucket=create_bucket)
+        if isinstance(package, ImagePackage):
+            state = observe(fn, target=package.target, create_role=create_role)
+        else:
+            zplan = package.zplan  # type: ignore[attr-defined]
+            bucket = zplan.bucket if zplan.decision.upload == "s3" else None
+            state = observe(fn, create_role=create_role, bucket=bucket)
+        opts = Options(create_role=create_role, skip_smoke=skip_smoke)
+        if app is not None:
+            opts = _with_app(app, fn, package, resolved, state, opts,
+                             observed=observed.result() if observed is not None else None)
     return plan(fn, package, resolved, state, opts)
 
 
 def _with_app(hook: AppHook, fn: FunctionConfig, package: Package, resolved: envmod.Resolved, state: Any,
-              opts: Options) -> Options:
+              opts: Options, observed: Any = None) -> Options:
     from dataclasses import replace
 
     from lambdaship.deploy.plan import PlanInput
@@ -183,7 +191,8 @@ def _with_app(hook: AppHook, fn: FunctionConfig, package: Package, resolved: env
     art = getattr(getattr(package, "zplan", None), "artifact", None)
     found = hook(fn, PlanInput(fn, Names(fn.function_name, fn.repository), package, resolved, state),
                       image_uri=package.target.image_uri if package.target else None,
-                      zip_path=Path(art.path) if art is not None else None)
+                      zip_path=Path(art.path) if art is not None else None,
+                      **({"observed": observed} if observed is not None else {}))
     if found is None:
         return opts
     exts, app_plan = found
