@@ -1,0 +1,1 @@
+"""Helpers of the big-app workload (named like seed-app's package, which the peer scripts copy)."""
