@@ -39,15 +39,19 @@ def _resources(api_id: str) -> dict[str, dict]:
     return {r["path"]: r for r in items}
 
 
-@pytest.fixture
-def app(local_stack, tmp_path):
+def features_app(tmp_path: Path, prefix: str):
+    """A copy of the chalice-features app with its queue and a deployed function of a new name."""
     src = tmp_path / "app"
     shutil.copytree(APP, src)
-    name = uid("features")
+    name = uid(prefix)
     aws("sqs").create_queue(QueueName="chalice-features-jobs")
     _function(name)
-    fn = load_project(src, {"function_name": name}).function()
-    return fn
+    return load_project(src, {"function_name": name}).function()
+
+
+@pytest.fixture
+def app(local_stack, tmp_path):
+    return features_app(tmp_path, "features")
 
 
 def test_deploy_creates_the_api_functions_and_triggers(app) -> None:

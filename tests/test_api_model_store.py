@@ -15,20 +15,15 @@ from lambdaship.api import modelstore
 from lambdaship.api.deploy import deploy_app
 from lambdaship.config import load_project
 from lambdaship.registries import registry_client
-from tests.test_api_deploy import APP, IMAGE, _function, _resources
-from tests.test_deploy import aws, uid
+from tests.test_api_deploy import IMAGE, _resources, features_app
+from tests.test_deploy import uid
 
 HOST, REPO = modelstore.split_image_uri(IMAGE)
 
 
 @pytest.fixture
 def app(local_stack, tmp_path):
-    src = tmp_path / "app"
-    shutil.copytree(APP, src)
-    name = uid("modelstore")
-    aws("sqs").create_queue(QueueName="chalice-features-jobs")
-    _function(name)
-    return load_project(src, {"function_name": name}).function()
+    return features_app(tmp_path, "modelstore")
 
 
 def fresh_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> Path:

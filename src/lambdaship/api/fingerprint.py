@@ -35,6 +35,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -110,12 +111,6 @@ def _references(tree: ast.AST, skip: set[int]) -> set[str]:
     return names
 
 
-def _def_references(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
-    """Names the function's own decorators, arguments and body use (its body may call a sibling
-    view; that sibling then is not provably idle)."""
-    return _references(fn, set())
-
-
 def _docstring(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.stmt]:
     first = fn.body[0] if fn.body else None
     if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
@@ -141,9 +136,9 @@ def _idle_views(modules: list[_Module]) -> set[int]:
     for m in modules:
         if m.tree is not None:
             used |= _references(m.tree, skip)
-    for m in modules:  # a candidate's own code may name another candidate
+    for m in modules:  # a candidate's own code may call another candidate: that one is not idle
         for c in m.candidates:
-            used |= _def_references(c) - {c.name}
+            used |= _references(c, set()) - {c.name}
     names = [c.name for m in modules for c in m.candidates]
     return {id(c) for m in modules for c in m.candidates if c.name not in used and names.count(c.name) == 1}
 
@@ -163,8 +158,6 @@ def source_shape(files: Iterable[tuple[str, Path]]) -> str:
     others: list[tuple[str, bytes]] = []
     for arc, path in sorted(files):
         if path.is_symlink():
-            import os
-
             others.append((arc, b"link:" + os.readlink(path).encode()))
         elif arc.endswith(".py"):
             modules.append(_Module(arc, path.read_bytes()))
