@@ -45,3 +45,29 @@ def test_keep_tests_switch_changes_the_cache_key(monkeypatch) -> None:  # type: 
     assert prune.prune_tests_enabled()
     monkeypatch.setenv("LAMBDASHIP_KEEP_TESTS", "1")
     assert not prune.prune_tests_enabled()
+
+
+def test_edited_records_never_write_through_a_hard_link(tmp_path: Path) -> None:
+    """Installed trees are hard links into uv's cache: the RECORDs prune edits (bundled tests,
+    console scripts) get a new file each, and the cached wheel's copies keep their text."""
+    tree, cache = tmp_path / "tree", tmp_path / "uv-cache"
+    _write(tree, "pkg/__init__.py")
+    _write(tree, "pkg/tests/test_x.py")
+    _write(tree, "bin/tool", "#!/bin/sh\n")
+    originals = {}
+    for name, text in (("pkg-1.0.dist-info", "pkg/__init__.py,,\npkg/tests/test_x.py,,\n"),
+                       ("tool-1.0.dist-info", "../../bin/tool,,\ntool.py,,\n")):
+        cached = cache / name / "RECORD"
+        _write(cache, f"{name}/RECORD", text)
+        (tree / name).mkdir()
+        (tree / name / "RECORD").hardlink_to(cached)
+        originals[cached] = text
+
+    assert prune.prune_tests(tree) == ["pkg/tests/"]
+    prune.clean(tree)
+
+    assert (tree / "pkg-1.0.dist-info" / "RECORD").read_text() == "pkg/__init__.py,,\n"
+    assert (tree / "tool-1.0.dist-info" / "RECORD").read_text() == "tool.py,,\n"
+    for cached, text in originals.items():
+        assert cached.read_text() == text
+        assert cached.stat().st_nlink == 1

@@ -91,22 +91,41 @@ def test_layer_index_that_lies_about_the_diff_id_is_rebuilt(base_image_ref: str,
 
 
 def test_changed_file_in_cached_deps_tree_is_reinstalled(base_image_ref: str, tmp_path: Path) -> None:
+    """A file of a cached tree changed in place. Trees are hard links into uv's cache, so the
+    change reaches uv's copy too: the tree check discards the tree, the reinstall links the
+    doctored cached file, the RECORD check catches it and has uv download it again. The image is
+    the clean one and uv's cache is healed (its own cache here: the suite's shared one stays out)."""
     app = _app(tmp_path)
     home = tmp_path / "home"
-    clean, _ = _build(app, home, "--base-image", base_image_ref)
+    env = {"LAMBDASHIP_HOME": str(home), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+
+    def build(*args: str) -> tuple[dict, str]:
+        r = run_cli("build", "-C", str(app), "--json", "--base-image", base_image_ref, *args, env=env)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout), r.stderr
+
+    clean, _ = build()
     (entry,) = (p for p in (home / "deps").iterdir() if p.is_dir() and not p.name.startswith("."))  # not <key>.lock
     target = entry / "tree" / "humanize" / "__init__.py"
-    # A file of its own, not a hard link into uv's cache: changing it must not poison later installs.
-    assert target.stat().st_nlink == 1
-    target.write_text(target.read_text() + "\nraise SystemExit('doctored dependency')\n")
+    linked = [p for p in (tmp_path / "uv-cache").rglob("__init__.py") if p.stat().st_ino == target.stat().st_ino]
+    assert linked, "the tree is not linked into uv's cache (the install copied it)"
+    with target.open("a") as fh:  # in place: through the link
+        fh.write("\nraise SystemExit('doctored dependency')\n")
+    assert b"doctored dependency" in linked[0].read_bytes()
     shutil.rmtree(home / "layers")  # so the tree, not the layer cache, would be used
-    again, err = _build(app, home, "--base-image", base_image_ref, "--out", str(tmp_path / "layout"))
+    again, err = build("--out", str(tmp_path / "layout"))
     assert not again["deps_cached"], "the doctored tree was reused"
     assert "warning: cached dependency tree failed verification" in err, err
     assert again["manifest_digest"] == clean["manifest_digest"]
     deps = _layer(again, "deps")
     raw = gzip.decompress((tmp_path / "layout" / "blobs" / "sha256" / deps["digest"].split(":", 1)[1]).read_bytes())
     assert b"doctored dependency" not in raw
+    # A later install from the same uv cache (another project, a new home) gets the clean file.
+    env["LAMBDASHIP_HOME"] = str(tmp_path / "home2")
+    build()
+    (tree2,) = (tmp_path / "home2" / "deps").glob("*/tree")
+    later = (tree2 / "humanize" / "__init__.py").read_bytes()
+    assert b"doctored dependency" not in later, "uv's cache is still doctored"
 
 
 def _pyc_from_layer(layout: Path, digest: str, name: str) -> bytes:
@@ -228,11 +247,16 @@ def test_flipped_byte_in_uv_cache_is_not_shipped(tmp_path: Path) -> None:
         (tree,) = (tmp_path / home / "deps").glob("*/tree")
         return tree / "six.py", r.stderr
 
-    clean, _ = size("h1")
+    clean_tree, _ = size("h1")
+    clean = clean_tree.read_bytes()  # before the flip: h1's tree is a hard link to the cached file
     (cached,) = uv_cache.glob("archive-v0/*/six.py")
     _flip(cached)
     shipped, err = size("h2")  # a deps cache miss: uv takes six from its cache
-    assert shipped.read_bytes() == clean.read_bytes()
+    assert shipped.read_bytes() == clean
     assert "warning: the installer's cache held a corrupt copy of six; installed again from the index" in err, err
     again, err = size("h3")
-    assert again.read_bytes() == clean.read_bytes() and "warning" not in err  # uv's entry was replaced
+    assert again.read_bytes() == clean and "warning" not in err  # uv's entry was replaced
+    # The flip also reached h1's cached tree through the link: its next use discards it.
+    first, err = size("h1")
+    assert first.read_bytes() == clean
+    assert "warning: cached dependency tree failed verification" in err, err

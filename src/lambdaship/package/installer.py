@@ -140,9 +140,13 @@ def install_cmd(fn: FunctionConfig, target: str, req: Path, dest: Path) -> tuple
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # uv would wrap its messages at it
     uv = uv_binary()
     if uv:
-        # --link-mode copy: files of their own, not hard links into uv's cache (a change to one
-        # would change the other: a doctored tree would poison every later install, and back).
-        cmd = [uv, "pip", "install", "--no-progress", "--link-mode", "copy", "--target", str(dest), "-r", str(req)]
+        # --link-mode hardlink: a file created costs ~1 ms of kernel time here, a link ~0.2 ms (the
+        # seed app's 8,112 files: 5.1 s copied, 1.6 s linked, warm cache). A tree file and uv's
+        # cached copy are then one inode: lambdaship never writes a tree file in place (prune
+        # replaces the RECORDs it edits), a changed tree file fails the tree check and a changed
+        # cache file the RECORD check, which re-downloads it (``records.check``).
+        cmd = [uv, "pip", "install", "--no-progress", "--link-mode", "hardlink", "--target", str(dest),
+               "-r", str(req)]
         if target == "lambda":
             cmd += ["--only-binary", ":all:", "--python-platform", fn.platform.uv_platform,
                     "--python-version", fn.python]

@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+from lambdaship.fsutil import tmp_sibling
 from lambdaship.package.requirements import canonical_name
 
 
@@ -62,7 +63,7 @@ def clean(tree: Path) -> None:
         lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
         kept = [ln for ln in lines if not ln.startswith(("bin/", "../../bin/", "../bin/"))]
         if len(kept) != len(lines):
-            record.write_text("".join(kept), encoding="utf-8")
+            _rewrite(record, "".join(kept))
     for pyc_dir in tree.rglob("__pycache__"):
         shutil.rmtree(pyc_dir, ignore_errors=True)
 
@@ -125,5 +126,13 @@ def prune_tests(tree: Path) -> list[str]:
             lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
             kept = [ln for ln in lines if not ln.startswith(prefixes)]
             if len(kept) != len(lines):
-                record.write_text("".join(kept), encoding="utf-8")
+                _rewrite(record, "".join(kept))
     return removed
+
+
+def _rewrite(record: Path, text: str) -> None:
+    """A new file in ``record``'s place: tree files are hard links into uv's cache, and writing
+    one in place would change the cached wheel for every later install."""
+    tmp = tmp_sibling(record)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, record)
