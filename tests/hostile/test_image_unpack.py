@@ -252,3 +252,71 @@ def test_run_refuses_a_lying_layout_in_one_line(tmp_path: Path) -> None:
     (layout / "blobs/sha256" / config_digest.split(":")[1]).write_text(json.dumps({"rootfs": {"diff_ids": []}}))
     proc = run_cli("run", str(layout), "--get", "/")
     assert proc.returncode == 1 and "does not match the digest" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- what the unpacker learns about the tree's shape within one layer must follow every change ----
+def test_a_directory_replaced_by_a_symlink_in_the_same_layer_is_not_written_through(tmp_path: Path,
+                                                                                     host: Path) -> None:
+    """The layer creates a/b (known to be real directories), replaces a with a symlink to the host,
+    then writes a/b/x: x lands below the re-rooted host path inside the root, never in the host."""
+    (host / "b").mkdir()
+    before = snapshot(host)
+    layer = tar_gz(tmp_path, "l", [entry("a", "dir"), entry("a/b", "dir"), entry("a/b/first"),
+                                   entry("a", "symlink", link=str(host)), entry("a/b/x")])
+    root = tmp_path / "root"
+    apply_layer(layer, root)
+    assert snapshot(host) == before
+    assert (root / str(host).lstrip("/") / "b/x").read_text() == "content of a/b/x\n"
+    assert (root / "a").is_symlink()
+
+
+def test_a_whited_out_directory_is_recreated_and_never_followed_when_linked(tmp_path: Path, host: Path) -> None:
+    """After ``p/.wh.sub`` removes a directory the layer already wrote into and a symlink p/sub -> host
+    replaces it, a file below p/sub stays inside the root; after ``d/.wh.sub``, files below d/sub
+    recreate it."""
+    (host / "sub").mkdir()
+    before = snapshot(host)
+    l1 = tar_gz(tmp_path, "l1", [entry("d", "dir"), entry("d/sub", "dir"), entry("d/sub/f"),
+                                 entry("p", "dir"), entry("p/sub", "dir")])
+    l2 = tar_gz(tmp_path, "l2", [entry("p/sub/h"), entry("p/.wh.sub"), entry("p/sub", "symlink", link=str(host)),
+                                 entry("p/sub/canary"), entry("d/sub/h"), entry("d/.wh.sub"), entry("d/sub/g")])
+    root = tmp_path / "root"
+    apply_layer(l1, root)
+    try:
+        apply_layer(l2, root)
+    finally:  # the host is checked first, even when the layer failed
+        assert snapshot(host) == before
+    assert sorted(p.name for p in (root / "d/sub").iterdir()) == ["g"]
+    assert (root / str(host).lstrip("/") / "canary").read_text() == "content of p/sub/canary\n"
+
+
+def test_an_opaque_directory_after_files_of_the_same_layer_is_followed_exactly(tmp_path: Path, host: Path) -> None:
+    """``o/.wh..wh..opq`` after the layer wrote o/deep/y and o/deep2/v removes o/deep and o/deep2
+    (not named by this layer): a symlink o/deep2 -> host planted after it is re-rooted for o/deep2/w,
+    and a later o/deep/z recreates o/deep."""
+    (host / "deep2").mkdir()
+    before = snapshot(host)
+    l1 = tar_gz(tmp_path, "l1", [entry("o", "dir"), entry("o/old"), entry("o/deep", "dir"), entry("o/deep/x"),
+                                 entry("o/deep2", "dir")])
+    l2 = tar_gz(tmp_path, "l2", [entry("o/deep/y"), entry("o/deep2/v"), entry("o/.wh..wh..opq"),
+                                 entry("o/deep2", "symlink", link=str(host / "deep2")), entry("o/deep2/w"),
+                                 entry("o/deep/z")])
+    root = tmp_path / "root"
+    apply_layer(l1, root)
+    try:
+        apply_layer(l2, root)
+    finally:  # the host is checked first, even when the layer failed
+        assert snapshot(host) == before
+    assert sorted(p.name for p in (root / "o").iterdir()) == ["deep", "deep2"]
+    assert sorted(p.name for p in (root / "o/deep").iterdir()) == ["z"]
+    assert (root / str(host).lstrip("/") / "deep2/w").read_text() == "content of o/deep2/w\n"
+
+
+def test_a_removed_symlink_no_longer_redirects_later_entries(tmp_path: Path) -> None:
+    """l -> t is followed for l/f; after ``.wh.l`` the name l is a plain (new) directory for l/g."""
+    layer = tar_gz(tmp_path, "l", [entry("t", "dir"), entry("l", "symlink", link="t"), entry("l/f"),
+                                   entry(".wh.l"), entry("l/g")])
+    root = tmp_path / "root"
+    apply_layer(layer, root)
+    assert (root / "t/f").is_file() and not (root / "t/g").exists()
+    assert not (root / "l").is_symlink() and (root / "l/g").read_text() == "content of l/g\n"

@@ -19,7 +19,6 @@ Every layer is hashed while it is applied (``digest`` / ``diff_id`` checked by
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import posixpath
 import shutil
@@ -27,89 +26,214 @@ import stat
 import tarfile
 import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from lambdaship.errors import LambdashipError
 
 OPAQUE = ".wh..wh..opq"
 WHITEOUT = ".wh."
 MAX_SYMLINKS = 40
+CHUNK = 1 << 20  # decompressed bytes per read from the layer
 
 
 # ---- path resolution inside the root ---------------------------------------------------------
-def resolve_inside(dest: Path, rel: str) -> str:
+def resolve_inside(dest: Path | str, rel: str) -> str:
     """Resolve every component of ``rel`` following symlinks as a process chrooted at ``dest``
     would; returns a clean relative path (which may not exist)."""
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = dest.joinpath(*resolved, part)
-        if candidate.is_symlink():
-            hops += 1
-            if hops > MAX_SYMLINKS:
-                raise LambdashipError(f"too many symlinks resolving {rel!r} in the image")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            continue
-        resolved.append(part)
-    return "/".join(resolved)
+    return _Resolver(os.fspath(dest)).resolve(rel)
 
 
-def _inside(dest: Path, name: str, memo: dict[str, str]) -> str:
-    """The real relative path for member ``name``: parents resolved, the last component kept."""
-    name = posixpath.normpath("/" + name).lstrip("/")
-    parent, base = posixpath.split(name)
-    if not parent:
-        return base
-    real_parent = memo.get(parent)
-    if real_parent is None:
-        real_parent = memo[parent] = resolve_inside(dest, parent)
-    return posixpath.join(real_parent, base) if real_parent else base
+def _components(path: str) -> list[str]:
+    """The components of ``path`` in reverse order (popped from the end), without ``""`` and ``.``."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    parts.reverse()
+    return parts
 
 
-def _remove(path: Path) -> None:
-    if path.is_symlink() or not path.is_dir():
-        path.unlink(missing_ok=True)
-    else:
+class _Resolver:
+    """Resolution inside ``root`` with what one unpack has learned about the tree's shape.
+
+    ``dirs`` holds relative paths known to be real directories all the way down (every prefix is a
+    directory, none a symlink): a name whose parent is in ``dirs`` resolves to itself without a
+    system call. ``links`` holds known symlinks and their targets. Both are exact as long as every
+    change of the tree's shape goes through :meth:`created_link` and :meth:`forget` (the applier's
+    only ways to add a symlink or remove an entry); creating files or directories never changes how
+    an existing name resolves."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.dirs: set[str] = {""}
+        self.links: dict[str, str] = {}
+
+    def path(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def resolve(self, rel: str) -> str:
+        parts = _components(rel)
+        resolved = ""
+        hops = 0
+        dirs, links = self.dirs, self.links
+        while parts:
+            part = parts.pop()
+            if part == "..":
+                resolved = resolved.rpartition("/")[0]
+                continue
+            candidate = f"{resolved}/{part}" if resolved else part
+            if candidate in dirs:
+                resolved = candidate
+                continue
+            target = links.get(candidate)
+            if target is None:
+                try:
+                    st = os.lstat(self.path(candidate))
+                except (FileNotFoundError, NotADirectoryError):
+                    st = None
+                if st is not None:
+                    if stat.S_ISLNK(st.st_mode):
+                        target = links[candidate] = os.readlink(self.path(candidate))
+                    elif stat.S_ISDIR(st.st_mode):
+                        dirs.add(candidate)  # its parent is resolved, so it is a real directory
+            if target is not None:
+                hops += 1
+                if hops > MAX_SYMLINKS:
+                    raise LambdashipError(f"too many symlinks resolving {rel!r} in the image")
+                if target.startswith("/"):
+                    resolved = ""
+                parts.extend(_components(target))
+                continue
+            resolved = candidate
+        return resolved
+
+    def inside(self, name: str) -> str:
+        """The real relative path for member ``name``: parents resolved, the last component kept."""
+        name = posixpath.normpath("/" + name).lstrip("/")
+        parent, base = posixpath.split(name)
+        if not parent:
+            return base
+        real_parent = parent if parent in self.dirs else self.resolve(parent)
+        return f"{real_parent}/{base}" if real_parent else base
+
+    def makedirs(self, rel: str) -> None:
+        """Every component of the resolved ``rel`` a real directory (created 0755 if missing)."""
+        dirs = self.dirs
+        if rel in dirs:
+            return
+        d = ""
+        for part in rel.split("/"):
+            d = f"{d}/{part}" if d else part
+            if d in dirs:
+                continue
+            try:
+                os.mkdir(self.path(d), 0o755)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(self.path(d)).st_mode):
+                    raise LambdashipError(f"layer entry below {rel!r}: {part!r} is not a directory") from None
+            dirs.add(d)
+
+    def created_link(self, rel: str, target: str) -> None:
+        self.links[rel] = target
+
+    def forget(self, rel: str, was_dir: bool) -> None:
+        """``rel`` was removed (with everything below it when ``was_dir``)."""
+        self.dirs.discard(rel)
+        self.links.pop(rel, None)
+        if was_dir:
+            prefix = rel + "/"
+            self.dirs = {d for d in self.dirs if not d.startswith(prefix)}
+            self.links = {k: v for k, v in self.links.items() if not k.startswith(prefix)}
+
+
+def _remove(path: Path | str) -> bool:
+    """Remove ``path`` (a directory with everything in it, never following symlinks); returns
+    whether it was a directory."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if stat.S_ISDIR(st.st_mode):
         shutil.rmtree(path)  # never follows symlinks
-
-
-def _makedirs(dest: Path, rel: str) -> None:
-    d = dest
-    for part in [p for p in rel.split("/") if p]:
-        d = d / part
-        if d.is_symlink() or (d.exists() and not d.is_dir()):
-            raise LambdashipError(f"layer entry below {rel!r}: {part!r} is not a directory")
-        if not d.exists():
-            os.mkdir(d, 0o755)
+        return True
+    os.unlink(path)
+    return False
 
 
 # ---- reading a layer, hashed ------------------------------------------------------------------
-class _Hashing(io.RawIOBase):
+class _Hashing:
     """A read-only stream that hashes what passes through."""
 
     def __init__(self, raw: IO[bytes]) -> None:
-        super().__init__()
         self.raw, self.hash, self.size = raw, hashlib.sha256(), 0
 
-    def readinto(self, b: Any) -> int:
-        data = self.raw.read(len(b))
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, b: memoryview | bytearray) -> int:
+        data = self.read(len(b))
         n = len(data)
         b[:n] = data
-        self.hash.update(data)
-        self.size += n
         return n
 
     def readable(self) -> bool:
         return True
+
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+class _Tar:
+    """The uncompressed tar stream for :class:`tarfile.TarFile` (non-stream mode): ``read`` served
+    from big decompressed chunks, ``tell``, and ``seek`` forward only (skipped bytes are read and
+    hashed, so the whole stream is always hashed in order)."""
+
+    def __init__(self, src: IO[bytes]) -> None:
+        self.src = src
+        self.hash = hashlib.sha256()
+        self.buf = b""
+        self.off = 0  # read position in buf
+        self.base = 0  # stream offset of buf[0]
+
+    def read(self, n: int = -1) -> bytes:
+        buf, off = self.buf, self.off
+        if 0 <= n <= len(buf) - off:
+            self.off = off + n
+            return buf[off:off + n]
+        pieces = [buf[off:]]
+        have = len(buf) - off
+        self.base += len(buf)
+        self.buf, self.off = b"", 0
+        while n < 0 or have < n:
+            data = self.src.read(CHUNK if n < 0 else max(CHUNK, n - have))
+            if not data:
+                break
+            self.hash.update(data)
+            if n >= 0 and have + len(data) > n:
+                keep = n - have
+                pieces.append(data[:keep])
+                self.buf, self.off = data, keep
+                have = n
+                break
+            pieces.append(data)
+            self.base += len(data)
+            have += len(data)
+        return b"".join(pieces)
+
+    def tell(self) -> int:
+        return self.base + self.off
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0 or pos < self.tell():
+            raise tarfile.ReadError("the layer asks to seek backwards")
+        while self.tell() < pos:
+            if not self.read(min(pos - self.tell(), CHUNK)):
+                break
+        return self.tell()
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
 
     def digest(self) -> str:
         return "sha256:" + self.hash.hexdigest()
@@ -128,7 +252,7 @@ def _decompress(raw: _Hashing, magic: bytes) -> IO[bytes]:
     if magic == b"\x28\xb5\x2f\xfd":
         raise LambdashipError("zstd-compressed layers are not supported locally",
                               "use gzip layers (Lambda requires them too)")
-    return io.BufferedReader(raw, 1 << 16)  # type: ignore[arg-type]
+    return raw  # type: ignore[return-value]
 
 
 def apply_layer(blob: Path, dest: Path, *, digest: str | None = None, diff_id: str | None = None) -> str:
@@ -142,15 +266,14 @@ def apply_layer(blob: Path, dest: Path, *, digest: str | None = None, diff_id: s
         magic = fh.read(4)
         fh.seek(0)
         raw = _Hashing(fh)
-        tar_stream = _Hashing(_decompress(raw, magic))
+        tar_stream = _Tar(_decompress(raw, magic))
         try:
-            with tarfile.open(fileobj=tar_stream, mode="r|") as tf:  # type: ignore[call-overload]
-                applier = _Applier(dest)
+            with tarfile.TarFile(fileobj=tar_stream, mode="r") as tf:  # type: ignore[arg-type]
+                applier = _Applier(dest, tar_stream)
                 for member in tf:
                     applier.apply(tf, member)
-            while tar_stream.read(1 << 20):
-                pass  # the end-of-archive padding counts; reading to EOF also checks the gzip CRC
-            while raw.read(1 << 20):
+            tar_stream.drain()  # the end-of-archive padding counts; reading to EOF also checks the gzip CRC
+            while raw.read(CHUNK):
                 pass
         except (OSError, EOFError, zlib.error, tarfile.TarError) as exc:
             raise LambdashipError(f"layer {short} is corrupt: {str(exc) or type(exc).__name__}",
@@ -165,74 +288,126 @@ def apply_layer(blob: Path, dest: Path, *, digest: str | None = None, diff_id: s
     return got
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 class _Applier:
-    def __init__(self, dest: Path) -> None:
-        self.dest = dest
+    def __init__(self, dest: Path, stream: _Tar) -> None:
+        self.fs = _Resolver(os.fspath(dest))
+        self.stream = stream
         self.seen: set[str] = set()
-        self.memo: dict[str, str] = {}
+
+    def _clear(self, rel: str) -> None:
+        """Remove whatever is at ``rel`` (an entry is replaced, never written through)."""
+        self.fs.forget(rel, _remove(self.fs.path(rel)))
 
     def apply(self, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        dest = self.dest
+        fs = self.fs
         name = posixpath.normpath("/" + member.name).lstrip("/")
         if not name or name == ".":
             return
         parent, base = posixpath.split(name)
-        if base == OPAQUE or base.startswith(WHITEOUT) or member.issym() or member.isdir():
-            self.memo.clear()  # the tree's shape changes: resolve parents afresh
-        if base == OPAQUE:
-            real = resolve_inside(dest, parent)
-            directory = dest / real if real else dest
-            if directory.is_dir() and not directory.is_symlink():
-                for child in directory.iterdir():
-                    if (posixpath.join(real, child.name) if real else child.name) not in self.seen:
-                        _remove(child)
-            return
         if base.startswith(WHITEOUT):
-            target = dest / _inside(dest, posixpath.join(parent, base[len(WHITEOUT):]), self.memo)
-            if target != dest and (target.is_symlink() or target.exists()):
-                _remove(target)
+            if base == OPAQUE:
+                self._opaque(parent)
+            else:
+                real = fs.inside(posixpath.join(parent, base[len(WHITEOUT):]))
+                if real:
+                    self._clear(real)
             return
-        if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+        kind = member.type
+        if kind in tarfile.REGULAR_TYPES:
+            kind = tarfile.REGTYPE
+        elif kind not in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE):
             return  # device nodes, FIFOs, anything else: dropped
-        real = _inside(dest, name, self.memo)
-        if not real:
-            return
+        real_parent = parent if parent in fs.dirs else fs.resolve(parent)
+        real = f"{real_parent}/{base}" if real_parent else base
         self.seen.add(real)
-        real_parent = posixpath.dirname(real)
         if real_parent:
-            _makedirs(dest, real_parent)
-        target = dest / real
-        if target.is_symlink() or (target.exists() and not (member.isdir() and target.is_dir())):
-            _remove(target)
-            self.memo.clear()
+            fs.makedirs(real_parent)
+        target = fs.path(real)
         mode = (member.mode & 0o1777) | 0o400  # no setuid/setgid; the owner (the sandbox user) may read
-        if member.isdir():
-            if not target.exists():
+        if kind == tarfile.REGTYPE:
+            self._file(tf, member, real, target, mode)
+        elif kind == tarfile.DIRTYPE:
+            try:
                 os.mkdir(target, 0o700)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(target).st_mode):
+                    self._clear(real)
+                    os.mkdir(target, 0o700)
+            fs.dirs.add(real)
             os.chmod(target, mode | 0o700)
-        elif member.isreg():
-            self._file(tf, member, target, mode)
-        elif member.issym():
-            os.symlink(member.linkname, target)
+        elif kind == tarfile.SYMTYPE:
+            try:
+                os.symlink(member.linkname, target)
+            except FileExistsError:
+                self._clear(real)
+                os.symlink(member.linkname, target)
+            fs.created_link(real, member.linkname)
         else:
-            self._hardlink(member, target)
+            self._clear(real)
+            self._hardlink(member, real, target)
 
-    def _file(self, tf: tarfile.TarFile, member: tarfile.TarInfo, target: Path, mode: int) -> None:
-        src = tf.extractfile(member)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            if src is not None:
-                shutil.copyfileobj(src, out, 1 << 20)
-            os.fchmod(out.fileno(), mode)
-            os.utime(out.fileno(), (member.mtime, member.mtime))
-
-    def _hardlink(self, member: tarfile.TarInfo, target: Path) -> None:
-        src = self.dest / _inside(self.dest, member.linkname, self.memo)
+    def _opaque(self, parent: str) -> None:
+        real = self.fs.resolve(parent)
+        directory = self.fs.path(real)
         try:
-            st = src.lstat()
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                return
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with os.scandir(directory) as it:
+            children = [e.name for e in it]
+        for child in children:
+            rel = f"{real}/{child}" if real else child
+            if rel not in self.seen:
+                self._clear(rel)
+
+    def _file(self, tf: tarfile.TarFile, member: tarfile.TarInfo, real: str, target: str, mode: int) -> None:
+        try:
+            fd = os.open(target, _CREATE, 0o600)
+        except FileExistsError:
+            self._clear(real)
+            fd = os.open(target, _CREATE, 0o600)
+        try:
+            if member.sparse is not None:  # pragma: no cover - GNU sparse files: tarfile fills the holes
+                src = tf.extractfile(member)
+                assert src is not None
+                while data := src.read(CHUNK):
+                    _write(fd, data)
+            elif member.size:
+                stream = self.stream
+                if stream.tell() != member.offset_data:
+                    stream.seek(member.offset_data)
+                left = member.size
+                while left:
+                    data = stream.read(min(left, CHUNK))
+                    if not data:
+                        raise tarfile.ReadError("unexpected end of data")
+                    _write(fd, data)
+                    left -= len(data)
+            os.fchmod(fd, mode)
+            os.utime(fd, (member.mtime, member.mtime))
+        finally:
+            os.close(fd)
+
+    def _hardlink(self, member: tarfile.TarInfo, real: str, target: str) -> None:
+        fs = self.fs
+        src = fs.path(fs.inside(member.linkname))
+        try:
+            st = os.lstat(src)
         except OSError:
             return  # a link to nothing: dropped
         if stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(src), target)
+            link = os.readlink(src)
+            os.symlink(link, target)
+            fs.created_link(real, link)
         elif stat.S_ISREG(st.st_mode):
             os.link(src, target, follow_symlinks=False)
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
