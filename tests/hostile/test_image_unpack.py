@@ -280,14 +280,19 @@ def test_a_whited_out_directory_is_recreated_and_never_followed_when_linked(tmp_
                                  entry("p", "dir"), entry("p/sub", "dir")])
     l2 = tar_gz(tmp_path, "l2", [entry("p/sub/h"), entry("p/.wh.sub"), entry("p/sub", "symlink", link=str(host)),
                                  entry("p/sub/canary"), entry("d/sub/h"), entry("d/.wh.sub"), entry("d/sub/g")])
-    root = tmp_path / "root"
+    root = _apply_both(l1, l2, tmp_path / "root", host, before)
+    assert sorted(p.name for p in (root / "d/sub").iterdir()) == ["g"]
+    assert (root / str(host).lstrip("/") / "canary").read_text() == "content of p/sub/canary\n"
+
+
+def _apply_both(l1: Path, l2: Path, root: Path, host: Path, before: object) -> Path:
+    """``l1`` then ``l2`` applied to ``root``; the host checked unchanged first, even when a layer failed."""
     apply_layer(l1, root)
     try:
         apply_layer(l2, root)
-    finally:  # the host is checked first, even when the layer failed
+    finally:
         assert snapshot(host) == before
-    assert sorted(p.name for p in (root / "d/sub").iterdir()) == ["g"]
-    assert (root / str(host).lstrip("/") / "canary").read_text() == "content of p/sub/canary\n"
+    return root
 
 
 def test_an_opaque_directory_after_files_of_the_same_layer_is_followed_exactly(tmp_path: Path, host: Path) -> None:
@@ -301,12 +306,7 @@ def test_an_opaque_directory_after_files_of_the_same_layer_is_followed_exactly(t
     l2 = tar_gz(tmp_path, "l2", [entry("o/deep/y"), entry("o/deep2/v"), entry("o/.wh..wh..opq"),
                                  entry("o/deep2", "symlink", link=str(host / "deep2")), entry("o/deep2/w"),
                                  entry("o/deep/z")])
-    root = tmp_path / "root"
-    apply_layer(l1, root)
-    try:
-        apply_layer(l2, root)
-    finally:  # the host is checked first, even when the layer failed
-        assert snapshot(host) == before
+    root = _apply_both(l1, l2, tmp_path / "root", host, before)
     assert sorted(p.name for p in (root / "o").iterdir()) == ["deep", "deep2"]
     assert sorted(p.name for p in (root / "o/deep").iterdir()) == ["z"]
     assert (root / str(host).lstrip("/") / "deep2/w").read_text() == "content of o/deep2/w\n"
