@@ -105,6 +105,12 @@ def test_every_required_dependency_has_a_wheel_for(platform: str, wheel: Path, t
     assert all(tag in n for n in native), native
 
 
+def pwd_uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
+
+
 def _lsuser() -> str:
     import pwd
 
@@ -137,8 +143,11 @@ def test_unprivileged_user_installs_the_wheel_and_inits_a_monorepo(wheel: Path, 
     repo = base / "repo"
     (repo / "functions" / "api").mkdir(parents=True)
     (repo / "functions" / "api" / "handler.py").write_text("def handler(event, context):\n    return 1\n")
+    (repo / "functions" / "api" / "requirements.txt").write_text("six==1.17.0\n")
     subprocess.run(["chown", "-R", user, str(base)], check=True)
     env = {"HOME": f"/home/{user}", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    # The machine's CA settings, as the user's own shell has them (uv verifies PyPI with them).
+    env.update({k: os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR") if k in os.environ})
 
     def as_user(*cmd: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["runuser", "-u", user, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()),
@@ -152,6 +161,10 @@ def test_unprivileged_user_installs_the_wheel_and_inits_a_monorepo(wheel: Path, 
     r = as_user(exe, "init", str(repo))
     assert r.returncode == 0, r.stderr
     assert "(1 functions)" in r.stdout
-    r = as_user(exe, "size", "-C", str(repo), "--json")
+    home = base / "lshome"
+    r = as_user("/usr/bin/env", f"LAMBDASHIP_HOME={home}", exe, "size", "-C", str(repo), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["app_size"] > 0
+    # The user's dependency tree: installed by uv as that user, hard-linked into the user's own uv cache.
+    (six,) = home.glob("deps/*/tree/six.py")
+    assert six.stat().st_uid == pwd_uid(user) and six.stat().st_nlink >= 2
