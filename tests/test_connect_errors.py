@@ -113,3 +113,19 @@ def test_a_certificate_that_does_not_verify_is_not_retried(tmp_path):
         assert len(accepted) == 1  # one handshake: no retry
     finally:
         server.close()
+
+
+def test_a_base_that_fails_stops_the_dependency_install(local_stack, base_image_ref, tmp_path):
+    """The base is resolved while the dependencies install: its error ends the install at once
+    (no bytecode, no dependency cache entry) instead of after the install and the bytecode."""
+    registry = base_image_ref.split("/", 1)[0]
+    app = _project(tmp_path, f"{registry}/no-such/base:3.12")
+    (app / "requirements.txt").write_text("six==1.17.0\nhumanize==4.12.3\n")
+    home = tmp_path / "home"
+    r = run_cli("build", "-C", str(app), env={"LAMBDASHIP_HOME": str(home)}, timeout=120)
+    assert r.returncode != 0, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "no-such/base" in last, r.stderr
+    assert "bytecode" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    entries = [p.name for p in (home / "deps").iterdir()] if (home / "deps").is_dir() else []
+    assert all(n.endswith(".lock") for n in entries), entries  # nothing installed was kept

@@ -156,6 +156,7 @@ def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str |
     """2. Base (network) and dependencies (a previous image's layers, cache or installer) at the
     same time; then the dependency tree split into layer groups."""
     from lambdaship.package import deps as deps_mod
+    from lambdaship.package import installer
 
     plan = deps_mod.plan(fn)
     threshold = threshold_bytes(fn.layer_split_mb)
@@ -170,7 +171,8 @@ def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str |
         if reuse_deps_from and not plan.empty:
             reuse = plan_reuse(fn, plan, reuse_deps_from, threshold)
         if not reuse.full:
-            deps = deps_mod.install(fn, progress=adapter(emit), only=reuse.only)
+            with installer.abort_when(lambda: base_f.exception() if base_f.done() else None):
+                deps = deps_mod.install(fn, progress=adapter(emit), only=reuse.only)
         took = time.monotonic() - t0
         base = base_f.result()
     inputs = _settle(fn, _Inputs(base, plan, deps, None, (threshold, split_cap(base))), reuse, emit)

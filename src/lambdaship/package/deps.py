@@ -250,6 +250,7 @@ def _fill(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path, t
     if installs and progress is not None:
         phases.installed(before)
     if p.interpreter:
+        installer.check_abort()
         if progress is not None:
             progress(stage="bytecode", phase="start")
         t0 = time.monotonic()

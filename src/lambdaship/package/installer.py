@@ -3,6 +3,8 @@ and running it with its output as progress (:class:`Phases`)."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
 import shutil
@@ -10,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,6 +248,30 @@ class Phases:
             self._end("install", self._count, size=size)
 
 
+# A build's other half failing (its base image unreachable, say) ends the install at once: the
+# check returns that error (raised here instead of after the install and the bytecode).
+_abort: contextvars.ContextVar[Callable[[], BaseException | None] | None] = contextvars.ContextVar(
+    "lambdaship_install_abort", default=None)
+
+
+@contextlib.contextmanager
+def abort_when(check: Callable[[], BaseException | None]) -> Iterator[None]:
+    """Installs in this context stop (the installer killed) once ``check()`` returns an error."""
+    token = _abort.set(check)
+    try:
+        yield
+    finally:
+        _abort.reset(token)
+
+
+def check_abort() -> None:
+    """Raise the error :func:`abort_when`'s check reports, if any (between the install's stages)."""
+    check = _abort.get()
+    failed = check() if check is not None else None
+    if failed is not None:
+        raise failed
+
+
 def run(cmd: list[str], *, cwd: Path, env: dict[str, str], on_line: Callable[[str], None] | None = None,
         timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """Run the installer; each line of its stdout and stderr goes to ``on_line`` as it arrives
@@ -264,13 +290,22 @@ def run(cmd: list[str], *, cwd: Path, env: dict[str, str], on_line: Callable[[st
                for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
     for t in readers:
         t.start()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise LambdashipError(f"the installer did not finish within {timeout:.0f} s",
-                              "check the network and the package index; try again") from None
+    deadline = time.monotonic() + timeout
+    abort = _abort.get()
+    while True:
+        try:
+            proc.wait(timeout=0.1 if abort is not None else timeout)
+            break
+        except subprocess.TimeoutExpired:
+            failed = abort() if abort is not None else None
+            if failed is None and time.monotonic() < deadline:
+                continue
+            proc.kill()
+            proc.wait()
+            if failed is not None:
+                raise failed from None
+            raise LambdashipError(f"the installer did not finish within {timeout:.0f} s",
+                                  "check the network and the package index; try again") from None
     for t in readers:
         t.join()
     return subprocess.CompletedProcess(cmd, proc.returncode, "".join(kept["stdout"]), "".join(kept["stderr"]))
