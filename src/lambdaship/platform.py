@@ -6,11 +6,17 @@ own way; this module is the only place that knows the spellings.
 
 from __future__ import annotations
 
+import os
 import platform as _host
 from dataclasses import dataclass
 from enum import StrEnum
 
 from lambdaship.errors import LambdashipError
+
+
+def usable_cores() -> int:
+    """The host's cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class Architecture(StrEnum):

@@ -18,6 +18,7 @@ from pathlib import Path
 from lambdaship import paths
 from lambdaship.fsutil import tmp_sibling
 from lambdaship.package import installer
+from lambdaship.platform import usable_cores
 
 NEGATIVE_TTL = 3600  # seconds before looking again for a missing interpreter
 HOST_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -130,11 +131,6 @@ def compile_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONHASHSEED"] = "0"
     return env
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def split_by_size(jobs: list[tuple[str, str]], n: int) -> list[list[tuple[str, str]]]:

@@ -7,7 +7,6 @@ only; nothing is rolled back elsewhere.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from lambdaship.config import FunctionConfig, Project
 from lambdaship.deploy.fleet.changes import detect_changes, git_root, merge_base
 from lambdaship.deploy.fleet.sharing import BuildTally, PushTally, SharedDeps, Turn, deps_set, image_roles, totals
 from lambdaship.errors import UsageError
+from lambdaship.platform import usable_cores
 from lambdaship.translate import translate
 
 MAX_WORKERS = 16
@@ -29,8 +29,7 @@ def default_workers(cores: int | None = None) -> int:
     and mostly waits (registry round trips, Lambda's update and publish waits), so more workers
     than cores pay off; at 8 the run stays within the shared clients' connection pools (boto3's 10
     per client, httpx's 16 per registry). Measured in docs/design-fleet.md."""
-    n = cores if cores is not None else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                         else os.cpu_count() or 1)
+    n = cores if cores is not None else usable_cores()
     return max(2, min(8, 4 * n))
 
 
