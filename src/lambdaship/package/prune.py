@@ -59,11 +59,7 @@ def clean(tree: Path) -> None:
             shutil.rmtree(p)
         elif p.exists() or p.is_symlink():
             p.unlink()
-    for record in tree.glob("*.dist-info/RECORD"):
-        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [ln for ln in lines if not ln.startswith(("bin/", "../../bin/", "../bin/"))]
-        if len(kept) != len(lines):
-            _rewrite(record, "".join(kept))
+    _drop_from_records(tree, ("bin/", "../../bin/", "../bin/"))
     for pyc_dir in tree.rglob("__pycache__"):
         shutil.rmtree(pyc_dir, ignore_errors=True)
 
@@ -121,18 +117,18 @@ def prune_tests(tree: Path) -> list[str]:
             shutil.rmtree(d)
             removed.append(d.relative_to(tree).as_posix() + "/")
     if removed:
-        prefixes = tuple(removed)
-        for record in tree.glob("*.dist-info/RECORD"):
-            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-            kept = [ln for ln in lines if not ln.startswith(prefixes)]
-            if len(kept) != len(lines):
-                _rewrite(record, "".join(kept))
+        _drop_from_records(tree, tuple(removed))
     return removed
 
 
-def _rewrite(record: Path, text: str) -> None:
-    """A new file in ``record``'s place: tree files are hard links into uv's cache, and writing
-    one in place would change the cached wheel for every later install."""
-    tmp = tmp_sibling(record)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, record)
+def _drop_from_records(tree: Path, prefixes: tuple[str, ...]) -> None:
+    """The RECORD lines of paths under ``prefixes`` removed. An edited RECORD is a new file in
+    the old one's place: tree files are hard links into uv's cache, and writing one in place
+    would change the cached wheel for every later install."""
+    for record in tree.glob("*.dist-info/RECORD"):
+        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [ln for ln in lines if not ln.startswith(prefixes)]
+        if len(kept) != len(lines):
+            tmp = tmp_sibling(record)
+            tmp.write_text("".join(kept), encoding="utf-8")
+            os.replace(tmp, record)
