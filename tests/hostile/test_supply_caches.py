@@ -25,8 +25,9 @@ pytestmark = pytest.mark.slow
 HANDLER_APP = EXAMPLES / "handler-app"
 
 
-def _build(app: Path, home: Path, *args: str) -> tuple[dict, str]:
-    r = run_cli("build", "-C", str(app), "--json", *args, env={"LAMBDASHIP_HOME": str(home)})
+def _build(app: Path, home: Path, *args: str, uv_cache: Path | None = None) -> tuple[dict, str]:
+    env = {"LAMBDASHIP_HOME": str(home)} | ({"UV_CACHE_DIR": str(uv_cache)} if uv_cache else {})
+    r = run_cli("build", "-C", str(app), "--json", *args, env=env)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout), r.stderr
 
@@ -94,26 +95,24 @@ def test_changed_file_in_cached_deps_tree_is_reinstalled(base_image_ref: str, tm
     """A file of a cached tree changed in place. Trees are hard links into uv's cache, so the
     change reaches uv's copy too: the tree check discards the tree, the reinstall links the
     doctored cached file, the RECORD check catches it and has uv download it again. The image is
-    the clean one and uv's cache is healed (its own cache here: the suite's shared one stays out)."""
+    the clean one and a later install from that cache is clean (its own uv cache here: the
+    suite's shared one stays out)."""
     app = _app(tmp_path)
-    home = tmp_path / "home"
-    env = {"LAMBDASHIP_HOME": str(home), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    home, uv_cache = tmp_path / "home", tmp_path / "uv-cache"
 
-    def build(*args: str) -> tuple[dict, str]:
-        r = run_cli("build", "-C", str(app), "--json", "--base-image", base_image_ref, *args, env=env)
-        assert r.returncode == 0, r.stderr
-        return json.loads(r.stdout), r.stderr
+    def build(home: Path, *args: str) -> tuple[dict, str]:
+        return _build(app, home, "--base-image", base_image_ref, *args, uv_cache=uv_cache)
 
-    clean, _ = build()
+    clean, _ = build(home)
     (entry,) = (p for p in (home / "deps").iterdir() if p.is_dir() and not p.name.startswith("."))  # not <key>.lock
     target = entry / "tree" / "humanize" / "__init__.py"
-    linked = [p for p in (tmp_path / "uv-cache").rglob("__init__.py") if p.stat().st_ino == target.stat().st_ino]
+    linked = [p for p in uv_cache.rglob("__init__.py") if p.stat().st_ino == target.stat().st_ino]
     assert linked, "the tree is not linked into uv's cache (the install copied it)"
     with target.open("a") as fh:  # in place: through the link
         fh.write("\nraise SystemExit('doctored dependency')\n")
     assert b"doctored dependency" in linked[0].read_bytes()
     shutil.rmtree(home / "layers")  # so the tree, not the layer cache, would be used
-    again, err = build("--out", str(tmp_path / "layout"))
+    again, err = build(home, "--out", str(tmp_path / "layout"))
     assert not again["deps_cached"], "the doctored tree was reused"
     assert "warning: cached dependency tree failed verification" in err, err
     assert again["manifest_digest"] == clean["manifest_digest"]
@@ -121,8 +120,7 @@ def test_changed_file_in_cached_deps_tree_is_reinstalled(base_image_ref: str, tm
     raw = gzip.decompress((tmp_path / "layout" / "blobs" / "sha256" / deps["digest"].split(":", 1)[1]).read_bytes())
     assert b"doctored dependency" not in raw
     # A later install from the same uv cache (another project, a new home) gets the clean file.
-    env["LAMBDASHIP_HOME"] = str(tmp_path / "home2")
-    build()
+    build(tmp_path / "home2")
     (tree2,) = (tmp_path / "home2" / "deps").glob("*/tree")
     later = (tree2 / "humanize" / "__init__.py").read_bytes()
     assert b"doctored dependency" not in later, "uv's cache is still doctored"
