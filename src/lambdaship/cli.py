@@ -18,6 +18,8 @@ import threading
 # httpx's own command line (click, rich.syntax and pygments: 50 ms of every start) is never used
 # here; without its module httpx defines a stub ``main`` instead (its __init__ allows for that).
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+# httpcore imports trio when it is installed (40 ms) for async clients; this process has none.
+sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
 # pydantic looks for plugins in every installed distribution's entry points before it builds the
 # first model (the config's): 35 ms of every start in a full environment; the CLI uses none.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
