@@ -126,13 +126,19 @@ def resolved_region() -> str | None:
 
 
 def session() -> Any:
-    import boto3
+    """A botocore session for the profile and region in force. botocore's own (boto3's wraps it
+    and imports s3transfer, 20 ms of every command start, for resources this package never uses);
+    endpoints, credentials and config files are botocore's either way."""
+    import botocore.session
     from botocore.exceptions import ProfileNotFound
 
     from lambdaship.errors import ConfigError
 
     try:
-        made = boto3.session.Session(profile_name=settings.profile, region_name=resolved_region())
+        made = botocore.session.Session(profile=settings.profile)
+        if region := resolved_region():
+            made.set_config_variable("region", region)
+        made.get_scoped_config()  # a missing profile fails here, before any call
     except ProfileNotFound as exc:
         raise ConfigError(
             f"AWS profile {exc.kwargs.get('profile')!r} not found",
@@ -161,8 +167,8 @@ def _instrument(sess: Any) -> None:
             outcome = str((response_dict or {}).get("status_code"))
         log.info("aws: %s → %s%s", getattr(local, "what", "?"), outcome, elapsed)
 
-    sess.events.register("before-send", before_send)
-    sess.events.register("response-received", response_received)
+    sess.register("before-send", before_send)
+    sess.register("response-received", response_received)
 
 
 _clients: dict[tuple[Any, ...], Any] = {}
@@ -171,7 +177,7 @@ _ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "
 
 
 def client(service: str, **kwargs: Any) -> Any:
-    """A boto3 client for ``service`` with lambdaship's retry configuration.
+    """A botocore client for ``service`` with lambdaship's retry configuration.
 
     Clients are created under a lock (boto3's session set-up is not thread-safe); the client
     itself may be shared between threads. Without ``kwargs`` the client is reused while the
@@ -187,7 +193,7 @@ def client(service: str, **kwargs: Any) -> Any:
     with _lock:
         if key is not None and key in _clients:
             return _clients[key]
-        made = session().client(service, config=kwargs.pop("config", None) or _config(), **kwargs)
+        made = session().create_client(service, config=kwargs.pop("config", None) or _config(), **kwargs)
         if key is not None:
             _clients[key] = made
         return made
@@ -195,4 +201,4 @@ def client(service: str, **kwargs: Any) -> Any:
 
 def region() -> str | None:
     with _lock:
-        return session().region_name
+        return session().get_config_variable("region")
