@@ -85,18 +85,28 @@ def records_digest(records: Iterable[bytes]) -> str:
     return h.hexdigest()
 
 
-def tree_records(root: Path) -> Iterator[tuple[str, bytes]]:
+# Content digests a caller has just computed (the RECORD check after an install): relative path
+# -> (st_dev, st_ino, st_size, st_mtime_ns, raw sha256) of the file as it was read.
+Known = dict[str, tuple[int, int, int, int, bytes]]
+
+
+def tree_records(root: Path, known: Known | None = None) -> Iterator[tuple[str, bytes]]:
     """``(relative path, record)`` for every entry below ``root``, in :func:`tree_digest`'s order;
-    the record holds the path, the kind, the executable bit and the content's sha256."""
+    the record holds the path, the kind, the executable bit and the content's sha256. A file in
+    ``known`` that is still the same file (device, inode, size and mtime) is not read again."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root)
         for name in sorted(dirnames + filenames):
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            yield rel, entry_record(Path(dirpath, name), rel)
+            yield rel, entry_record(Path(dirpath, name), rel, known)
 
 
-def entry_record(full: Path, rel: str) -> bytes:
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def entry_record(full: Path, rel: str, known: Known | None = None) -> bytes:
     """One entry's record (see :func:`tree_records`)."""
     st = os.lstat(full)
     if stat.S_ISLNK(st.st_mode):
@@ -105,7 +115,9 @@ def entry_record(full: Path, rel: str) -> bytes:
         return b"D\0" + rel.encode() + b"\0"
     if stat.S_ISREG(st.st_mode):
         x = b"x" if st.st_mode & 0o111 else b"-"
-        return b"F\0" + rel.encode() + b"\0" + x + bytes.fromhex(file_sha256(full))
+        seen = known.get(rel) if known else None
+        digest = seen[4] if seen is not None and seen[:4] == stat_key(st) else bytes.fromhex(file_sha256(full))
+        return b"F\0" + rel.encode() + b"\0" + x + digest
     return b"?\0" + rel.encode() + b"\0"
 
 

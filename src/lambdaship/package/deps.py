@@ -213,10 +213,11 @@ def _install_entry(fn: FunctionConfig, p: DepsPlan, target: Literal["lambda", "h
     try:
         tree = tmp / "tree"
         tree.mkdir()
-        pruned, pruned_tests = _fill(fn, p, target, tmp, tree, timings, progress)
+        hashed: cacheverify.Known = {}  # the RECORD check's digests: the tree is not read twice
+        pruned, pruned_tests = _fill(fn, p, target, tmp, tree, timings, progress, hashed)
         requirements = sorted(pruning.installed(tree))
         content_bytes, entries = tree_size(tree)
-        records = dict(cacheverify.tree_records(tree))
+        records = dict(cacheverify.tree_records(tree, hashed))
         (tmp / MARKER).write_text(json.dumps(
             {"requirements": requirements, "pruned": pruned, "pruned_tests": pruned_tests,
              "tree_digest": cacheverify.records_digest(records.values()),
@@ -236,7 +237,7 @@ def _install_entry(fn: FunctionConfig, p: DepsPlan, target: Literal["lambda", "h
 
 
 def _fill(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path, timings: dict[str, float],
-          progress: Callable[..., None] | None) -> tuple[list[str], list[str]]:
+          progress: Callable[..., None] | None, hashed: cacheverify.Known | None = None) -> tuple[list[str], list[str]]:
     """Install into ``tree``, trim it, compile its bytecode; the stages to ``progress``.
     Returns what :func:`_trim` removed."""
     phases = installer.Phases(progress)
@@ -244,7 +245,7 @@ def _fill(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path, t
     if p.only is not None:
         installs = bool(p.only)
     if installs:
-        timings["install"] = _run_installer(fn, p, target, tmp, tree, phases)
+        timings["install"] = _run_installer(fn, p, target, tmp, tree, phases, hashed)
     trimmed = _trim(tree, p.prune, target)
     before = tree_size(tree)[0] if progress is not None else 0
     if installs and progress is not None:
@@ -263,7 +264,7 @@ def _fill(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path, t
 
 
 def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path,
-                   phases: installer.Phases) -> float:
+                   phases: installer.Phases, hashed: cacheverify.Known | None = None) -> float:
     """Install ``p``'s requirements into ``tree`` (pure-Python sdists built into wheels when the
     only-binary install fails on them); the seconds it took. One-line error on failure."""
     req = p.requirements_file
@@ -284,7 +285,7 @@ def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree
             proc = installer.run(cmd, cwd=cwd, env=env, on_line=phases.feed)
     if proc.returncode == 0:  # uv's cache is not trusted: the tree against its wheels' RECORDs
         proc = check_records(tree, lambda extra: installer.run([*cmd, *extra], cwd=cwd, env=env),
-                             uv=cmd[0] != sys.executable) or proc
+                             uv=cmd[0] != sys.executable, seen=hashed) or proc
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         raise installer.install_error(proc.stderr, fn, req.name if req else "requirements.txt")

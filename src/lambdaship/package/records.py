@@ -26,6 +26,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from lambdaship.cacheverify import Known, stat_key
 from lambdaship.errors import LambdashipError
 
 log = logging.getLogger("lambdaship")
@@ -33,20 +34,26 @@ UNOWNED = "?"  # a file no RECORD lists, in a directory no distribution owns
 IGNORED = {".lock"}  # uv's lock file in the target directory (removed by prune.clean)
 
 
-def _digest(path: Path, algo: str) -> str:
+def _digest(path: Path, algo: str, rel: str = "", seen: Known | None = None) -> str:
+    """The file's ``algo`` digest (RECORD's urlsafe base64); a sha256 also goes to ``seen`` with
+    the identity of the file it was read from (``cacheverify.tree_records`` then need not read it)."""
     h = hashlib.new(algo)
     with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
         while chunk := f.read(1 << 20):
             h.update(chunk)
-    return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+    raw = h.digest()
+    if seen is not None and algo == "sha256":
+        seen[rel] = (*stat_key(st), raw)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _matches(path: Path, hashed: str) -> bool:
+def _matches(path: Path, hashed: str, rel: str = "", seen: Known | None = None) -> bool:
     """The file exists and, when its RECORD row has ``algo=digest``, has that digest."""
     if not path.is_file() and not path.is_symlink():
         return False
     algo, _, want = hashed.partition("=")
-    return not want or (algo in hashlib.algorithms_available and _digest(path, algo) == want)
+    return not want or (algo in hashlib.algorithms_available and _digest(path, algo, rel, seen) == want)
 
 
 def _records(tree: Path) -> dict[str, tuple[str, list[tuple[str, str]]]]:
@@ -62,9 +69,10 @@ def _records(tree: Path) -> dict[str, tuple[str, list[tuple[str, str]]]]:
     return out
 
 
-def mismatches(tree: Path) -> set[str]:
+def mismatches(tree: Path, seen: Known | None = None) -> set[str]:
     """The distributions in ``tree`` whose files differ from their RECORD (``?``: a file no
-    RECORD lists, outside every distribution's directories)."""
+    RECORD lists, outside every distribution's directories). ``seen``: gets the sha256 of each
+    file read (see :func:`_digest`)."""
     bad: set[str] = set()
     listed: dict[str, str] = {}  # relative path -> distribution
     for dist, rows in _records(tree).values():
@@ -72,7 +80,7 @@ def mismatches(tree: Path) -> set[str]:
             if rel.startswith(".."):
                 continue
             listed[rel] = dist
-            if not _matches(tree / rel, hashed):
+            if not _matches(tree / rel, hashed, rel.replace(os.sep, "/"), seen):
                 bad.add(dist)
     owners = {rel.split(os.sep, 1)[0]: dist for rel, dist in listed.items() if os.sep in rel}
     for dirpath, _, files in os.walk(tree):
@@ -84,11 +92,12 @@ def mismatches(tree: Path) -> set[str]:
 
 
 def check(tree: Path, reinstall: Callable[[list[str]], subprocess.CompletedProcess[str]], *,
-          uv: bool = True) -> subprocess.CompletedProcess[str] | None:
+          uv: bool = True, seen: Known | None = None) -> subprocess.CompletedProcess[str] | None:
     """Verify a successful install into ``tree``; when a distribution does not match its RECORD,
     empty the tree and ``reinstall(extra_args)`` bypassing the cache for it. None when the tree
-    was right, else the reinstall's result. Raises when it is still wrong after that."""
-    bad = mismatches(tree)
+    was right, else the reinstall's result. Raises when it is still wrong after that. ``seen``:
+    the digests read, for the tree's own records (see :func:`_digest`)."""
+    bad = mismatches(tree, seen)
     if not bad:
         return None
     names = ", ".join(sorted(bad - {UNOWNED}) or ["files no package lists"])
@@ -101,8 +110,10 @@ def check(tree: Path, reinstall: Callable[[list[str]], subprocess.CompletedProce
         extra = ["--refresh"]
     else:
         extra = [arg for name in sorted(bad) for arg in ("--refresh-package", name)]
+    if seen is not None:
+        seen.clear()
     proc = reinstall(extra)
-    if proc.returncode == 0 and (still := mismatches(tree)):
+    if proc.returncode == 0 and (still := mismatches(tree, seen)):
         raise LambdashipError(
             f"the installed files of {', '.join(sorted(still))} do not match the package's own RECORD, also when "
             "downloaded again", "check the package index (a mirror serving altered wheels?) and the wheels in "
