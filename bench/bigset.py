@@ -57,6 +57,7 @@ from pipelines import (  # noqa: E402
     push_peer,
     run,
     stack_and_base,
+    warm_network,
 )
 
 FLOORS = ("pigz6", "pigz1")
@@ -281,6 +282,7 @@ KINDS = ("lambdaship", "uv", "nopyc")
 
 def measure(runs: int, base: str, tmp: Path) -> dict:
     app = prepare(tmp / "app", base)
+    warm_network(app, tmp)  # the first cold download of a run is slower (caches on the way to PyPI)
     out: dict = {"lambdaship": [], "uv": [], "nopyc": [], "floors": [], "layer_work": [], "rss": []}
     for rep in range(runs):
         print(f"repetition {rep + 1}/{runs}", flush=True)
