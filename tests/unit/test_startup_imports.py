@@ -26,9 +26,11 @@ print(json.dumps({{"loaded": [m for m in UNUSED if sys.modules.get(m) is not Non
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIAUNITTEST", AWS_SECRET_ACCESS_KEY="unit-test-secret",
+    """As in CI: stdout a pipe, no terminal size given (the help is then PIPE_WIDTH wide)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("COLUMNS", "LINES", "TERMINAL_WIDTH", "FORCE_COLOR", "PYDANTIC_DISABLE_PLUGINS")}
+    env.update(AWS_ACCESS_KEY_ID="AKIAUNITTEST", AWS_SECRET_ACCESS_KEY="unit-test-secret",
                AWS_DEFAULT_REGION="us-east-1")
-    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
     return env
 
 
