@@ -102,6 +102,33 @@ def test_code_only_change_uploads_only_app_layer_and_config(local_stack, tmp_pat
     assert second.skipped_blobs == 1 and second.uploaded_bytes == app2.size + len(img2.config)
 
 
+def test_layers_of_the_target_repositorys_own_image_are_not_asked_for(local_stack, tmp_path: Path) -> None:
+    """A reused layer read from the target repository's own image (a fresh runner's dependency
+    layers) is known to be there: no HEAD for it; the registry accepts the manifest. Pushed to
+    another repository, the same layer is checked (and mounted) as before."""
+    deps = file_layer(tmp_path, {"var/task/dep.py": os.urandom(50_000)})
+    app1 = file_layer(tmp_path, {"var/task/app.py": b"VERSION = 1\n"})
+    app2 = file_layer(tmp_path, {"var/task/app.py": b"VERSION = 2\n"})
+    repo = uid("own")
+    with FaultProxy(local_stack.registry.url, rate=0.0) as proxy:
+        url, host = f"http://127.0.0.1:{proxy.port}", f"127.0.0.1:{proxy.port}"
+        push_image(make_image([deps, app1]), f"{host}/{repo}", ["one"])
+        reused = remote_layers(url, f"{host}/{repo}:one")[0]
+        assert reused.digest == deps.digest and reused.source is not None
+        img2 = make_image([reused, app2])
+        before = len(proxy.log)
+        second = push_image(img2, f"{host}/{repo}", ["two"])
+        asked = [r for r in proxy.log[before:] if deps.digest in r.path]
+        other = push_image(img2, f"{host}/{uid('other')}", ["two"])
+    assert asked == []  # neither HEAD nor upload for the repository's own layer
+    actions = {b["digest"]: b["action"] for b in second.blobs}
+    assert actions[deps.digest] == "skipped"
+    assert actions[app2.digest] == "uploaded" and second.uploaded_bytes == app2.size + len(img2.config)
+    client = RegistryClient.for_registry(local_stack.registry.url)
+    assert client.head_manifest(repo, "two") == img2.digest  # the registry checked the layer is there
+    assert {b["digest"]: b["action"] for b in other.blobs}[deps.digest] == "mounted"
+
+
 def test_base_layers_are_mounted_on_the_same_registry(local_stack, tmp_path: Path) -> None:
     base_repo = uid("base")
     base_ref = push_base(local_stack.registry.url, tmp_path, repo=base_repo, tag="3.12")

@@ -194,6 +194,11 @@ def _same_registry(a: str, b: str) -> bool:
     return base_url(a) == base_url(b)
 
 
+def _host(registry: str) -> str:
+    """A registry's name as references spell it (``http://127.0.0.1:5000`` is ``127.0.0.1:5000``)."""
+    return registry.split("://", 1)[-1].rstrip("/").lower()
+
+
 class Placed:
     """One :func:`sharing` scope's view of the registries: which repository has a blob (the first
     its pushes put it into or found it in) and one lock per (registry, blob), held while the
@@ -279,6 +284,15 @@ class _Pusher:
     def _push_blob(self, blob: _Blob, progress: Callable[[How], Callable[[int], None]]) -> How:
         client, repo, placed = self.client, self.ref.repository, self.placed
         registry = base_url(self.ref.registry)
+        src = blob.layer.source if blob.layer is not None else None
+        if src is not None and src.repository == repo and _host(src.registry) == _host(self.ref.registry):
+            # A layer of this repository's own image (a reused dependency layer, read from its
+            # manifest moments ago): the registry holds it, no HEAD needed. Were it gone since, the
+            # manifest PUT would be refused and nothing tagged. The registry's name, not its URL:
+            # one local registry stands in for every region's ECR host (other repositories).
+            if placed is not None:
+                placed.note(registry, blob.digest, repo)
+            return "skip"
         if client.blob_exists(repo, blob.digest):
             if placed is not None:
                 placed.note(registry, blob.digest, repo)
