@@ -275,3 +275,32 @@ def test_concurrent_deploys_end_consistent(local_stack, registry, tmp_path):
     assert latest in (image_uri(name, da), image_uri(name, db))
     assert deploy(proj, "--image", latest).returncode == 0
     assert version_digest(name, alias_version(name)) == latest.rsplit("@", 1)[1]
+
+
+
+def test_planning_reads_the_function_once(local_stack, registry, lambda_base, tmp_path, monkeypatch):
+    """A built redeploy's planning (the previous image for the dependency layers, the observed
+    state) asks Lambda for the function's $LATEST once, on any thread, before it changes anything."""
+    from lambdaship.aws import lambda_
+    from lambdaship.config import load_project
+    from lambdaship.deploy.pipeline import prepare
+
+    name = uid()
+    proj = make_project(tmp_path, name, role=make_role(),
+                        extra=f'base_image = "{lambda_base}"\npython = "3.11"\npackage_type = "image"')
+    assert deploy(proj, "--skip-smoke").returncode == 0
+    (proj / "app.py").write_text("def handler(event, context):\n    return {'statusCode': 201}\n")
+    monkeypatch.setenv("LAMBDASHIP_HOME", str(tmp_path / "fresh-runner"))
+    asked: list[str | None] = []
+
+    def count(params, **_):  # type: ignore[no-untyped-def]
+        if params.get("FunctionName") == name:
+            asked.append(params.get("Qualifier"))
+
+    lambda_.client().meta.events.register("provide-client-params.lambda.GetFunction", count)
+    try:
+        plan = prepare(load_project(proj).function(), skip_smoke=True)
+    finally:
+        lambda_.client().meta.events.unregister("provide-client-params.lambda.GetFunction", count)
+    assert asked.count(None) == 1, asked  # $LATEST once (was once per reader: 2, 3 with the zip choice)
+    assert "lambda:UpdateFunctionCode" in [s["action"] for s in plan.to_json()["steps"]]

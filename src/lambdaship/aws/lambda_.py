@@ -8,8 +8,12 @@ no longer matches) becomes :class:`ConcurrentDeployError`, one line for the user
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import copy
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from lambdaship.aws.errors import aws_error_code
@@ -79,8 +83,52 @@ def _strip(resp: dict[str, Any]) -> dict[str, Any]:
     return resp
 
 
+# One deploy's planning asks for the same function several times before it changes anything
+# (the previous image for the build, zip or image, the observed state, the app's functions): in
+# :func:`shared_reads` each ``GetFunction`` is made once and its answer shared (threads that copy
+# the context share it too).
+_reads: contextvars.ContextVar[dict[tuple[Any, ...], Future[Any]] | None] = contextvars.ContextVar(
+    "lambdaship_lambda_reads", default=None)
+_reads_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def shared_reads() -> Iterator[None]:
+    """``GetFunction`` answers are shared within this block (planning: read-only, before any
+    change); a block inside another shares the outer one's."""
+    token = _reads.set({}) if _reads.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _reads.reset(token)
+
+
 def get_function(name: str, qualifier: str | None = None) -> dict[str, Any] | None:
     """``GetFunction`` (Configuration, Code, Tags) or None when the function does not exist."""
+    memo = _reads.get()
+    if memo is None:
+        return _get_function(name, qualifier)
+    from lambdaship.aws.session import resolved_region
+
+    key = (name, qualifier, resolved_region())
+    with _reads_lock:
+        pending = memo.get(key)
+        mine = pending is None
+        if mine:
+            pending = memo[key] = Future()
+    if mine:
+        try:
+            pending.set_result(_get_function(name, qualifier))
+        except BaseException as exc:
+            with _reads_lock:
+                memo.pop(key, None)  # an error is not remembered: the next caller asks again
+            pending.set_exception(exc)
+            raise
+    return copy.deepcopy(pending.result())  # each caller its own copy
+
+
+def _get_function(name: str, qualifier: str | None) -> dict[str, Any] | None:
     from botocore.exceptions import ClientError
 
     kw: dict[str, Any] = {"FunctionName": name}

@@ -158,6 +158,17 @@ def prepare(
     ``app``: a hook adding the app's API, extra functions and triggers as extensions
     (:func:`lambdaship.api.deploy.extension`, passed in by the CLI so ``deploy`` does not import
     ``api``); its :class:`~lambdaship.api.deploy.AppPlan` goes to ``artifacts["app"]``."""
+    from lambdaship.aws import lambda_
+
+    with lambda_.shared_reads():  # the function is read once for the build, the choice and observe
+        return _prepare(fn, image=image, create_role=create_role, skip_smoke=skip_smoke, env_file=env_file,
+                        progress=progress, zip_bucket=zip_bucket, create_bucket=create_bucket, app=app,
+                        package=package)
+
+
+def _prepare(fn: FunctionConfig, *, image: str | None, create_role: bool, skip_smoke: bool,
+             env_file: Path | str | None, progress: bool, zip_bucket: str | None, create_bucket: bool,
+             app: AppHook | None, package: Package | None) -> Plan:
     import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
