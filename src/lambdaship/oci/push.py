@@ -39,7 +39,7 @@ from lambdaship.errors import LambdashipError
 from lambdaship.oci.auth import Keychain
 from lambdaship.oci.client import RegistryClient
 from lambdaship.oci.media import sha256_digest
-from lambdaship.oci.reference import Reference, base_url
+from lambdaship.oci.reference import Reference, base_url, registry_host
 from lambdaship.patterns import OCI_REPOSITORY_RE as REPO_RE
 from lambdaship.patterns import TAG_RE
 
@@ -194,9 +194,9 @@ def _same_registry(a: str, b: str) -> bool:
     return base_url(a) == base_url(b)
 
 
-def _host(registry: str) -> str:
-    """A registry's name as references spell it (``http://127.0.0.1:5000`` is ``127.0.0.1:5000``)."""
-    return registry.split("://", 1)[-1].rstrip("/").lower()
+def _same_name(a: str, b: str) -> bool:
+    """The same registry as references name it (``_same_registry`` compares the URLs talked to)."""
+    return registry_host(a).lower() == registry_host(b).lower()
 
 
 class Placed:
@@ -285,7 +285,7 @@ class _Pusher:
         client, repo, placed = self.client, self.ref.repository, self.placed
         registry = base_url(self.ref.registry)
         src = blob.layer.source if blob.layer is not None else None
-        if src is not None and src.repository == repo and _host(src.registry) == _host(self.ref.registry):
+        if src is not None and src.repository == repo and _same_name(src.registry, self.ref.registry):
             # A layer of this repository's own image (a reused dependency layer, read from its
             # manifest moments ago): the registry holds it, no HEAD needed. Were it gone since, the
             # manifest PUT would be refused and nothing tagged. The registry's name, not its URL:
