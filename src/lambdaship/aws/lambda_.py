@@ -8,17 +8,15 @@ no longer matches) becomes :class:`ConcurrentDeployError`, one line for the user
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import copy
 import json
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from lambdaship.aws.errors import aws_error_code
 from lambdaship.aws.session import client as _client
 from lambdaship.errors import LambdashipError
+from lambdaship.shared import Shared
 
 T = TypeVar("T")
 
@@ -86,46 +84,16 @@ def _strip(resp: dict[str, Any]) -> dict[str, Any]:
 # One deploy's planning asks for the same function several times before it changes anything
 # (the previous image for the build, zip or image, the observed state, the app's functions): in
 # :func:`shared_reads` each ``GetFunction`` is made once and its answer shared (threads that copy
-# the context share it too).
-_reads: contextvars.ContextVar[dict[tuple[Any, ...], Future[Any]] | None] = contextvars.ContextVar(
-    "lambdaship_lambda_reads", default=None)
-_reads_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def shared_reads() -> Iterator[None]:
-    """``GetFunction`` answers are shared within this block (planning: read-only, before any
-    change); a block inside another shares the outer one's."""
-    token = _reads.set({}) if _reads.get() is None else None
-    try:
-        yield
-    finally:
-        if token is not None:
-            _reads.reset(token)
+# the context share it too); each caller gets its own copy.
+_reads: Shared[dict[str, Any] | None] = Shared("lambdaship_lambda_reads", copy=copy.deepcopy)
+shared_reads = _reads.scope  # planning only: read-only, before any change
 
 
 def get_function(name: str, qualifier: str | None = None) -> dict[str, Any] | None:
     """``GetFunction`` (Configuration, Code, Tags) or None when the function does not exist."""
-    memo = _reads.get()
-    if memo is None:
-        return _get_function(name, qualifier)
     from lambdaship.aws.session import resolved_region
 
-    key = (name, qualifier, resolved_region())
-    with _reads_lock:
-        pending = memo.get(key)
-        mine = pending is None
-        if mine:
-            pending = memo[key] = Future()
-    if mine:
-        try:
-            pending.set_result(_get_function(name, qualifier))
-        except BaseException as exc:
-            with _reads_lock:
-                memo.pop(key, None)  # an error is not remembered: the next caller asks again
-            pending.set_exception(exc)
-            raise
-    return copy.deepcopy(pending.result())  # each caller its own copy
+    return _reads.get((name, qualifier, resolved_region()), lambda: _get_function(name, qualifier))
 
 
 def _get_function(name: str, qualifier: str | None) -> dict[str, Any] | None:
@@ -218,9 +186,22 @@ def invoke(function_name: str, qualifier: str | None, payload: Any) -> tuple[str
     return resp.get("FunctionError"), resp["Payload"].read()
 
 
-def _wait(waiter_name: str, function_name: str, qualifier: str | None, timeout: float) -> dict[str, Any]:
+# What each waiter waits for (its success acceptor), and the states that end the wait with a failure.
+_SETTLED = {"function_active_v2": ("State", "Active"), "function_updated_v2": ("LastUpdateStatus", "Successful"),
+            "published_version_active": ("State", "Active")}
+
+
+def _wait(waiter_name: str, function_name: str, qualifier: str | None, timeout: float,
+          known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Wait with ``waiter_name``, then read the state (and raise with Lambda's reason). ``known``:
+    the configuration Lambda answered the write with; when it is already settled (or failed),
+    nothing is polled: Lambda said so itself."""
     from botocore.exceptions import WaiterError
 
+    if known is not None:
+        field, done = _SETTLED[waiter_name]
+        if known.get(field) == done or "Failed" in (known.get("State"), known.get("LastUpdateStatus")):
+            return _settled(_strip(known), function_name, timeout)
     delay = 2
     kw: dict[str, Any] = {
         "FunctionName": function_name,
@@ -231,7 +212,10 @@ def _wait(waiter_name: str, function_name: str, qualifier: str | None, timeout: 
     with contextlib.suppress(WaiterError):  # read the state below and report Lambda's reason
         client().get_waiter(waiter_name).wait(**kw)
     cfg = client().get_function_configuration(**{k: v for k, v in kw.items() if k != "WaiterConfig"})
-    cfg = _strip(cfg)
+    return _settled(_strip(cfg), function_name, timeout)
+
+
+def _settled(cfg: dict[str, Any], function_name: str, timeout: float) -> dict[str, Any]:
     state, last = cfg.get("State"), cfg.get("LastUpdateStatus")
     if state == "Failed" or last == "Failed":
         reason = cfg.get("LastUpdateStatusReason") or cfg.get("StateReason") or "no reason given"
@@ -248,14 +232,16 @@ def _wait(waiter_name: str, function_name: str, qualifier: str | None, timeout: 
     return cfg
 
 
-def wait_active(function_name: str, timeout: float = 600) -> dict[str, Any]:
-    """Wait until a new function is Active (``function_active_v2``); raise with Lambda's reason if Failed."""
-    return _wait("function_active_v2", function_name, None, timeout)
+def wait_active(function_name: str, timeout: float = 600, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Wait until a new function is Active (``function_active_v2``); raise with Lambda's reason if
+    Failed. ``known``: CreateFunction's answer (no wait when it is already Active)."""
+    return _wait("function_active_v2", function_name, None, timeout, known)
 
 
-def wait_updated(function_name: str, timeout: float = 600) -> dict[str, Any]:
-    """Wait until LastUpdateStatus is Successful (``function_updated_v2``); raise if Failed."""
-    return _wait("function_updated_v2", function_name, None, timeout)
+def wait_updated(function_name: str, timeout: float = 600, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Wait until LastUpdateStatus is Successful (``function_updated_v2``); raise if Failed.
+    ``known``: the update's answer (no wait when it already says Successful)."""
+    return _wait("function_updated_v2", function_name, None, timeout, known)
 
 
 def wait_version(function_name: str, version: str, timeout: float = 600) -> dict[str, Any]:
