@@ -131,12 +131,15 @@ def test_two_processes_building_one_layer_write_it_once(tmp_path: Path) -> None:
 # -- end to end: four functions, one dependency set, a base on another registry -------------------
 @pytest.fixture(scope="module")
 def upstream_base(local_stack, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The tests' tiny base image on a second registry (as public ECR is to a function's ECR)."""
+    """The tests' tiny base image on a second registry (as public ECR is to a function's ECR),
+    and that registry's access log."""
     from tests.images import push_base
 
-    url, proc = stack.start_registry(tmp_path_factory.mktemp("upstream"))
+    state = tmp_path_factory.mktemp("upstream")
+    url, proc = stack.start_registry(state)
     try:
-        yield push_base(url, tmp_path_factory.mktemp("upstream-base"), repo="upstream/python", tag="3.12")
+        yield (push_base(url, tmp_path_factory.mktemp("upstream-base"), repo="upstream/python", tag="3.12"),
+               state / "registry.log")
     finally:
         stack.stop_registry(proc)
 
@@ -172,15 +175,27 @@ def _deploy(root: Path, home: Path, *args: str) -> tuple[dict[str, Any], str]:
 
 
 @pytest.fixture(scope="module")
-def fleet(local_stack, upstream_base: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def fleet(local_stack, upstream_base: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base, log = upstream_base
     work = tmp_path_factory.mktemp("sharing")
-    root, names = _project(work / "repo", upstream_base)
+    root, names = _project(work / "repo", base)
     home = work / "home"  # cold: no dependency set, layer or blob cached yet
+    start = log.stat().st_size
     cold, cold_err = _deploy(root, home)
+    middle = log.stat().st_size
     tf.write(root, "common/util.py", tf.UTIL + "# shared change\n")
     tf.commit(root)
     warm, warm_err = _deploy(root, home, "--changed-since", "HEAD~1")
-    return {"names": names, "cold": cold, "cold_err": cold_err, "warm": warm, "warm_err": warm_err}
+    text = log.read_bytes().decode(errors="replace")
+    return {"names": names, "cold": cold, "cold_err": cold_err, "warm": warm, "warm_err": warm_err,
+            "upstream": {"cold": _manifest_requests(text[start:middle]), "warm": _manifest_requests(text[middle:])}}
+
+
+def _manifest_requests(log_text: str) -> list[tuple[str, str]]:
+    """(method, reference) of each request for a manifest of the upstream base in an access log."""
+    import re
+
+    return re.findall(r'"(GET|HEAD) /v2/upstream/python/manifests/([^ ?"]+)', log_text)
 
 
 def _base_layers(data: dict[str, Any]) -> int:
@@ -231,6 +246,20 @@ def test_shared_code_change_sends_no_base_or_deps_blob(fleet: dict[str, Any]) ->
     for f in warm["functions"]:
         repo = fleet["names"][f["key"]].lower()
         assert len(tf.manifest_layers(repo, f["digest"])) == _base_layers(warm) + 2
+
+
+@pytest.mark.slow
+def test_a_fleet_resolves_its_base_once_per_run(fleet: dict[str, Any]) -> None:
+    """Four functions name one base tag: each run asks the upstream registry for its manifest(s)
+    once, not once per function, and every function is built on the same base."""
+    for run in ("cold", "warm"):
+        asked = fleet["upstream"][run]
+        assert asked and ("GET", "3.12") in asked, asked
+        assert len(asked) == len(set(asked)), asked  # each manifest asked for once in the run
+    n = _base_layers(fleet["warm"])
+    bases = {tuple(tf.manifest_layers(fleet["names"][f["key"]].lower(), f["digest"])[:n])
+             for f in fleet["warm"]["functions"]}
+    assert len(bases) == 1, bases
 
 
 def test_text_summary_names_each_dependency_set_and_what_was_sent() -> None:

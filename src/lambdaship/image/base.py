@@ -14,6 +14,7 @@ from lambdaship.errors import LambdashipError
 from lambdaship.image.model import INDEX_TYPES, MANIFEST_TYPES, BlobSource, Descriptor, Image, Layer, blob_file
 from lambdaship.paths import home
 from lambdaship.platform import Architecture
+from lambdaship.shared import Shared
 
 
 def blob_cache() -> Path:
@@ -45,12 +46,23 @@ def _choose(index: dict[str, Any], ref: str, architecture: str) -> str:
     )
 
 
+# A fleet's functions name the same base: within :func:`shared_bases` its tag is resolved once,
+# so every function of the run gets the same digest (a tag moved mid-run cannot split the fleet)
+# and the registry is asked once. Images are immutable: callers share one.
+_bases: Shared[Image] = Shared("lambdaship_base_images")
+shared_bases = _bases.scope
+
+
 def resolve_base(ref: str, architecture: str) -> Image:
     """The base image for ``architecture`` ("x86_64"/"arm64"); its layers stay remote."""
+    goarch = Architecture.parse(architecture).oci  # one-line error for an unknown architecture
+    return _bases.get((ref, goarch), lambda: _resolve_base(ref, architecture, goarch))
+
+
+def _resolve_base(ref: str, architecture: str, goarch: str) -> Image:
     from lambdaship.oci.reference import Reference
     from lambdaship.registries import registry_client
 
-    goarch = Architecture.parse(architecture).oci  # one-line error for an unknown architecture
     r = Reference.parse(ref)
     client = registry_client(r.registry)
     raw, media_type, _digest = client.get_manifest(r.repository, r.ref)

@@ -20,6 +20,7 @@ normalised (``lambdaship.image.layer``), the config's ``created`` and history co
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -165,16 +166,18 @@ def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str |
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=2) as pool:
         emit(BuildEvent("base", fn.image_base, phase="start"))
-        base_f = pool.submit(_base, fn, emit, t0)
+        base_f = pool.submit(contextvars.copy_context().run, _base, fn, emit, t0)  # a fleet's shared_bases
         if callable(reuse_deps_from):
             reuse_deps_from = reuse_deps_from()
-        if reuse_deps_from and not plan.empty:
+        if reuse_deps_from:
             reuse = plan_reuse(fn, plan, reuse_deps_from, threshold)
         if not reuse.full:
             with installer.abort_when(lambda: base_f.exception() if base_f.done() else None):
                 deps = deps_mod.install(fn, progress=adapter(emit), only=reuse.only)
         took = time.monotonic() - t0
         base = base_f.result()
+    if reuse.held is not None:
+        base = reuse.held.resource(base)  # the previous image's repository has these base layers
     inputs = _settle(fn, _Inputs(base, plan, deps, None, (threshold, split_cap(base))), reuse, emit)
     _deps_events(emit, inputs, reuse_deps_from if isinstance(reuse_deps_from, str) else None, took)
     return inputs

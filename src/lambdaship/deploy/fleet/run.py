@@ -7,6 +7,7 @@ only; nothing is rolled back elsewhere.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -149,9 +150,13 @@ def deploy_all(
         from lambdaship.deploy.pipeline import ship as ship_fn
 
         ship = ship_fn
+    from lambdaship.image.base import shared_bases
+
     one = _runner(entries, ship, on_event or (lambda _k, _m: None), threading.Lock(), options)
-    with ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="lambdaship-fleet") as pool:
-        for fut in [pool.submit(one, fn) for fn in todo]:
+    with shared_bases(), ThreadPoolExecutor(max_workers=min(workers, len(todo)),
+                                            thread_name_prefix="lambdaship-fleet") as pool:
+        # one base resolution for the run: each worker runs in a copy of this context
+        for fut in [pool.submit(contextvars.copy_context().run, one, fn) for fn in todo]:
             fut.result()
     return FleetResult(list(entries.values()), changed_since, base, dry_run, workers, time.monotonic() - t0)
 
