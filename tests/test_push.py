@@ -269,6 +269,18 @@ def test_ecr_push_registers_image_and_image_exists(local_stack, tmp_path: Path) 
     uri = ecr.ensure_repository(name, keep_images=10)
     assert uri == f"{stack.ACCOUNT_ID}.dkr.ecr.{local_stack.region}.amazonaws.com/{name}"
     assert ecr.ensure_repository(name) == uri  # idempotent
+    ecr.registry_for_account()  # the account's registry host: asked once per configuration
+    asked: list[str] = []
+
+    def count(model, **_):  # type: ignore[no-untyped-def]
+        asked.append(model.name)
+
+    client("ecr").meta.events.register("provide-client-params.ecr", count)
+    try:
+        assert ecr.ensure_repository(name, keep_images=10) == uri  # a redeploy's: the policy read only
+    finally:
+        client("ecr").meta.events.unregister("provide-client-params.ecr", count)
+    assert asked == ["GetLifecyclePolicy"], asked
     layer = file_layer(tmp_path, {"var/task/app.py": b"ecr = True\n"})
     image = make_image([layer])
     res = push_image(image, uri, ["git-abc123"])

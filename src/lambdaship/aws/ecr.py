@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from lambdaship.oci.client import RegistryClient
 
 _token_lock = threading.Lock()
-_tokens: dict[str, tuple[float, tuple[str, str], str]] = {}  # region -> (expires, creds, endpoint)
+# Keyed by the AWS configuration in force (profile, region scope, credentials in the environment)
+# and the region: another profile or account never gets this one's token or registry.
+_tokens: dict[tuple[Any, ...], tuple[float, tuple[str, str]]] = {}  # -> (expires, creds)
+_endpoints: dict[tuple[Any, ...], str] = {}  # -> proxyEndpoint: an account's registry does not move
 
 
 def _region_of(host: str) -> str | None:
@@ -29,22 +32,27 @@ def _region_of(host: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _token_key(region: str | None) -> tuple[Any, ...]:
+    from lambdaship.aws.session import resolved_region, settings_key
+
+    return (region or resolved_region() or "", *settings_key())  # in_region(r): r's, never another's
+
+
 def get_authorization_token(region: str | None = None) -> tuple[tuple[str, str], str]:
     """((user, password), proxyEndpoint) from ``GetAuthorizationToken`` (cached until expiry)."""
-    from lambdaship.aws.session import resolved_region
-
-    key = region or resolved_region() or ""  # in_region(r): r's token, never another region's
+    key = _token_key(region)
     with _token_lock:
         cached = _tokens.get(key)
         if cached and cached[0] > time.time() + 300:
-            return cached[1], cached[2]
+            return cached[1], _endpoints[key]
         ecr = client("ecr", region_name=region) if region else client("ecr")
         data = ecr.get_authorization_token()["authorizationData"][0]
         user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
         expires = data.get("expiresAt")
         exp = expires.timestamp() if hasattr(expires, "timestamp") else time.time() + 3600
-        _tokens[key] = (exp, (user, password), data.get("proxyEndpoint", ""))
-        return (user, password), data.get("proxyEndpoint", "")
+        _tokens[key] = (exp, (user, password))
+        _endpoints[key] = data.get("proxyEndpoint", "")
+        return (user, password), _endpoints[key]
 
 
 def registry_credentials(host: str) -> tuple[str, str]:
@@ -136,6 +144,10 @@ def ensure_repository(name: str, *, scan_on_push: bool = True, mutable_tags: boo
         raise ValueError("encryption must be AES256 or KMS")
     ecr = client("ecr")
     try:
+        if keep_images is not None:
+            # The policy's read answers RepositoryNotFound too: a redeploy makes one call, not two.
+            put_lifecycle_policy(name, keep_images)
+            return f"{registry_for_account()}/{name}"
         repo = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
     except ClientError as exc:
         if not _is(exc, "RepositoryNotFoundException"):
@@ -186,8 +198,13 @@ def put_lifecycle_policy(repository: str, keep: int, *, force: bool = False) -> 
 
 
 def registry_for_account(region: str | None = None) -> str:
-    """The account's private registry host (``<account>.dkr.ecr.<region>.amazonaws.com``)."""
-    _, endpoint = get_authorization_token(region)
+    """The account's private registry host (``<account>.dkr.ecr.<region>.amazonaws.com``). Asked
+    once per configuration and region: a deploy needs it for the target and again for the tag,
+    a fleet for every function, and the host does not change when the token does."""
+    with _token_lock:
+        endpoint = _endpoints.get(_token_key(region))
+    if endpoint is None:
+        _, endpoint = get_authorization_token(region)
     return re.sub(r"^https?://", "", endpoint).rstrip("/")
 
 
@@ -221,10 +238,17 @@ def image_exists(repository: str, digest: str) -> bool:
     return _registry().head_manifest(repository, digest) is not None
 
 
-def tag_image(repository: str, digest: str, tag: str) -> None:
-    """Add ``tag`` to the image ``digest`` (e.g. ``deployed-<version>``) in registry and ECR API."""
+def tag_image(repository: str, digest: str, tag: str, known: tuple[bytes, str] | None = None) -> None:
+    """Add ``tag`` to the image ``digest`` (e.g. ``deployed-<version>``) in registry and ECR API.
+    ``known``: the image's (manifest, media type) when the caller has it (the deploy that pushed
+    it), else the registry is asked; a manifest that is not ``digest`` is refused."""
+    from lambdaship.errors import LambdashipError
+    from lambdaship.oci.media import sha256_digest
+
     reg = _registry()
-    manifest, media_type, _ = reg.get_manifest(repository, digest)
+    if known is not None and sha256_digest(known[0]) != digest:
+        raise LambdashipError(f"tag {tag}: the manifest given is not {digest}")
+    manifest, media_type = known if known is not None else reg.get_manifest(repository, digest)[:2]
     reg.put_manifest(repository, tag, manifest, media_type)
     put_image(repository, manifest, media_type, [tag], digest)
 

@@ -111,8 +111,7 @@ def target_from_build(fn: FunctionConfig, *, progress: bool = False) -> Target:
     with ThreadPoolExecutor(max_workers=1) as pool:  # the lookup in the caller's region (aws.session.in_region)
         lookup = pool.submit(contextvars.copy_context().run, previous_image)
         result = build_image(fn, progress=progress, reuse_deps_from=lookup.result)
-    registry = ecr.registry_for_account()
-    registry = registry.split("://", 1)[-1].rstrip("/")
+    registry = ecr.registry_for_account()  # a host, without the scheme
     image = result.image
     repository = Names(fn.function_name, fn.repository).repository
     return Target(

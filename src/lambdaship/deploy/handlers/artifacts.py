@@ -29,7 +29,9 @@ def push(step: Step, p: dict[str, Any], run: Any) -> Any:
 def put_tag(step: Step, p: dict[str, Any], run: Any) -> None:
     from lambdaship.aws import ecr
 
-    ecr.tag_image(p["Repository"], p["Digest"], p["Tag"])
+    image = run.plan.artifacts.get("image")  # this deploy's image: its manifest need not be read back
+    known = (image.manifest, image.media_type) if image is not None and image.digest == p["Digest"] else None
+    ecr.tag_image(p["Repository"], p["Digest"], p["Tag"], known)
 
 
 def smoke(step: Step, p: dict[str, Any], run: Any) -> dict[str, Any]:
