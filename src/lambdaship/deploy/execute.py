@@ -35,6 +35,12 @@ class Run:
     warnings: list[str] = field(default_factory=list)
     index: int = 0
     step: Step | None = None
+    # The configuration Lambda answered the last create/update with: the next wait needs no poll
+    # when it already says the change is done.
+    written: dict[str, Any] | None = None
+    # (function name, CodeSha256) Lambda answered this run's code write (create, update) with:
+    # whatever Lambda hashes for an image, that value names the code this run put there.
+    code_written: tuple[str, str] | None = None
 
     def on_undo(self, undo: Undo) -> None:
         if self.step is None:

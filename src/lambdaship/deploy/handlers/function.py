@@ -39,19 +39,24 @@ def create_function(step: Step, p: dict[str, Any], run: Any) -> str | None:
                 continue
             raise
     run.on_undo(lambda: lambda_.delete_function(p["FunctionName"]))  # versions, alias and policy go with it
+    run.written = resp
+    run.code_written = (p["FunctionName"], resp["CodeSha256"]) if resp.get("CodeSha256") else None
     return resp.get("RevisionId")
 
 
 def update_code(step: Step, p: dict[str, Any], run: Any) -> str | None:
     from lambdaship.aws import lambda_
 
-    return lambda_.update_function_code(**p).get("RevisionId")
+    run.written = resp = lambda_.update_function_code(**p)
+    run.code_written = (p["FunctionName"], resp["CodeSha256"]) if resp.get("CodeSha256") else None
+    return resp.get("RevisionId")
 
 
 def update_config(step: Step, p: dict[str, Any], run: Any) -> str | None:
     from lambdaship.aws import lambda_
 
-    return lambda_.update_function_configuration(**p).get("RevisionId")
+    run.written = lambda_.update_function_configuration(**p)
+    return run.written.get("RevisionId")
 
 
 def tag_resource(step: Step, p: dict[str, Any], run: Any) -> None:
@@ -63,8 +68,11 @@ def tag_resource(step: Step, p: dict[str, Any], run: Any) -> None:
 def wait(step: Step, p: dict[str, Any], run: Any) -> str | None:
     from lambdaship.aws import lambda_
 
-    name = p["FunctionName"]
-    cfg = lambda_.wait_active(name) if p["Waiter"] == "function_active_v2" else lambda_.wait_updated(name)
+    name, written = p["FunctionName"], run.written
+    run.written = None
+    known = written if written is not None and written.get("FunctionName") == name else None
+    cfg = (lambda_.wait_active(name, known=known) if p["Waiter"] == "function_active_v2"
+           else lambda_.wait_updated(name, known=known))
     return cfg.get("RevisionId")
 
 
@@ -81,6 +89,8 @@ def publish_image(step: Step, p: dict[str, Any], run: Any) -> str | None:
         raise LambdashipError("lambda:PublishVersion of an image needs the plan's target image")
     name, uri, digest, last = run.plan.function_name, target.image_uri, target.digest, step.unless is not None
     newest_before = max((int(v["Version"]) for v in lambda_.list_versions(name)), default=0)
+    # Read $LATEST right before publishing even though the wait just did: where Lambda does not
+    # enforce RevisionId (moto), publishing another deploy's code would consume its publish too.
     latest = lambda_.get_function(name)
     if latest is None:
         raise ConcurrentDeployError(name, "the function was deleted")
@@ -88,9 +98,14 @@ def publish_image(step: Step, p: dict[str, Any], run: Any) -> str | None:
         other = digest_of_uri(latest.get("Code", {}).get("ImageUri"))
         raise ConcurrentDeployError(name, f"$LATEST now runs {other or 'another image'}")
     cfg = latest["Configuration"]
+    code = run.code_written[1] if run.code_written is not None and run.code_written[0] == name else None
     # Lambda refuses with PreconditionFailed if $LATEST changed since this read.
     params = {**p, "RevisionId": cfg.get("RevisionId"), "CodeSha256": cfg.get("CodeSha256")}
-    version = lambda_.publish_version(**{k: v for k, v in params.items() if v is not None})["Version"]
+    answer = lambda_.publish_version(**{k: v for k, v in params.items() if v is not None})
+    version = answer["Version"]
+    if code is not None and answer.get("CodeSha256") == code and \
+            parse_marker(answer.get("Description")) == (target.repository, digest):
+        return version  # the version runs the code this run wrote, with this deploy's marker: no read back
     published = lambda_.get_function(name, version)
     got_uri = (published or {}).get("Code", {}).get("ImageUri")
     _, marked = parse_marker((published or {}).get("Configuration", {}).get("Description"))
