@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from lambdaship.errors import LambdashipError
 from lambdaship.image.base import resolve_base
 from lambdaship.image.cache import DepsLayer
+from lambdaship.image.model import BlobSource, Image
 from lambdaship.image.mutate import LABEL_DEPS_HASH, LABEL_DEPS_LAYERS
 from lambdaship.package.layers import bucket_of, parse_shared
 
@@ -42,19 +43,37 @@ class Previous:
     env: str
     split: tuple[int, int]  # (threshold bytes, most split layers)
     layers: tuple[DepsLayer, ...]  # in image order, each a remote layer of that image
+    held: Held | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """Every layer of the previous image: its repository holds them (read from its manifest)."""
+
+    source: BlobSource
+    digests: frozenset[str]
+
+    def resource(self, image: Image) -> Image:
+        """``image`` (the base) with each layer the previous image has sourced from its repository:
+        the push then knows the target repository has it and does not ask."""
+        return replace(image, layers=tuple(replace(lay, source=self.source) if lay.digest in self.digests else lay
+                                           for lay in image.layers))
 
 
 def previous_layers(ref: str, architecture: str) -> Previous | None:
     """The dependency layers of image ``ref``. Any problem (no such image yet, other registry
-    errors, a label that does not match the manifest, an image of an earlier version without the
-    label) means None: the build installs as usual."""
+    errors, a label that does not match the manifest) means None: the build installs as usual.
+    An image without dependency layers (none, or of an earlier version without the label) gives
+    no layers, only what it ``held``."""
     try:
         prev = resolve_base(ref, architecture)
     except LambdashipError:
         return None
     labels = (prev.config_json.get("config") or {}).get("Labels") or {}
+    source = next((lay.source for lay in prev.layers if lay.source is not None), None)
+    held = Held(source, frozenset(lay.digest for lay in prev.layers)) if source is not None else None
     if LABEL_DEPS_LAYERS not in labels:
-        return None
+        return Previous("", "", (0, 0), (), held)
     try:
         info = json.loads(labels[LABEL_DEPS_LAYERS])
         threshold, cap = (int(x) for x in info["split"])
@@ -66,7 +85,7 @@ def previous_layers(ref: str, architecture: str) -> Previous | None:
             lay = replace(lay, uncompressed_size=size if isinstance(size, int) else None)
             out.append(DepsLayer(lay, str(d["name"]), tuple(str(p) for p in d["packages"]), cached=True))
         return Previous(str(labels.get(LABEL_DEPS_HASH, "")), str(info.get("env", "")), (threshold, cap),
-                        tuple(out))
+                        tuple(out), held)
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -110,6 +129,7 @@ class Reuse:
     full: bool = False
     only: tuple[str, ...] | None = None
     split: tuple[int, int] = (0, 0)  # the previous image's split: valid only if the build's is the same
+    held: Held | None = None  # what the previous image's repository holds
 
     def retyped(self, media_type: str) -> tuple[DepsLayer, ...]:
         """The layers under this build's layer media type (Docker ↔ OCI: same blobs)."""
@@ -120,11 +140,13 @@ class Reuse:
 def plan_reuse(fn: FunctionConfig, plan: DepsPlan, ref: str, threshold: int) -> Reuse:
     """What this build can take from image ``ref`` (see the module's docstring)."""
     previous = previous_layers(ref, fn.architecture)
-    if previous is None or plan.empty:
+    if previous is None:
         return Reuse()
+    if plan.empty or not previous.layers:
+        return Reuse(held=previous.held)
     if previous.deps_hash == plan.hash and previous.split[0] == threshold:
-        return Reuse(previous.layers, full=True, split=previous.split)
+        return Reuse(previous.layers, full=True, split=previous.split, held=previous.held)
     bump = kept_layers(fn, plan, previous, threshold)
     if bump is None:
-        return Reuse()
-    return Reuse(bump[0], only=bump[1], split=previous.split)
+        return Reuse(held=previous.held)
+    return Reuse(bump[0], only=bump[1], split=previous.split, held=previous.held)
