@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import fnmatch
+import functools
 import os
 import re
 import stat
@@ -57,19 +58,41 @@ ACCESS_KEY_RE = CONTENT_PATTERNS[0][1]
 ACCESS_KEY_SCAN_MAX = SCAN_MAX
 
 
-def _matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
-    name = rel.rsplit("/", 1)[-1]
+@functools.lru_cache(maxsize=256)
+def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """(name patterns, path patterns) of ``patterns``, each set as one regular expression: a
+    project walk asks ~70 patterns (the default excludes) about every path component."""
+    names: list[str] = []
+    paths: list[str] = []
     for pat in patterns:
         pat = pat.strip().rstrip("/")
         if not pat:
             continue
-        if "/" in pat:
+        if "/" in pat:  # matched against the whole relative path, with or without its "**/" parts
             pat = pat.lstrip("/").removeprefix("./")
-            if fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(rel, pat.replace("**/", "")):
-                return True
-        elif fnmatch.fnmatchcase(name, pat):
-            return True
-    return False
+            paths += [pat, pat.replace("**/", "")]
+        else:  # matched against the last component
+            names.append(pat)
+
+    def one(pats: list[str]) -> re.Pattern[str] | None:
+        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in pats)) if pats else None
+
+    return one(names), one(paths)
+
+
+def _matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    """Whether the relative path ``rel`` matches one of ``patterns`` (fnmatch, case-sensitive):
+    a pattern with a "/" the whole path, another the last component."""
+    by_name, by_path = _compiled(tuple(patterns))
+    if by_path is not None and by_path.match(rel):
+        return True
+    return by_name is not None and by_name.match(rel.rsplit("/", 1)[-1]) is not None
+
+
+def matches_within(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    """Whether ``rel`` or a directory above it matches one of ``patterns``."""
+    parts = rel.split("/")
+    return any(_matches("/".join(parts[: i + 1]), patterns) for i in range(len(parts)))
 
 
 def app_files(fn: FunctionConfig, *, extra_excludes: list[Path] | None = None) -> list[tuple[str, Path]]:
@@ -146,12 +169,11 @@ def _source_files(fn: FunctionConfig, extra_excludes: list[Path] | None) -> list
             skip.add(os.path.abspath(pyproject))
     out: list[tuple[str, Path]] = []
 
-    def hit(rel: str, patterns) -> bool:
-        parts = rel.split("/")
-        return any(_matches("/".join(parts[: i + 1]), patterns) for i in range(len(parts)))
+    def included(rel: str) -> bool:
+        return matches_within(rel, includes)
 
     def wanted(rel: str) -> bool:
-        return hit(rel, includes) or not hit(rel, excludes)
+        return included(rel) or not matches_within(rel, excludes)
 
     def include_below(rel_dir: str) -> bool:
         # An include path glob such as 'tests/fixtures/*.json' reaches into an excluded dir.
@@ -178,9 +200,9 @@ def _source_files(fn: FunctionConfig, extra_excludes: list[Path] | None) -> list
             if os.path.abspath(full) in skip:
                 continue
             if os.path.islink(full):
-                if hit(rel, includes) or (wanted(rel) and not ignored(rel, False)):
+                if included(rel) or (wanted(rel) and not ignored(rel, False)):
                     out.append((rel, Path(full)))
-            elif hit(rel, includes) or (wanted(rel) and rel_dir not in ignored_dirs and not rules.prune_dir(rel)):
+            elif included(rel) or (wanted(rel) and rel_dir not in ignored_dirs and not rules.prune_dir(rel)):
                 kept_dirs.append(d)
             elif include_below(rel):
                 kept_dirs.append(d)
@@ -189,7 +211,7 @@ def _source_files(fn: FunctionConfig, extra_excludes: list[Path] | None) -> list
         for f in sorted(filenames):
             rel = f"{rel_dir}/{f}" if rel_dir else f
             full = os.path.join(dirpath, f)
-            if os.path.abspath(full) not in skip and (hit(rel, includes) or (wanted(rel) and not ignored(rel, False))):
+            if os.path.abspath(full) not in skip and (included(rel) or (wanted(rel) and not ignored(rel, False))):
                 out.append((rel, Path(full)))
     out.sort(key=lambda item: item[0].split("/"))
     return out

@@ -21,7 +21,6 @@ from __future__ import annotations
 import ast
 import subprocess
 import tomllib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,17 +114,11 @@ def _rel(path: Path, root: Path) -> str | None:
 def in_image(fn: FunctionConfig, rel: str) -> bool:
     """Would a file at ``rel`` (relative to ``fn.source``) go into the image? The rules of
     :func:`lambdaship.project.app_files`, applied to a path that may no longer exist."""
-    from lambdaship.project import DEFAULT_EXCLUDES, _matches
+    from lambdaship.project import DEFAULT_EXCLUDES, matches_within
 
     excludes = (*DEFAULT_EXCLUDES, *fn.exclude)
     includes = [p.strip().lstrip("/").removeprefix("./") for p in fn.include if p.strip()]
-    parts = rel.split("/")
-
-    def hit(patterns: Iterable[str]) -> bool:
-        pats = list(patterns)
-        return any(_matches("/".join(parts[: i + 1]), pats) for i in range(len(parts)))
-
-    return hit(includes) or not hit(excludes)
+    return matches_within(rel, includes) or not matches_within(rel, excludes)
 
 
 def _requirement_paths(fn: FunctionConfig) -> list[Path]:
