@@ -304,3 +304,68 @@ def test_planning_reads_the_function_once(local_stack, registry, lambda_base, tm
         lambda_.client().meta.events.unregister("provide-client-params.lambda.GetFunction", count)
     assert asked.count(None) == 1, asked  # $LATEST once (was once per reader: 2, 3 with the zip choice)
     assert "lambda:UpdateFunctionCode" in [s["action"] for s in plan.to_json()["steps"]]
+
+
+def _registry_requests(log: Path, since: int, repo: str) -> list[tuple[str, str, str]]:
+    """(method, "blobs" | "manifests", reference) of the registry's access log lines for ``repo``."""
+    import re
+
+    text = log.read_bytes()[since:].decode(errors="replace")
+    pattern = r'"(GET|HEAD|PUT|POST|PATCH) /v2/' + re.escape(repo) + r'/(blobs|manifests)/([^ ?"]+)'
+    return re.findall(pattern, text)
+
+
+@pytest.mark.slow
+def test_a_code_only_redeploy_asks_only_what_it_needs(local_stack, lambda_base, tmp_path, monkeypatch):
+    """A fresh runner's code-only redeploy does not ask again what an answer already said:
+    - no poll after UpdateFunctionCode (its answer says Successful), none of the new version after
+      PublishVersion (its answer shows the code this run wrote, with this deploy's marker); $LATEST
+      is read by the planning and once right before publishing (where RevisionId is not enforced,
+      the only guard against publishing another deploy's code);
+    - the account's registry host once per configuration, no DescribeRepositories (the lifecycle
+      policy's read says the repository is there);
+    - the registry is asked only about the blobs the running image does not have (its base layers
+      are known to be in the repository), and the deployed tag reuses the pushed manifest."""
+    from lambdaship.aws.session import client
+    from lambdaship.config import load_project
+    from lambdaship.deploy.pipeline import ship
+
+    name = uid()
+    proj = make_project(tmp_path, name, role=make_role(),
+                        extra=f'base_image = "{lambda_base}"\npython = "3.11"\npackage_type = "image"')
+    assert deploy(proj, "--skip-smoke").returncode == 0
+    previous = aws("lambda").get_function(FunctionName=name)["Code"]["ImageUri"].split("@")[1]
+    old = httpx.get(f"{local_stack.registry.url}/v2/{name}/manifests/{previous}",
+                    headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
+                                       "application/vnd.docker.distribution.manifest.v2+json"}).json()
+    old_blobs = {d["digest"] for d in [old["config"], *old["layers"]]}
+    (proj / "app.py").write_text("def handler(event, context):\n    return {'statusCode': 202}\n")
+    monkeypatch.setenv("LAMBDASHIP_HOME", str(tmp_path / "fresh-runner"))
+    log = Path(local_stack.registry.log)
+    since = log.stat().st_size
+    asked: list[tuple[str, str | None]] = []
+
+    def count(model, params, **_):  # type: ignore[no-untyped-def]
+        asked.append((model.name, params.get("Qualifier")))
+
+    clients = [client("lambda"), client("ecr")]
+    for c in clients:
+        c.meta.events.register("provide-client-params", count)
+    try:
+        result = ship(load_project(proj).function(), skip_smoke=True)
+    finally:
+        for c in clients:
+            c.meta.events.unregister("provide-client-params", count)
+    ops = [op for op, _ in asked]
+    assert result.version == "2" and aws("lambda").get_alias(FunctionName=name, Name="live")["FunctionVersion"] == "2"
+    assert "GetFunctionConfiguration" not in ops, ops
+    assert asked.count(("GetFunction", None)) == 2, asked  # planning's read and the one before publishing
+    assert ("GetFunction", "2") not in asked, asked
+    assert ops.count("GetAuthorizationToken") <= 1 and "DescribeRepositories" not in ops, ops
+    seen = _registry_requests(log, since, name)
+    new = httpx.get(f"{local_stack.registry.url}/v2/{name}/manifests/{result.digest}",
+                    headers={"Accept": old.get("mediaType", "application/vnd.oci.image.manifest.v1+json")}).json()
+    new_blobs = {d["digest"] for d in [new["config"], *new["layers"]]} - old_blobs
+    assert len(new_blobs) == 2, new_blobs  # the app layer and the config
+    assert {ref for m, kind, ref in seen if m == "HEAD" and kind == "blobs"} == new_blobs, seen
+    assert [ref for m, kind, ref in seen if m == "GET" and kind == "manifests"] == [previous], seen
