@@ -369,3 +369,38 @@ def test_a_code_only_redeploy_asks_only_what_it_needs(local_stack, lambda_base, 
     assert len(new_blobs) == 2, new_blobs  # the app layer and the config
     assert {ref for m, kind, ref in seen if m == "HEAD" and kind == "blobs"} == new_blobs, seen
     assert [ref for m, kind, ref in seen if m == "GET" and kind == "manifests"] == [previous], seen
+
+
+def test_a_version_published_over_another_deploys_code_is_removed(local_stack, registry, tmp_path):
+    """Where Lambda does not enforce PublishVersion's RevisionId (the local stack), another deploy
+    can change $LATEST between the check and the publish: the version then carries this deploy's
+    marker over the other's image. The deploy removes that version, fails in one line, and the
+    alias stays where it was."""
+    from lambdaship.aws import lambda_
+    from lambdaship.config import load_project
+    from lambdaship.deploy.pipeline import ship
+    from lambdaship.errors import LambdashipError
+
+    name = uid()
+    d0, da, db = (push_image(registry, name, m) for m in ("zero", "a", "b"))
+    proj = make_project(tmp_path, name, role=make_role())
+    assert deploy(proj, "--image", image_uri(name, d0)).returncode == 0
+    raced: list[str] = []
+
+    def other_deploy(**_: Any) -> None:  # another deploy's UpdateFunctionCode lands just before ours publishes
+        if not raced:
+            raced.append(db)
+            aws("lambda").update_function_code(FunctionName=name, ImageUri=image_uri(name, db))
+
+    events = lambda_.client().meta.events
+    events.register("before-call.lambda.PublishVersion", other_deploy)
+    try:
+        with pytest.raises(LambdashipError, match="another deploy"):
+            ship(load_project(proj).function(), image=image_uri(name, da), skip_smoke=True)
+    finally:
+        events.unregister("before-call.lambda.PublishVersion", other_deploy)
+    assert raced == [db]
+    assert version_digest(name, alias_version(name)) == d0
+    versions = [v["Version"] for v in aws("lambda").list_versions_by_function(FunctionName=name)["Versions"]
+                if v["Version"] != "$LATEST"]
+    assert versions == ["1"], versions  # the wrongly marked version is gone

@@ -88,7 +88,6 @@ def publish_image(step: Step, p: dict[str, Any], run: Any) -> str | None:
     if target is None:
         raise LambdashipError("lambda:PublishVersion of an image needs the plan's target image")
     name, uri, digest, last = run.plan.function_name, target.image_uri, target.digest, step.unless is not None
-    newest_before = max((int(v["Version"]) for v in lambda_.list_versions(name)), default=0)
     # Read $LATEST right before publishing even though the wait just did: where Lambda does not
     # enforce RevisionId (moto), publishing another deploy's code would consume its publish too.
     latest = lambda_.get_function(name)
@@ -111,9 +110,10 @@ def publish_image(step: Step, p: dict[str, Any], run: Any) -> str | None:
     _, marked = parse_marker((published or {}).get("Configuration", {}).get("Description"))
     if got_uri == uri and marked in (None, digest):
         return version
-    if marked == digest and int(version) > newest_before:
-        # We published while another deploy changed $LATEST (possible only where Lambda does not
-        # enforce the preconditions): remove the version so none carries a wrong marker.
+    if marked == digest:
+        # A version with this deploy's marker that does not run its image: published while another
+        # deploy changed $LATEST (possible only where Lambda does not enforce the preconditions).
+        # Remove it so no version carries a wrong marker; Lambda refuses if an alias serves it.
         with contextlib.suppress(Exception):
             lambda_.delete_version(name, version)
         raise ConcurrentDeployError(name, f"version {version} does not run {digest}")
