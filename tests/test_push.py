@@ -298,6 +298,35 @@ def test_ecr_push_registers_image_and_image_exists(local_stack, tmp_path: Path) 
     assert policy == ecr.lifecycle_policy(10)
 
 
+def test_put_image_is_only_for_a_registry_standing_in_for_ecr(local_stack, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """ECR's own registry and API are one service (a registry manifest PUT is PutImage), so the
+    ECR API is told of an image only where another registry stands in for ECR's."""
+    from lambdaship.aws import ecr
+    from lambdaship.aws.session import client
+
+    name = uid("putimage")
+    ecr.ensure_repository(name)
+    image = make_image([file_layer(tmp_path, {"var/task/app.py": b"put = 1\n"})])
+    asked: list[str] = []
+
+    def count(model, **_):  # type: ignore[no-untyped-def]
+        asked.append(model.name)
+
+    client("ecr").meta.events.register("provide-client-params.ecr", count)
+    try:
+        with monkeypatch.context() as m:
+            m.delenv("LAMBDASHIP_REGISTRY_URL")  # the registry is ECR's own
+            ecr.put_image(name, image.manifest, image.media_type, ["ecr-itself"], image.digest)
+        assert asked == []
+        ecr.put_image(name, image.manifest, image.media_type, ["stand-in"], image.digest)
+    finally:
+        client("ecr").meta.events.unregister("provide-client-params.ecr", count)
+    assert asked == ["PutImage"]
+    tags = client("ecr").describe_images(repositoryName=name)["imageDetails"][0]["imageTags"]
+    assert tags == ["stand-in"]
+
+
 def test_ensure_repository_options(local_stack) -> None:
     from lambdaship.aws import ecr
     from lambdaship.aws.session import client

@@ -212,12 +212,17 @@ def put_image(repository: str, manifest: bytes, media_type: str, tags: list[str]
               digest: str) -> None:
     """Register a pushed manifest with the ECR API under each tag (idempotent).
 
-    Real ECR already knows an image pushed over the registry API (PutImage then answers
-    ImageAlreadyExistsException, which is fine); moto's ECR is separate from the local
-    registry and learns about the image only this way.
+    Only where a registry stands in for ECR's (``oci.reference.ecr_stand_in``: the local stack,
+    whose ECR API is moto, separate from its registry). ECR's registry and API are one service:
+    a manifest PUT over the registry API is ECR's PutImage, so calling it again would cost a
+    round trip per tag for an ImageAlreadyExistsException.
     """
     from botocore.exceptions import ClientError
 
+    from lambdaship.oci.reference import ecr_stand_in
+
+    if not ecr_stand_in():
+        return
     ecr = client("ecr")
     for tag in list(tags) or [None]:
         kwargs: dict[str, Any] = {

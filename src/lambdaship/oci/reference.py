@@ -106,6 +106,12 @@ def is_ecr_host(registry: str) -> bool:
     return ECR_HOST_RE.match(registry_host(registry)) is not None
 
 
+def ecr_stand_in() -> bool:
+    """Whether a registry at ``LAMBDASHIP_REGISTRY_URL`` stands in for ECR's (the local stack):
+    the ECR API is then another service, which learns of a pushed image only through PutImage."""
+    return bool(os.environ.get(REGISTRY_URL_ENV, "").strip())
+
+
 def is_loopback(host: str) -> bool:
     """``localhost``, ``*.localhost``, 127.0.0.0/8 or ::1 (``host`` may carry a port)."""
     if host.startswith("["):
