@@ -382,3 +382,27 @@ def test_idle_worker_sets_are_stopped_and_restart_on_demand(tmp_path):
         assert again.ok and again.payload != first.payload and again.init_duration_ms is not None  # a new runtime
     finally:
         workers.close()
+
+
+# -- PublishVersion preconditions -------------------------------------------------------------------
+def test_publish_version_refuses_a_code_sha256_that_is_not_latests(local_stack, role):
+    """Lambda publishes only the code named by CodeSha256 (moto ignores it): a deploy whose code
+    was replaced by another's since gets PreconditionFailed, and no version is made."""
+    lam = aws("lambda")
+    name = make_function(role, "def handler(event, context):\n    return 1\n")
+    first = lam.get_function_configuration(FunctionName=name)["CodeSha256"]
+    changed = lam.update_function_code(FunctionName=name, ZipFile=zip_of("def handler(e, c):\n    return 2\n"))
+    assert changed["CodeSha256"] != first
+    with pytest.raises(ClientError) as err:
+        lam.publish_version(FunctionName=name, CodeSha256=first)
+    assert err.value.response["Error"]["Code"] == "PreconditionFailedException"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]] == ["$LATEST"]
+    published = lam.publish_version(FunctionName=name, CodeSha256=changed["CodeSha256"])
+    assert published["Version"] == "1" and published["CodeSha256"] == changed["CodeSha256"]
+    assert [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]] == ["$LATEST", "1"]
+    with pytest.raises(ClientError) as err:  # named by its ARN: the same check
+        lam.publish_version(FunctionName=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}", CodeSha256=first)
+    assert err.value.response["Error"]["Code"] == "PreconditionFailedException"
+    _, out = invoke(name, Qualifier="1")
+    assert out == 2

@@ -24,6 +24,7 @@ from lambdaship.local.dataplane.proxy import Request, Response, Route, Server, U
 from lambdaship.local.dataplane.workers import Workers
 
 _ALL = frozenset({"*"})
+_AUTH = frozenset({"authorization", "x-amz-date", "x-amz-security-token", "host"})
 _FN = r"/2015-03-31/functions/(?P<name>[^/]+)"
 
 
@@ -43,6 +44,8 @@ class DataPlane:
         self.invoker = Invoker(self.functions, self.workers, self.logs)
         self.apis = Apis(self.functions, self.invoker, self.url)
         self.upstream.on_write = self._on_write
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def _routes(self) -> list[Route]:
@@ -52,7 +55,8 @@ class DataPlane:
         return [
             r({"POST"}, rf"^{_FN}/invocations/?$", lambda req: self.invoker.handle(req)),
             r({"POST"}, r"^/2015-03-31/functions/?$", lambda req: self._record(req, nested=True)),
-            r({"PUT"}, rf"^{_FN}/code/?$", lambda req: self._record(req, nested=False)),
+            r({"PUT"}, rf"^{_FN}/code/?$", lambda req: self._update_code(req)),
+            r({"POST"}, rf"^{_FN}/versions/?$", lambda req: self._publish(req)),
             r(_ALL, r"^/restapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_request_(?P<path>/.*)?$",
               lambda req: self.apis.rest(req)),
             r(_ALL, r"^/httpapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_request_(?P<path>/.*)?$",
@@ -67,6 +71,56 @@ class DataPlane:
     def _record(self, req: Request, *, nested: bool) -> None:
         record_code(self.functions.store, req.body, nested)
         return None  # moto answers
+
+    # moto publishes whatever $LATEST runs: it ignores PublishVersion's CodeSha256 (and its
+    # RevisionId never changes). Lambda refuses when $LATEST's code is no longer the one named;
+    # so does the data plane: the check and the publish hold the function's lock, which every
+    # UpdateFunctionCode takes too, so no code change lands in between.
+    def _function_lock(self, name: str) -> threading.Lock:
+        from urllib.parse import unquote
+
+        name = unquote(name)  # a name, a partial ARN or an ARN (its ":" %-encoded in the path)
+        name = name.split(":")[6] if name.startswith("arn:") and name.count(":") >= 6 else name.split(":")[0]
+        with self._locks_lock:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def _update_code(self, req: Request) -> Response:
+        record_code(self.functions.store, req.body, False)
+        with self._function_lock(req.match["name"]):
+            return self._forward(req)
+
+    def _publish(self, req: Request) -> Response:
+        import json
+
+        try:
+            wanted = json.loads(req.body or b"{}").get("CodeSha256")
+        except (ValueError, AttributeError):
+            wanted = None
+        name = req.match["name"]
+        with self._function_lock(name):
+            if isinstance(wanted, str) and wanted:
+                current = self.upstream.client.get(f"/2015-03-31/functions/{name}/configuration",
+                                                   headers=[(k, v) for k, v in req.headers if k.lower() in _AUTH])
+                if current.status_code == 200 and current.json().get("CodeSha256") != wanted:
+                    msg = (f"CodeSha256 {wanted} does not match the function's current code "
+                           f"({current.json().get('CodeSha256')}); publish the code you updated")
+                    return Response(412, [("Content-Type", "application/json"),
+                                          ("X-Amzn-ErrorType", "PreconditionFailedException")],
+                                    json.dumps({"Type": "User", "message": msg}).encode())
+            return self._forward(req)
+
+    def _forward(self, req: Request) -> Response:
+        """``req`` sent to moto, its whole answer read (small JSON), as the answer to give."""
+        from lambdaship.local.dataplane.proxy import HOP_BY_HOP
+
+        headers = [(k, v) for k, v in req.headers if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
+        resp = self.upstream.send(req.method, req.target, headers, req.body)
+        try:
+            body = resp.read()
+        finally:
+            resp.close()
+        return Response(resp.status_code, [(k, v) for k, v in resp.headers.items()
+                                           if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"], body)
 
     def _on_write(self, method: str, target: str) -> None:
         self.functions.invalidate()
