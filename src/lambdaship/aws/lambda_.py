@@ -63,7 +63,8 @@ def _call(name: str, fn: Callable[..., T], function_name: str, **params: Any) ->
                     wait_updated(function_name)
                 raise _Conflict(str(exc)) from exc
             if code == "PreconditionFailedException":
-                raise ConcurrentDeployError(function_name, f"{name}: RevisionId no longer matches") from None
+                detail = f"{name}: $LATEST is not what this deploy read or wrote"
+                raise ConcurrentDeployError(function_name, detail) from None
             raise
 
     try:

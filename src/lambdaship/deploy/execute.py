@@ -38,6 +38,7 @@ class Run:
     # The configuration Lambda answered the last create/update with: the next wait needs no poll
     # when it already says the change is done.
     written: dict[str, Any] | None = None
+    settled: dict[str, Any] | None = None  # $LATEST's configuration as the last wait saw it
     # (function name, CodeSha256) Lambda answered this run's code write (create, update) with:
     # whatever Lambda hashes for an image, that value names the code this run put there.
     code_written: tuple[str, str] | None = None

@@ -73,6 +73,7 @@ def wait(step: Step, p: dict[str, Any], run: Any) -> str | None:
     known = written if written is not None and written.get("FunctionName") == name else None
     cfg = (lambda_.wait_active(name, known=known) if p["Waiter"] == "function_active_v2"
            else lambda_.wait_updated(name, known=known))
+    run.settled = cfg
     return cfg.get("RevisionId")
 
 
@@ -88,16 +89,20 @@ def publish_image(step: Step, p: dict[str, Any], run: Any) -> str | None:
     if target is None:
         raise LambdashipError("lambda:PublishVersion of an image needs the plan's target image")
     name, uri, digest, last = run.plan.function_name, target.image_uri, target.digest, step.unless is not None
-    # Read $LATEST right before publishing even though the wait just did: where Lambda does not
-    # enforce RevisionId (moto), publishing another deploy's code would consume its publish too.
-    latest = lambda_.get_function(name)
-    if latest is None:
-        raise ConcurrentDeployError(name, "the function was deleted")
-    if latest.get("Code", {}).get("ImageUri") != uri:
-        other = digest_of_uri(latest.get("Code", {}).get("ImageUri"))
-        raise ConcurrentDeployError(name, f"$LATEST now runs {other or 'another image'}")
-    cfg = latest["Configuration"]
     code = run.code_written[1] if run.code_written is not None and run.code_written[0] == name else None
+    settled = run.settled if run.settled is not None and run.settled.get("FunctionName") == name else None
+    if code is not None and settled is not None and settled.get("CodeSha256") == code:
+        # This run wrote the code and waited for it: Lambda (and the local stack) refuse with
+        # PreconditionFailed if $LATEST changed since, so nothing needs reading first.
+        cfg = settled
+    else:  # code this run did not write (a configuration-only change): check what $LATEST runs
+        latest = lambda_.get_function(name)
+        if latest is None:
+            raise ConcurrentDeployError(name, "the function was deleted")
+        if latest.get("Code", {}).get("ImageUri") != uri:
+            other = digest_of_uri(latest.get("Code", {}).get("ImageUri"))
+            raise ConcurrentDeployError(name, f"$LATEST now runs {other or 'another image'}")
+        cfg = latest["Configuration"]
     # Lambda refuses with PreconditionFailed if $LATEST changed since this read.
     params = {**p, "RevisionId": cfg.get("RevisionId"), "CodeSha256": cfg.get("CodeSha256")}
     answer = lambda_.publish_version(**{k: v for k, v in params.items() if v is not None})
