@@ -308,6 +308,12 @@ def test_fresh_runner_reuses_the_pushed_deps_layer(base_image_ref: str, local_st
     # the same image as a full build of the changed code
     full = _build(app, "--base-image", base_image_ref, env={"LAMBDASHIP_HOME": str(tmp_path / "other-home")})
     assert full["manifest_digest"] == second["manifest_digest"]
+    # LAMBDASHIP_REUSE=0: nothing is taken from that image, the same image is built from scratch
+    off = tmp_path / "reuse-off-home"
+    rebuilt = _build(app, "--base-image", base_image_ref, "--reuse-deps-from", target,
+                     env={"LAMBDASHIP_HOME": str(off), "LAMBDASHIP_REUSE": "0"})
+    assert not rebuilt["deps_reused"] and (off / "deps").exists()
+    assert rebuilt["manifest_digest"] == second["manifest_digest"]
     # another dependency set: the label does not match, so it installs
     (app / "requirements.txt").write_text("humanize==4.12.3\nsix==1.17.0\n")
     third = _build(app, "--base-image", base_image_ref, "--reuse-deps-from", target,

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from lambdaship.errors import LambdashipError
@@ -127,6 +128,58 @@ def test_layers_of_the_target_repositorys_own_image_are_not_asked_for(local_stac
     client = RegistryClient.for_registry(local_stack.registry.url)
     assert client.head_manifest(repo, "two") == img2.digest  # the registry checked the layer is there
     assert {b["digest"]: b["action"] for b in other.blobs}[deps.digest] == "mounted"
+
+
+def test_blobs_presumed_in_the_repository_are_asked_for_when_the_manifest_is_refused(
+        local_stack, tmp_path: Path) -> None:
+    """The build read the repository's current image: its base layers are presumed there and not
+    asked about. One of them was deleted since: the registry refuses the manifest, the push asks
+    about each presumed blob, streams the missing one from the base's registry and tags the image.
+    Presumed for another repository, nothing is skipped."""
+    from dataclasses import replace
+
+    from lambdaship.image.model import Held
+
+    url2, proc = stack.start_registry(tmp_path / "upstream")
+    try:
+        base_ref = push_base(url2, tmp_path, repo="upstream/python", tag="3.12")
+        base = remote_layers(url2, base_ref)
+        repo = uid("presumed")
+        first = push_image(make_image([*base, file_layer(tmp_path, {"var/task/app.py": b"v = 1\n"})]),
+                           target(local_stack, repo), ["one"])
+        assert first.streamed_blobs == len(base) == 2
+        gone = base[0].digest
+        assert httpx.delete(f"{local_stack.registry.url}/v2/{repo}/blobs/{gone}").status_code == 202
+        client = RegistryClient.for_registry(local_stack.registry.url)
+        assert not client.blob_exists(repo, gone)
+        held = Held(BlobSource(registry_host(local_stack.registry.url), repo), frozenset(lay.digest for lay in base))
+        image = replace(make_image([*base, file_layer(tmp_path, {"var/task/app.py": b"v = 2\n"})]), held=held)
+        res = push_image(image, target(local_stack, repo), ["two"])
+        other = push_image(image, target(local_stack, uid("elsewhere")), ["two"])
+    finally:
+        stack.stop_registry(proc)
+    actions = {b["digest"]: b["action"] for b in res.blobs}
+    assert actions[gone] == "streamed" and actions[base[1].digest] == "skipped", actions
+    assert len(res.blobs) == len(image.layers) + 1  # each blob once, the config included
+    assert client.head_manifest(repo, "two") == image.digest and client.blob_exists(repo, gone)
+    assert {b["digest"]: b["action"] for b in other.blobs}[base[1].digest] == "streamed"  # asked, then sent
+
+
+def test_a_reused_layer_gone_from_the_repository_is_one_line_naming_the_fix(local_stack, tmp_path: Path) -> None:
+    """A dependency layer reused from the repository's own image exists nowhere else: when it was
+    deleted from the registry, the push fails in one line naming LAMBDASHIP_REUSE=0, untagged."""
+    deps = file_layer(tmp_path, {"var/task/dep.py": os.urandom(5000)})
+    repo = uid("gone")
+    push_image(make_image([deps, file_layer(tmp_path, {"var/task/app.py": b"v = 1\n"})]),
+               target(local_stack, repo), ["one"])
+    reused = remote_layers(local_stack.registry.url, f"{target(local_stack, repo)}:one")[0]
+    assert httpx.delete(f"{local_stack.registry.url}/v2/{repo}/blobs/{deps.digest}").status_code == 202
+    with pytest.raises(LambdashipError) as err:
+        push_image(make_image([reused, file_layer(tmp_path, {"var/task/app.py": b"v = 2\n"})]),
+                   target(local_stack, repo), ["two"])
+    line = err.value.one_line()
+    assert "\n" not in line and f"{repo} no longer holds a layer" in line and "LAMBDASHIP_REUSE=0" in line
+    assert RegistryClient.for_registry(local_stack.registry.url).head_manifest(repo, "two") is None
 
 
 def test_base_layers_are_mounted_on_the_same_registry(local_stack, tmp_path: Path) -> None:

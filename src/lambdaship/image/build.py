@@ -24,7 +24,7 @@ import contextvars
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ from lambdaship.image.model import (
     MAX_MANIFEST_BYTES,
     OCI_MANIFEST,
     Descriptor,
+    Held,
     Image,
     Layer,
     canonical_json,
@@ -57,7 +58,7 @@ from lambdaship.image.mutate import (
     tar_estimate,
 )
 from lambdaship.image.result import BuildResult
-from lambdaship.image.reuse import Reuse, plan_reuse
+from lambdaship.image.reuse import Reuse, plan_reuse, reuse_enabled
 from lambdaship.package.layers import (
     MAX_SPLIT_LAYERS,
     SHARED,
@@ -95,6 +96,7 @@ class _Inputs:
     split: tuple[int, int]  # (threshold bytes, most split layers)
     groups: list[Group] = field(default_factory=list)  # the installed tree's layers, to write
     kept: tuple[DepsLayer, ...] = ()  # a bump: the unchanged layers of a previous image
+    held: Held | None = None  # what the previous image's repository holds (its layers)
 
     @property
     def layer_type(self) -> str:
@@ -169,16 +171,14 @@ def _base_and_deps(fn: FunctionConfig, reuse_deps_from: str | Callable[[], str |
         base_f = pool.submit(contextvars.copy_context().run, _base, fn, emit, t0)  # a fleet's shared_bases
         if callable(reuse_deps_from):
             reuse_deps_from = reuse_deps_from()
-        if reuse_deps_from:
+        if reuse_deps_from and reuse_enabled():
             reuse = plan_reuse(fn, plan, reuse_deps_from, threshold)
         if not reuse.full:
             with installer.abort_when(lambda: base_f.exception() if base_f.done() else None):
                 deps = deps_mod.install(fn, progress=adapter(emit), only=reuse.only)
         took = time.monotonic() - t0
         base = base_f.result()
-    if reuse.held is not None:
-        base = reuse.held.resource(base)  # the previous image's repository has these base layers
-    inputs = _settle(fn, _Inputs(base, plan, deps, None, (threshold, split_cap(base))), reuse, emit)
+    inputs = _settle(fn, _Inputs(base, plan, deps, None, (threshold, split_cap(base)), held=reuse.held), reuse, emit)
     _deps_events(emit, inputs, reuse_deps_from if isinstance(reuse_deps_from, str) else None, took)
     return inputs
 
@@ -344,7 +344,7 @@ def build_image(
     t1 = time.monotonic()
     deps_layers, app_layer = _write_layers(inputs, app, pyc_entries, mtime, emit)
     timings["layers"] = time.monotonic() - t1
-    image = _assemble(fn, inputs, deps_layers, app_layer, mtime, image_format)
+    image = replace(_assemble(fn, inputs, deps_layers, app_layer, mtime, image_format), held=inputs.held)
 
     layout = layout_digest = tar_path = None
     if out is not None or tar is not None:

@@ -96,6 +96,14 @@ class BlobSource:
 
 
 @dataclass(frozen=True)
+class Held:
+    """Blobs a repository is known to hold: read from its current image's manifest moments ago."""
+
+    source: BlobSource
+    digests: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Layer:
     descriptor: Descriptor
     diff_id: str  # sha256 of the uncompressed tar
@@ -120,6 +128,9 @@ class Image:
     config: bytes
     layers: tuple[Layer, ...]
     annotations: dict[str, str] = field(default_factory=dict)
+    # What the push target's repository already holds (its current image's layers), when the build
+    # read it: the push presumes those blobs are there and asks only if the manifest is refused.
+    held: Held | None = field(default=None, compare=False)
 
     @property
     def manifest_json(self) -> dict[str, Any]:

@@ -20,13 +20,14 @@ only its manifest and config, then:
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from lambdaship.errors import LambdashipError
 from lambdaship.image.base import resolve_base
 from lambdaship.image.cache import DepsLayer
-from lambdaship.image.model import BlobSource, Image
+from lambdaship.image.model import Held
 from lambdaship.image.mutate import LABEL_DEPS_HASH, LABEL_DEPS_LAYERS
 from lambdaship.package.layers import bucket_of, parse_shared
 
@@ -46,18 +47,9 @@ class Previous:
     held: Held | None = None
 
 
-@dataclass(frozen=True)
-class Held:
-    """Every layer of the previous image: its repository holds them (read from its manifest)."""
-
-    source: BlobSource
-    digests: frozenset[str]
-
-    def resource(self, image: Image) -> Image:
-        """``image`` (the base) with each layer the previous image has sourced from its repository:
-        the push then knows the target repository has it and does not ask."""
-        return replace(image, layers=tuple(replace(lay, source=self.source) if lay.digest in self.digests else lay
-                                           for lay in image.layers))
+def reuse_enabled() -> bool:
+    """``LAMBDASHIP_REUSE=0``: take nothing from a previous image (rebuild, and check every layer)."""
+    return os.environ.get("LAMBDASHIP_REUSE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def previous_layers(ref: str, architecture: str) -> Previous | None:

@@ -40,6 +40,7 @@ from lambdaship.oci.auth import Keychain
 from lambdaship.oci.client import RegistryClient
 from lambdaship.oci.media import sha256_digest
 from lambdaship.oci.reference import Reference, base_url, registry_host
+from lambdaship.oci.transport import RegistryError
 from lambdaship.patterns import OCI_REPOSITORY_RE as REPO_RE
 from lambdaship.patterns import TAG_RE
 
@@ -95,6 +96,21 @@ class Image(Protocol):
 
     @property
     def config_descriptor(self) -> Descriptor: ...
+
+    @property
+    def held(self) -> Held | None: ...
+
+
+class Held(Protocol):
+    """Blobs a repository is known to hold (``image.model.Held``)."""
+
+    @property
+    def source(self) -> BlobSource: ...
+
+    @property
+    def digests(self) -> frozenset[str]: ...
+
+
 How = Literal["upload", "mount", "skip", "stream"]
 ACTION: dict[str, str] = {"upload": "uploaded", "mount": "mounted", "skip": "skipped", "stream": "streamed"}
 
@@ -252,6 +268,9 @@ class _Pusher:
         self._emit = on_event or (lambda e: None)
         self._lock = threading.Lock()
         self.placed = _SCOPE.get()  # the caller's sharing scope (read in the caller's thread)
+        self.presumed: frozenset[str] = frozenset()  # blobs the repository holds (its image's)
+        self.trust = True  # False: presume nothing (the manifest was refused once)
+        self.assumed: set[str] = set()  # blobs skipped on a presumption, not asked about
 
     def emit(self, event: PushEvent) -> None:
         with self._lock:  # sinks need not be thread-safe
@@ -285,11 +304,15 @@ class _Pusher:
         client, repo, placed = self.client, self.ref.repository, self.placed
         registry = base_url(self.ref.registry)
         src = blob.layer.source if blob.layer is not None else None
-        if src is not None and src.repository == repo and _same_name(src.registry, self.ref.registry):
-            # A layer of this repository's own image (a reused dependency layer, read from its
-            # manifest moments ago): the registry holds it, no HEAD needed. Were it gone since, the
-            # manifest PUT would be refused and nothing tagged. The registry's name, not its URL:
-            # one local registry stands in for every region's ECR host (other repositories).
+        own = src is not None and src.repository == repo and _same_name(src.registry, self.ref.registry)
+        if self.trust and (own or blob.digest in self.presumed):
+            # A layer of this repository's own image (a reused dependency layer, or a base layer
+            # its current image has; read from its manifest moments ago): the registry holds it,
+            # no HEAD needed. Were it gone since, the manifest PUT is refused and the push asks
+            # again (push_image). The registry's name, not its URL: one local registry stands in
+            # for every region's ECR host (other repositories).
+            with self._lock:
+                self.assumed.add(blob.digest)
             if placed is not None:
                 placed.note(registry, blob.digest, repo)
             return "skip"
@@ -352,7 +375,45 @@ def push_image(image: Image, target: str, tags: Sequence[str] = (), *, keychain:
     result = PushResult(image_ref=f"{ref.registry}/{repo}@{image.digest}", digest=image.digest,
                         repository=repo, tags=all_tags)
     pusher = _Pusher(ref, result, keychain, on_event)
+    held = getattr(image, "held", None)
+    if held is not None and held.source.repository == repo and _same_name(held.source.registry, ref.registry):
+        pusher.presumed = held.digests
     pusher.emit(PushEvent("start", image.digest, 0, sum(b.size for b in blobs)))
+    _send_all(pusher, blobs)
+    order = [x.digest for x in blobs]
+    result.blobs.sort(key=lambda b: order.index(b["digest"]))
+
+    # Every blob is in the repository now: the manifest goes last.
+    tags = all_tags or [image.digest]
+    try:
+        pusher.client.put_manifest(repo, tags[0], image.manifest, image.media_type)
+    except RegistryError as exc:
+        if exc.code not in ("MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN") or not pusher.assumed:
+            raise
+        # A blob presumed there is not (deleted since its image was pushed): ask about each of
+        # those, send what is missing, then the manifest once more.
+        again = [b for b in blobs if b.digest in pusher.assumed]
+        result.blobs = [b for b in result.blobs if b["digest"] not in pusher.assumed]
+        result.skipped_blobs -= len(again)
+        pusher.trust = False
+        try:
+            _send_all(pusher, again)
+        except RegistryError as gone:
+            if gone.status != 404:
+                raise
+            raise RegistryError(f"{repo} no longer holds a layer of the image it runs ({gone})",
+                                "deploy once with LAMBDASHIP_REUSE=0: every layer is rebuilt or checked",
+                                status=404, code=gone.code) from None
+        result.blobs.sort(key=lambda b: order.index(b["digest"]))
+        pusher.client.put_manifest(repo, tags[0], image.manifest, image.media_type)
+    pusher.emit(PushEvent("manifest", image.digest, len(image.manifest), len(image.manifest), tag=tags[0]))
+    for t in tags[1:]:
+        pusher.client.put_manifest(repo, t, image.manifest, image.media_type)
+        pusher.emit(PushEvent("manifest", image.digest, len(image.manifest), len(image.manifest), tag=t))
+    return result
+
+
+def _send_all(pusher: _Pusher, blobs: list[_Blob]) -> None:
     with cf.ThreadPoolExecutor(PARALLEL) as pool:
         # Biggest first: the long transfers start at once, small ones fill the gaps.
         futures = [pool.submit(pusher.one, b) for b in sorted(blobs, key=lambda b: -b.size)]
@@ -363,11 +424,3 @@ def push_image(image: Image, target: str, tags: Sequence[str] = (), *, keychain:
             for f in futures:
                 f.cancel()
             raise
-    order = [x.digest for x in blobs]
-    result.blobs.sort(key=lambda b: order.index(b["digest"]))
-
-    # Every blob is in the repository now: the manifest goes last.
-    for t in all_tags or [image.digest]:
-        pusher.client.put_manifest(repo, t, image.manifest, image.media_type)
-        pusher.emit(PushEvent("manifest", image.digest, len(image.manifest), len(image.manifest), tag=t))
-    return result
