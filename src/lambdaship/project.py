@@ -159,7 +159,7 @@ def _chalice_vendor(fn: FunctionConfig, files: list[tuple[str, Path]]) -> list[t
 def _source_files(fn: FunctionConfig, extra_excludes: list[Path] | None) -> list[tuple[str, Path]]:
     root = fn.source
     excludes = (*DEFAULT_EXCLUDES, *fn.exclude)
-    includes = [p.strip().lstrip("/").removeprefix("./") for p in fn.include if p.strip()]
+    includes = tuple(p.strip().lstrip("/").removeprefix("./") for p in fn.include if p.strip())
     skip = {os.path.abspath(p) for p in (extra_excludes or [])}
     if fn.config_file is not None:  # whatever its name (-C prod.toml): it holds the environment values
         skip.add(os.path.abspath(fn.config_file))

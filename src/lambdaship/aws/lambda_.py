@@ -187,7 +187,7 @@ def invoke(function_name: str, qualifier: str | None, payload: Any) -> tuple[str
     return resp.get("FunctionError"), resp["Payload"].read()
 
 
-# What each waiter waits for (its success acceptor), and the states that end the wait with a failure.
+# What each waiter waits for (its success acceptor); a "Failed" State or LastUpdateStatus ends any.
 _SETTLED = {"function_active_v2": ("State", "Active"), "function_updated_v2": ("LastUpdateStatus", "Successful"),
             "published_version_active": ("State", "Active")}
 

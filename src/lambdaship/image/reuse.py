@@ -134,11 +134,15 @@ def plan_reuse(fn: FunctionConfig, plan: DepsPlan, ref: str, threshold: int) -> 
     previous = previous_layers(ref, fn.architecture)
     if previous is None:
         return Reuse()
+    return replace(_reuse(fn, plan, previous, threshold), held=previous.held)
+
+
+def _reuse(fn: FunctionConfig, plan: DepsPlan, previous: Previous, threshold: int) -> Reuse:
     if plan.empty or not previous.layers:
-        return Reuse(held=previous.held)
+        return Reuse()
     if previous.deps_hash == plan.hash and previous.split[0] == threshold:
-        return Reuse(previous.layers, full=True, split=previous.split, held=previous.held)
+        return Reuse(previous.layers, full=True, split=previous.split)
     bump = kept_layers(fn, plan, previous, threshold)
     if bump is None:
-        return Reuse(held=previous.held)
-    return Reuse(bump[0], only=bump[1], split=previous.split, held=previous.held)
+        return Reuse()
+    return Reuse(bump[0], only=bump[1], split=previous.split)

@@ -97,12 +97,10 @@ class Image(Protocol):
     @property
     def config_descriptor(self) -> Descriptor: ...
 
-    @property
-    def held(self) -> Held | None: ...
-
 
 class Held(Protocol):
-    """Blobs a repository is known to hold (``image.model.Held``)."""
+    """Blobs a repository is known to hold (``image.model.Held``): a built image may carry them
+    as ``held``; other images (``oci.copy.RemoteImage``) do not."""
 
     @property
     def source(self) -> BlobSource: ...
@@ -375,7 +373,7 @@ def push_image(image: Image, target: str, tags: Sequence[str] = (), *, keychain:
     result = PushResult(image_ref=f"{ref.registry}/{repo}@{image.digest}", digest=image.digest,
                         repository=repo, tags=all_tags)
     pusher = _Pusher(ref, result, keychain, on_event)
-    held = getattr(image, "held", None)
+    held: Held | None = getattr(image, "held", None)  # optional: see Held
     if held is not None and held.source.repository == repo and _same_name(held.source.registry, ref.registry):
         pusher.presumed = held.digests
     pusher.emit(PushEvent("start", image.digest, 0, sum(b.size for b in blobs)))

@@ -117,7 +117,7 @@ def in_image(fn: FunctionConfig, rel: str) -> bool:
     from lambdaship.project import DEFAULT_EXCLUDES, matches_within
 
     excludes = (*DEFAULT_EXCLUDES, *fn.exclude)
-    includes = [p.strip().lstrip("/").removeprefix("./") for p in fn.include if p.strip()]
+    includes = tuple(p.strip().lstrip("/").removeprefix("./") for p in fn.include if p.strip())
     return matches_within(rel, includes) or not matches_within(rel, excludes)
 
 

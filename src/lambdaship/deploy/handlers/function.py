@@ -39,16 +39,19 @@ def create_function(step: Step, p: dict[str, Any], run: Any) -> str | None:
                 continue
             raise
     run.on_undo(lambda: lambda_.delete_function(p["FunctionName"]))  # versions, alias and policy go with it
-    run.written = resp
-    run.code_written = (p["FunctionName"], resp["CodeSha256"]) if resp.get("CodeSha256") else None
-    return resp.get("RevisionId")
+    return _wrote_code(run, p["FunctionName"], resp)
 
 
 def update_code(step: Step, p: dict[str, Any], run: Any) -> str | None:
     from lambdaship.aws import lambda_
 
-    run.written = resp = lambda_.update_function_code(**p)
-    run.code_written = (p["FunctionName"], resp["CodeSha256"]) if resp.get("CodeSha256") else None
+    return _wrote_code(run, p["FunctionName"], lambda_.update_function_code(**p))
+
+
+def _wrote_code(run: Any, name: str, resp: dict[str, Any]) -> str | None:
+    """Keep Lambda's answer to this run's code write (the next wait and the publish use it)."""
+    run.written = resp
+    run.code_written = (name, resp["CodeSha256"]) if resp.get("CodeSha256") else None
     return resp.get("RevisionId")
 
 

@@ -101,9 +101,10 @@ class DataPlane:
             if isinstance(wanted, str) and wanted:
                 current = self.upstream.client.get(f"/2015-03-31/functions/{name}/configuration",
                                                    headers=[(k, v) for k, v in req.headers if k.lower() in _AUTH])
-                if current.status_code == 200 and current.json().get("CodeSha256") != wanted:
+                latest = current.json().get("CodeSha256") if current.status_code == 200 else wanted
+                if latest != wanted:
                     msg = (f"CodeSha256 {wanted} does not match the function's current code "
-                           f"({current.json().get('CodeSha256')}); publish the code you updated")
+                           f"({latest}); publish the code you updated")
                     return Response(412, [("Content-Type", "application/json"),
                                           ("X-Amzn-ErrorType", "PreconditionFailedException")],
                                     json.dumps({"Type": "User", "message": msg}).encode())
