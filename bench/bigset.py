@@ -43,7 +43,7 @@ WORKLOAD = REPO / "bench" / "workloads" / "big-app"
 RESULTS = Path("/tmp/bigset-results.md")
 sys.path.insert(0, str(REPO / "src"))
 
-from _common import parser, publish  # noqa: E402  (bench/ is on sys.path when run as a script)
+from _common import parser, publish, settle  # noqa: E402  (bench/ is on sys.path when run as a script)
 from pipelines import (  # noqa: E402
     PEERS,
     Load,
@@ -294,6 +294,7 @@ def measure(runs: int, base: str, tmp: Path) -> dict:
             repo = f"big-{kind}-{rep}-{uuid.uuid4().hex[:6]}"
             extra = ""
             try:
+                settle(tmp)
                 reg.added()
                 if kind == "lambdaship":
                     with TreeRss() as rss:
@@ -328,14 +329,13 @@ def measure(runs: int, base: str, tmp: Path) -> dict:
         if rep == 0:
             out["push"] = push_compare(home / "layout", tmp, rep)
             print(f"  push of the layout: {out['push']}", flush=True)
-        for d in (home, work, home_nopyc):
-            shutil.rmtree(d, ignore_errors=True)
-        if rep == 0:
+        if rep == 0:  # nothing is deleted while timing (``_common.settle``): tmp goes at the end
+            settle(tmp)
             bd = timed_build(app, tmp / "breakdown-home")
             out["breakdown"] = bd
             print(f"  cold build: {bd['wall']:.2f} s {bd['json']['timings']}; /usr/bin/time max RSS "
                   f"{bd['time_v_rss'] / 1e6:.0f} MB; sampled {bd['rss']}", flush=True)
-            shutil.rmtree(tmp / "breakdown-home", ignore_errors=True)
+            settle(tmp)
             reg = Registry(tmp / "reg-staged")
             try:
                 out["staged"] = staged_push(app, reg, f"big-staged-{uuid.uuid4().hex[:6]}", tmp / "staged-home")
@@ -345,7 +345,6 @@ def measure(runs: int, base: str, tmp: Path) -> dict:
             print(f"  staged push: {st['wall']:.2f} s, stages {st['stages']}, layers {st['layers']:.2f} s, push "
                   f"{st['push']:.2f} s; CLI RSS build {st['rss_build'] / 1e6:.0f} MB, "
                   f"push {st['rss_push'] / 1e6:.0f} MB", flush=True)
-            shutil.rmtree(tmp / "staged-home", ignore_errors=True)
     return out
 
 

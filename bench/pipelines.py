@@ -52,7 +52,7 @@ WORKLOAD = REPO / "bench" / "workloads" / "seed-app"
 PEERS = REPO / "bench" / "peers"
 sys.path.insert(0, str(REPO / "src"))
 
-from _common import parser, publish  # noqa: E402  (bench/ is on sys.path when run as a script)
+from _common import parser, publish, settle  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from lambdaship.local import stack  # noqa: E402
 
@@ -220,16 +220,16 @@ def scenario_set(kind: str, app: Path, reg: Registry, base: str, tmp: Path, rep:
 
 
 def warm_network(app: Path, tmp: Path) -> None:
-    """One untimed install of the workload's wheels (own cache, thrown away): the first cold
-    download of a run was 4-7 s slower than the next ones here (caches between this machine and
-    PyPI), and that was always lambdaship's, the first pipeline. Every timed cold run now starts
-    from the same upstream state; each still has an empty installer cache of its own."""
+    """One untimed install of the workload's wheels (own cache, kept until the run's tmp goes):
+    every timed cold run starts from the same upstream state (caches between this machine and
+    PyPI); each still has an empty installer cache of its own. (The first cold run of a run was
+    4-7 s slower than the next ones; most of that was the file system after a deletion, see
+    ``_common.settle``.)"""
     work = tmp / "warm-network"
     t = time.perf_counter()
     run(["uv", "pip", "install", "-q", "--no-progress", "--only-binary", ":all:", "--python-platform",
          "x86_64-manylinux2014", "--python-version", "3.11", "--target", str(work / "deps"),
          "-r", str(app / "requirements.txt")], env={"UV_CACHE_DIR": str(work / "uv-cache")})
-    shutil.rmtree(work, ignore_errors=True)
     print(f"network warmed (untimed): {time.perf_counter() - t:.1f} s", flush=True)
 
 
@@ -246,9 +246,11 @@ def floor(tree: Path, tmp: Path, kinds: tuple[str, ...]) -> dict[str, float]:
 
 def lambdaship_layer_work(app: Path, home: Path) -> dict:
     """In-process timings of a build whose dependencies are installed but whose layers are not:
-    the layer work (tar + gzip + sha256 of the deps and app layers), comparable to the floor."""
-    shutil.rmtree(home / "layers", ignore_errors=True)
-    shutil.rmtree(home / "blobs", ignore_errors=True)
+    the layer work (tar + gzip + sha256 of the deps and app layers), comparable to the floor. The
+    layer caches are moved aside (deleted with ``home`` later, not while timing: ``_common.settle``)."""
+    for sub in ("layers", "blobs"):
+        if (home / sub).exists():
+            (home / sub).rename(home / f"spent-{sub}-{uuid.uuid4().hex[:6]}")
     _, out = run([sys.executable, "-m", "lambdaship.cli", "build", "-C", str(app), "--json", "--out",
                   str(home / "layout")],
                  env={"LAMBDASHIP_HOME": str(home), "UV_CACHE_DIR": str(home / "uv-cache")})
@@ -319,7 +321,6 @@ def naive_layer(app: Path, tmp: Path) -> dict:
         p = subprocess.run(f"tar -C {target} {' '.join(excl)} -cf - . | gzip -6 | wc -c", shell=True,
                            capture_output=True, text=True, check=True)
         res[label] = int(p.stdout.strip())
-    shutil.rmtree(target)
     return res
 
 
@@ -396,12 +397,13 @@ def measure(args: argparse.Namespace, kinds: tuple[str, ...], runs: int, base: s
     cold: dict[str, list[float]] = {}
     kept: dict[str, tuple[Registry, str]] = {}
     apps = {k: prepare_app(tmp / f"app-{k}", base) for k in kinds}
-    warm_network(apps[kinds[0]], tmp)
+    warm_network(apps[kinds[0]], tmp)  # nothing is deleted while timing (``_common.settle``): tmp goes at the end
     for rep in range(runs):
         print(f"repetition {rep + 1}/{runs}", flush=True)
         for kind in kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]:  # the order rotates
             reg = Registry(tmp / f"reg-{kind}-{rep}")
             try:
+                settle(tmp)
                 r = scenario_set(kind, apps[kind], reg, base, tmp, rep)
                 per[kind].append(r)
                 if rep == 0:  # unpack + cache the rootfs now (not timed); keep the registry for later
@@ -421,11 +423,6 @@ def measure(args: argparse.Namespace, kinds: tuple[str, ...], runs: int, base: s
                 tree = per[kind][-1]["deps_tree"]
                 floors.append(floor(tree, tmp, ("gzip6", "pigz6", "pigz1", "none") if rep == 0 else ("pigz6",)))
                 print(f"  layer work {layer_work[-1]:.2f} s; floor {floors[-1]}", flush=True)
-            for h in tmp.glob(f"{kind}-{rep}-*"):
-                if h.is_dir() and kind != "buildah":
-                    shutil.rmtree(h, ignore_errors=True)
-                elif h.is_dir():  # vfs storage: files may be read-only
-                    subprocess.run(["rm", "-rf", str(h)], check=False)
     # Cold starts: interleaved rounds over the pipelines' images, so each sees the same load.
     try:
         for _ in range(2 if args.quick else 5):
@@ -440,6 +437,7 @@ def measure(args: argparse.Namespace, kinds: tuple[str, ...], runs: int, base: s
     out["naive"] = naive_layer(app0, tmp)
     if not args.quick and "lambdaship" in kinds:
         try:
+            settle(tmp)
             out["deploy"] = deploy_figures(base, tmp, runs)
             print(f"  deploy {out['deploy']}", flush=True)
         except (SystemExit, Exception) as exc:  # keep the other figures
