@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from lambdaship.aws.session import client
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lambdaship.oci.auth import Credentials
     from lambdaship.oci.client import RegistryClient
 
@@ -132,11 +134,12 @@ def _is(exc: Exception, code: str) -> bool:
 
 def ensure_repository(name: str, *, scan_on_push: bool = True, mutable_tags: bool = True,
                       encryption: str = "AES256", kms_key: str | None = None,
-                      keep_images: int | None = None) -> str:
+                      keep_images: int | None = None, on_create: Callable[[], None] | None = None) -> str:
     """The repository's URI, creating the repository when it is missing.
 
     ``encryption``: ``AES256`` or ``KMS`` (with ``kms_key``, else the AWS-managed key).
     ``keep_images``: install ``lifecycle_policy(keep_images)`` (only written when it differs).
+    ``on_create``: called when this call created the repository.
     """
     from botocore.exceptions import ClientError
 
@@ -163,6 +166,8 @@ def ensure_repository(name: str, *, scan_on_push: bool = True, mutable_tags: boo
                 encryptionConfiguration=enc,
                 tags=[{"Key": "managed-by", "Value": "lambdaship"}],
             )["repository"]
+            if on_create is not None:
+                on_create()
         except ClientError as exc2:
             if not _is(exc2, "RepositoryAlreadyExistsException"):
                 raise
@@ -170,6 +175,17 @@ def ensure_repository(name: str, *, scan_on_push: bool = True, mutable_tags: boo
     if keep_images is not None:
         put_lifecycle_policy(name, keep_images)
     return repo["repositoryUri"]
+
+
+def delete_empty_repository(name: str) -> bool:
+    """Delete repository ``name`` unless it holds an image (ECR refuses then); True when deleted."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client("ecr").delete_repository(repositoryName=name)
+    except ClientError:
+        return False
+    return True
 
 
 def is_lambdaship_policy(policy: dict[str, Any]) -> bool:

@@ -102,7 +102,8 @@ class PushRenderer:
         elif event.kind == "blob":
             took = time.monotonic() - self._started.pop(event.digest, time.monotonic())
             if event.how in ("upload", "stream"):
-                detail = f"{size_text(event.bytes_done)} sent in {took:.1f} s"
+                when = "while the image was built" if event.ahead else f"in {took:.1f} s"
+                detail = f"{size_text(event.bytes_done)} sent {when}"
             else:
                 detail = f"{size_text(event.bytes_total)}, not sent"
             self.console.print(f"{LABEL[event.how or 'upload']:<8} {event.role} {event.digest[:19]} ({detail})",

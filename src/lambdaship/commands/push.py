@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,25 +84,39 @@ def register(app: typer.Typer) -> None:
         if layout is None or (to is None and repository is None) or where != ProjectFlags():
             fn = where.load(flags)[1]
         name = _check_target(tag, to, repository, fn)
-        image = _read_layout(layout) if layout is not None else _build(fn, name, progress=not json_)
+
+        def ensure_target() -> tuple[str, Callable[[], None] | None]:
+            """The push target, and how to delete the ECR repository if this call created it."""
+            if to is not None:
+                return to, None
+            from lambdaship.aws import ecr
+
+            created: list[bool] = []
+            uri = ecr.ensure_repository(
+                str(name), keep_images=keep_images, scan_on_push=scan_on_push, mutable_tags=not immutable_tags,
+                encryption="KMS" if kms_key else "AES256", kms_key=kms_key, on_create=lambda: created.append(True),
+            )
+            return uri, (lambda: ecr.delete_empty_repository(str(name))) if created else None
+
+        ahead, target = None, None
+        if layout is not None:
+            image = _read_layout(layout)
+        else:  # the base layers go to the target while the image builds (lambdaship.ahead)
+            from lambdaship.ahead import base_ahead
+
+            with base_ahead(fn, ensure_target) as running:
+                image = _build(fn, name, progress=not json_)
+            target, ahead = running.result()
 
         git_dir = fn.source if fn is not None else (where.project or Path.cwd())
         tags = default_tags(git_dir if git_dir.is_dir() else git_dir.parent)
         tags += [t for t in tag if t not in tags]
-
-        if to is not None:
-            target = to
-        else:
-            from lambdaship.aws import ecr
-
-            target = ecr.ensure_repository(
-                str(name), keep_images=keep_images, scan_on_push=scan_on_push, mutable_tags=not immutable_tags,
-                encryption="KMS" if kms_key else "AES256", kms_key=kms_key,
-            )
+        if target is None:
+            target = ensure_target()[0]
 
         renderer = PushRenderer(err_console, tty=interactive(), enabled=not json_)
         with renderer:
-            result = push_image(image, target, tags, on_event=renderer)
+            result = push_image(image, target, tags, on_event=renderer, ahead=ahead)
         if json_:
             emit_json(result.to_json())
             return

@@ -16,6 +16,9 @@ from there by the others, and a push waits while another sends the same blob to 
 registry, then mounts it (:class:`Placed`). A registry that answers such a mount with 202 (it
 cannot mount) is not asked again in that scope. Outside a scope every push is on its own.
 
+Blobs can be sent ahead (:func:`send_ahead`: a build's base layers while the build still runs);
+the push takes the blobs that pass confirmed as they are and does not ask about them again.
+
 Only when every blob is confirmed is the manifest PUT, first under the first tag, then the
 other tags, so a failed push never leaves a tag that points at missing blobs. The digest the
 registry answers with is checked against ours. Progress goes to ``on_event`` as ``PushEvent``
@@ -130,6 +133,7 @@ class PushEvent:
     how: How | None = None
     role: str = ""  # "config" | "layer"
     tag: str = ""
+    ahead: bool = False  # "blob": sent by :func:`send_ahead` before the push
 
 
 EventSink = Callable[[PushEvent], None]
@@ -256,11 +260,15 @@ def sharing(placed: Placed) -> Iterator[Placed]:
         _SCOPE.reset(token)
 
 
+class Stopped(Exception):
+    """:func:`send_ahead` was told to stop (the build it ran beside failed)."""
+
+
 class _Pusher:
     """One push: the target client, the result being filled in, the event sink."""
 
     def __init__(self, ref: Reference, result: PushResult, keychain: Keychain | None,
-                 on_event: EventSink | None) -> None:
+                 on_event: EventSink | None, stop: threading.Event | None = None) -> None:
         self.ref, self.result, self.keychain = ref, result, keychain
         self.client = RegistryClient.for_registry(ref.registry, keychain)
         self._emit = on_event or (lambda e: None)
@@ -269,6 +277,7 @@ class _Pusher:
         self.presumed: frozenset[str] = frozenset()  # blobs the repository holds (its image's)
         self.trust = True  # False: presume nothing (the manifest was refused once)
         self.assumed: set[str] = set()  # blobs skipped on a presumption, not asked about
+        self.stop = stop  # set: stop at the next chunk (Stopped)
 
     def emit(self, event: PushEvent) -> None:
         with self._lock:  # sinks need not be thread-safe
@@ -279,11 +288,19 @@ class _Pusher:
 
         def progress(how: How) -> Callable[[int], None]:
             def advance(n: int) -> None:
+                if self.stop is not None and self.stop.is_set():
+                    raise Stopped(blob.digest)
                 sent["n"] += n
                 self.emit(PushEvent("progress", blob.digest, sent["n"], blob.size, how, blob.kind))
             return advance
 
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped(blob.digest)
         how = self._push_blob(blob, progress)
+        self.record(blob, how)
+
+    def record(self, blob: _Blob, how: How, *, ahead: bool = False) -> None:
+        """``blob`` is in the repository (``how``): counted in the result, and an event."""
         r = self.result
         with self._lock:
             r.blobs.append({"digest": blob.digest, "size": blob.size, "kind": blob.kind, "action": ACTION[how]})
@@ -296,7 +313,7 @@ class _Pusher:
                 r.uploaded_bytes += blob.size
                 r.streamed_blobs += how == "stream"
         done = blob.size if how in ("upload", "stream") else 0
-        self.emit(PushEvent("blob", blob.digest, done, blob.size, how, blob.kind))
+        self.emit(PushEvent("blob", blob.digest, done, blob.size, how, blob.kind, ahead=ahead))
 
     def _push_blob(self, blob: _Blob, progress: Callable[[How], Callable[[int], None]]) -> How:
         client, repo, placed = self.client, self.ref.repository, self.placed
@@ -358,14 +375,40 @@ class _Pusher:
         return "stream"
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """Blobs :func:`send_ahead` put into a repository: (digest → how) and where."""
+
+    registry: str
+    repository: str
+    done: dict[str, How]
+
+
+def send_ahead(layers: Sequence[Layer], target: str, *, keychain: Keychain | None = None,
+               stop: threading.Event | None = None) -> Ahead:
+    """Put ``layers`` into ``target``'s repository without a manifest (as :func:`push_image` would:
+    skip, mount, stream or upload), so that a push after it has less to do: a build's base layers,
+    sent while the build still installs and compresses. Raises :class:`Stopped` soon after ``stop``
+    is set; a blob that is not in the repository yet is left to the push."""
+    ref, _ = check_target(target)
+    pusher = _Pusher(ref, PushResult("", "", ref.repository, []), keychain, None, stop)
+    done: dict[str, How] = {}
+    mine = [_Blob(lay.digest, lay.size, "layer", layer=lay) for lay in {lay.digest: lay for lay in layers}.values()]
+    _send_all(pusher, mine)
+    for b in pusher.result.blobs:
+        done[b["digest"]] = next(h for h, a in ACTION.items() if a == b["action"])
+    return Ahead(ref.registry, ref.repository, done)
+
+
 def push_image(image: Image, target: str, tags: Sequence[str] = (), *, keychain: Keychain | None = None,
-               on_event: EventSink | None = None) -> PushResult:
+               on_event: EventSink | None = None, ahead: Ahead | None = None) -> PushResult:
     """Push ``image`` to ``target`` (``registry/repository[:tag]``), tagging it with ``tags``.
 
     ``keychain`` answers for the target and the base image's registry (default: docker
     config; ``lambdaship.registries.default_keychain()`` adds ECR). Returns a ``PushResult``;
     ``image_ref`` is ``registry/repository@sha256:...``. Raises ``LambdashipError`` (one line)
-    when the push cannot complete; nothing is tagged in that case.
+    when the push cannot complete; nothing is tagged in that case. ``ahead``: blobs
+    :func:`send_ahead` already put into this repository (counted as it sent them, not asked about).
     """
     ref, all_tags = check_target(target, tags)
     blobs = _blobs(image)
@@ -377,7 +420,11 @@ def push_image(image: Image, target: str, tags: Sequence[str] = (), *, keychain:
     if held is not None and held.source.repository == repo and _same_name(held.source.registry, ref.registry):
         pusher.presumed = held.digests
     pusher.emit(PushEvent("start", image.digest, 0, sum(b.size for b in blobs)))
-    _send_all(pusher, blobs)
+    done = ahead.done if ahead is not None and (ahead.registry, ahead.repository) == (ref.registry, repo) else {}
+    for b in blobs:
+        if b.digest in done:
+            pusher.record(b, done[b.digest], ahead=True)
+    _send_all(pusher, [b for b in blobs if b.digest not in done])
     order = [x.digest for x in blobs]
     result.blobs.sort(key=lambda b: order.index(b["digest"]))
 

@@ -214,9 +214,9 @@ def _install_entry(fn: FunctionConfig, p: DepsPlan, target: Literal["lambda", "h
         tree = tmp / "tree"
         tree.mkdir()
         hashed: cacheverify.Known = {}  # the RECORD check's digests: the tree is not read twice
-        pruned, pruned_tests = _fill(fn, p, target, tmp, tree, timings, progress, hashed)
+        (pruned, pruned_tests), sized = _fill(fn, p, target, tmp, tree, timings, progress, hashed)
         requirements = sorted(pruning.installed(tree))
-        content_bytes, entries = tree_size(tree)
+        content_bytes, entries = sized or tree_size(tree)
         records = dict(cacheverify.tree_records(tree, hashed))
         (tmp / MARKER).write_text(json.dumps(
             {"requirements": requirements, "pruned": pruned, "pruned_tests": pruned_tests,
@@ -237,9 +237,11 @@ def _install_entry(fn: FunctionConfig, p: DepsPlan, target: Literal["lambda", "h
 
 
 def _fill(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path, timings: dict[str, float],
-          progress: Callable[..., None] | None, hashed: cacheverify.Known | None = None) -> tuple[list[str], list[str]]:
+          progress: Callable[..., None] | None, hashed: cacheverify.Known | None = None,
+          ) -> tuple[tuple[list[str], list[str]], tuple[int, int] | None]:
     """Install into ``tree``, trim it, compile its bytecode; the stages to ``progress``.
-    Returns what :func:`_trim` removed."""
+    Returns what :func:`_trim` removed and, when it measured them for ``progress``, the final
+    tree's :func:`tree_size` (the tree is walked once less)."""
     phases = installer.Phases(progress)
     installs = (p.requirements_file is not None or p.extra) and p.named | reqs.has_options(p.requirements_text)
     if p.only is not None:
@@ -247,7 +249,8 @@ def _fill(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path, t
     if installs:
         timings["install"] = _run_installer(fn, p, target, tmp, tree, phases, hashed)
     trimmed = _trim(tree, p.prune, target)
-    before = tree_size(tree)[0] if progress is not None else 0
+    sized = tree_size(tree) if progress is not None else None
+    before = sized[0] if sized is not None else 0
     if installs and progress is not None:
         phases.installed(before)
     if p.interpreter:
@@ -257,10 +260,11 @@ def _fill(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path, t
         t0 = time.monotonic()
         bytecode.compile_tree(tree, p.interpreter)
         timings["bytecode"] = time.monotonic() - t0
-        if progress is not None:
-            progress(stage="bytecode", bytes=max(0, tree_size(tree)[0] - before), seconds=timings["bytecode"],
+        sized = tree_size(tree) if progress is not None else None
+        if sized is not None:
+            progress(stage="bytecode", bytes=max(0, sized[0] - before), seconds=timings["bytecode"],
                      detail=f"Python {fn.python if target == 'lambda' else bytecode.HOST_PYTHON}")
-    return trimmed
+    return trimmed, sized
 
 
 def _run_installer(fn: FunctionConfig, p: DepsPlan, target: str, tmp: Path, tree: Path,
