@@ -187,3 +187,25 @@ def test_send_ahead_told_to_stop_sends_nothing(local_stack, upstream, tmp_path: 
         send_ahead(layers, f"{registry_host(local_stack.registry.url)}/{name}", stop)
     client = RegistryClient.for_registry(registry_host(local_stack.registry.url))
     assert not any(client.blob_exists(name, lay.digest) for lay in layers)
+
+
+def test_send_ahead_counts_what_passed_and_leaves_a_failed_blob_to_the_push(local_stack, upstream,
+                                                                             tmp_path: Path) -> None:
+    """One layer's source lacks its blob: the others are sent and reported done, that one is not
+    (the push after it meets the error and reports it)."""
+    from dataclasses import replace
+
+    from lambdaship.image.base import resolve_base
+    from lambdaship.image.model import Descriptor
+    from lambdaship.oci.reference import registry_host
+    from lambdaship.registries import send_ahead
+
+    base, _state = upstream
+    layers = list(resolve_base(base, "x86_64").layers)
+    missing = replace(layers[0], descriptor=Descriptor(layers[0].descriptor.media_type, "sha256:" + "ab" * 32, 10))
+    name = f"ahead-part-{uuid.uuid4().hex[:8]}"
+    ahead = send_ahead([*layers, missing], f"{registry_host(local_stack.registry.url)}/{name}")
+    assert set(ahead.done) == {lay.digest for lay in layers}
+    client = RegistryClient.for_registry(registry_host(local_stack.registry.url))
+    assert all(client.blob_exists(name, lay.digest) for lay in layers)
+    assert not client.blob_exists(name, missing.digest)

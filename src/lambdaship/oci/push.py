@@ -389,15 +389,18 @@ def send_ahead(layers: Sequence[Layer], target: str, *, keychain: Keychain | Non
     """Put ``layers`` into ``target``'s repository without a manifest (as :func:`push_image` would:
     skip, mount, stream or upload), so that a push after it has less to do: a build's base layers,
     sent while the build still installs and compresses. Raises :class:`Stopped` soon after ``stop``
-    is set; a blob that is not in the repository yet is left to the push."""
+    is set. A blob that failed is left to the push (which reports its error); the others count."""
     ref, _ = check_target(target)
     pusher = _Pusher(ref, PushResult("", "", ref.repository, []), keychain, None, stop)
-    done: dict[str, How] = {}
     mine = [_Blob(lay.digest, lay.size, "layer", layer=lay) for lay in {lay.digest: lay for lay in layers}.values()]
-    _send_all(pusher, mine)
-    for b in pusher.result.blobs:
-        done[b["digest"]] = next(h for h, a in ACTION.items() if a == b["action"])
-    return Ahead(ref.registry, ref.repository, done)
+    try:
+        _send_all(pusher, mine)
+    except Stopped:
+        raise
+    except Exception:  # what did not pass is the push's to send and to report
+        pass
+    how = {action: h for h, action in ACTION.items()}
+    return Ahead(ref.registry, ref.repository, {b["digest"]: how[b["action"]] for b in pusher.result.blobs})
 
 
 def push_image(image: Image, target: str, tags: Sequence[str] = (), *, keychain: Keychain | None = None,
