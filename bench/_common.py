@@ -82,15 +82,15 @@ def settle(where: Path, limit_ms: float = 0.05, wait_s: float = 480.0) -> float:
     inodes were freed, back to quiet after ~5 min), at most ``wait_s`` seconds. Returns the last
     probe's figure, printed when it had to wait."""
     t0 = time.monotonic()
-    ok, ms = 0, 0.0
+    ms = file_create_ms(where)
+    ok = int(ms <= limit_ms)
     while ok < 2:
-        ms = file_create_ms(where)
-        ok = ok + 1 if ms <= limit_ms else 0
-        if ok < 2 and time.monotonic() - t0 > wait_s:
+        if time.monotonic() - t0 > wait_s:
             print(f"  file system not quiet after {wait_s:.0f} s: {ms:.3f} ms per inode created", flush=True)
             return ms
-        if ok < 2:
-            time.sleep(10 if ok == 0 else 1)
+        time.sleep(1 if ok else 10)
+        ms = file_create_ms(where)
+        ok = ok + 1 if ms <= limit_ms else 0
     if time.monotonic() - t0 > 3:
         print(f"  file system quiet after {time.monotonic() - t0:.0f} s: {ms:.3f} ms per inode created", flush=True)
     return ms

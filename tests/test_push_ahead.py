@@ -99,7 +99,7 @@ def test_the_base_layers_are_in_the_target_before_the_build_ends(local_stack, up
     from lambdaship.registries import push_image
     from tests.test_push import file_layer, make_image
 
-    base, state = upstream
+    base, _state = upstream
     app, name = _app(tmp_path, base)
     fn = load_project(app).function()
     dest = f"{registry_host(local_stack.registry.url)}/{name}"
@@ -126,7 +126,6 @@ def test_the_base_layers_are_in_the_target_before_the_build_ends(local_stack, up
     assert result.streamed_blobs == len(digests)
     assert result.uploaded_bytes == sum(lay.size for lay in image.layers) + len(image.config)
     assert client.head_manifest(name, "t") == image.digest
-    del state
 
 
 def test_a_failed_build_stops_the_copy_and_deletes_the_repository_it_created(local_stack, upstream,
